@@ -1,0 +1,9 @@
+"""`ispeed` subcommands of ispeed.admin_geo (registered by ispeed.cli.main)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Nothing registered yet; see ispeed.cli.pending."""

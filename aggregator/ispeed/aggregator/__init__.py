@@ -1,0 +1,1 @@
+"""Aggregator: methodology v1 monthly statistics, the open-data export and simulation."""

@@ -1,0 +1,1 @@
+"""The `ispeed` command: one entry point, subcommands registered by each component."""

@@ -1,0 +1,91 @@
+"""The result schema: one `Measurement` per test, mirrored column for column by the DDL.
+
+`tests/test_schema.py` checks these fields (names, order, ClickHouse types) against the
+`measurements` table that the migrations create, on both store backends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+NETWORK_TYPES = ("fixed", "mobile", "5g")
+CLIENT_KINDS = ("cli", "agent", "browser", "ndt7", "simulated")
+LOCATION_SOURCES = ("gps", "ip", "none")
+METHOD_VERSION = "1"
+
+
+def _col(ch_type: str, default: Any = dataclasses.MISSING) -> Any:
+    return field(default=default, metadata={"ch": ch_type})
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One stored test result (privacy-safe: no raw IP, hashed device, rounded GPS)."""
+
+    test_id: str = _col("String")
+    started_at: dt.datetime = _col("DateTime('UTC')")
+    local_date: dt.date = _col("Date")
+    network_type: str = _col("String")
+    provider: str = _col("String", "")
+    asn: int = _col("UInt32", 0)
+    province_code: str = _col("String", "")
+    commune_code: str = _col("String", "")
+    location_source: str = _col("String", "none")
+    lat: float | None = _col("Nullable(Float64)", None)
+    lon: float | None = _col("Nullable(Float64)", None)
+    device_hash: str = _col("String", "")
+    ip_hash: str = _col("String", "")
+    ip_network: str = _col("String", "")
+    download_mbps: float = _col("Float64", 0.0)
+    upload_mbps: float = _col("Float64", 0.0)
+    latency_ms: float | None = _col("Nullable(Float64)", None)
+    jitter_ms: float | None = _col("Nullable(Float64)", None)
+    loaded_latency_down_ms: float | None = _col("Nullable(Float64)", None)
+    loaded_latency_up_ms: float | None = _col("Nullable(Float64)", None)
+    bytes_down: int = _col("UInt64", 0)
+    bytes_up: int = _col("UInt64", 0)
+    server_bytes_down: int = _col("UInt64", 0)
+    server_bytes_up: int = _col("UInt64", 0)
+    streams: int = _col("UInt16", 0)
+    duration_s: float = _col("Float64", 0.0)
+    tcp_min_rtt_ms: float | None = _col("Nullable(Float64)", None)
+    tcp_retrans_ratio: float | None = _col("Nullable(Float64)", None)
+    server_id: str = _col("String", "")
+    client_kind: str = _col("String", "cli")
+    client_version: str = _col("String", "")
+    method_version: str = _col("String", METHOD_VERSION)
+    simulated: bool = _col("UInt8", False)
+    valid: bool = _col("UInt8", True)
+    invalid_reason: str = _col("String", "")
+    received_at: dt.datetime | None = _col("DateTime('UTC')", None)
+
+
+MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f.name, f.metadata["ch"]) for f in dataclasses.fields(Measurement)
+)
+
+# Open-data export (issue #2): later versions may add columns, never rename.
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "test_id", "started_at", "local_date", "device_hash", "network_type", "provider", "asn",
+    "province_code", "commune_code", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
+    "loaded_latency_down_ms", "loaded_latency_up_ms", "server_id", "client_kind", "simulated",
+    "valid",
+)
+
+
+def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
+    """Columnar form of `rows` for a batched insert; timestamps become UTC epoch seconds."""
+    out: dict[str, list[Any]] = {name: [] for name, _ in MEASUREMENT_COLUMNS}
+    now = dt.datetime.now(dt.timezone.utc)
+    for row in rows:
+        for name, ch_type in MEASUREMENT_COLUMNS:
+            value = getattr(row, name)
+            if ch_type.startswith("DateTime"):
+                value = int((value or now).timestamp())
+            elif ch_type == "UInt8":
+                value = int(bool(value))
+            out[name].append(value)
+    return out

@@ -1,0 +1,44 @@
+"""One table of settings (flag, environment variable, default, help) for the CLI and the docs.
+
+Only the entry point reads the environment, through `add_setting`; components receive
+frozen config objects. `tests/test_settings.py` fails if a setting is missing from the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+from ispeed.core.store.url import DEFAULT_STORE_URL
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # flag without dashes
+    env: str
+    default: str | None
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("store", "ISPEED_STORE", DEFAULT_STORE_URL,
+                "where results live: chdb:PATH (embedded) or clickhouse://[user[:password]@]host[:port]/database"),
+        Setting("secret", "ISPEED_SECRET", None,
+                "server secret for test tokens and IP/device hashes (no default: required by `serve` "
+                "outside the demo; at least 16 characters)"),
+        Setting("server-id", "ISPEED_SERVER_ID", "local-1", "this test server's id, stored with every result"),
+        Setting("province", "ISPEED_PROVINCE", "", "province code of this test server's location"),
+        Setting("asn-db", "ISPEED_ASN_DB", "", "MaxMind-format database mapping IP to ASN/ISP"),
+        Setting("city-db", "ISPEED_CITY_DB", "", "MaxMind-format database mapping IP to province"),
+    )
+}
+
+
+def add_setting(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
+    """Add `--NAME` with its default taken from the environment variable, then the table."""
+    s = SETTINGS[name]
+    default = os.environ.get(s.env, s.default)
+    parser.add_argument(f"--{s.name}", default=default, help=f"{s.help} (env {s.env})", **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The ispeed test server: measurement endpoints, test tokens, result ingest."""
