@@ -18,6 +18,7 @@ from ispeed.core.errors import IspeedError
 COMMAND_MODULES = (
     "ispeed.server.cli",
     "ispeed.client.cli",
+    "ispeed.aggregator.cli_export",
     "ispeed.aggregator.cli",
     "ispeed.admin_geo.cli",
     "ispeed.cli.pending",

@@ -25,7 +25,7 @@ def _not_yet(args: argparse.Namespace) -> int:
     return 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     existing = set(sub.choices)
     for name, (help_text, _) in PENDING.items():
         if name in existing:

@@ -39,13 +39,14 @@ class ConfigError(UsageError):
 
 
 class ValidationError(IspeedError, ValueError):
-    """Input to an API is malformed; ``field`` names the offending field."""
+    """Input to an API is malformed; ``field`` names the offending field, ``status`` the HTTP answer."""
 
     exit_code = 2
 
-    def __init__(self, field: str, reason: str) -> None:
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
         self.field = field
         self.reason = reason
+        self.status = status
         super().__init__(f"{field}: {reason}")
 
 

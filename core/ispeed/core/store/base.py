@@ -40,6 +40,7 @@ class InsertReport:
 
     inserted: int
     duplicates: int
+    new_ids: frozenset[str] = frozenset()
 
 
 def load_migrations() -> list[Migration]:
@@ -163,7 +164,8 @@ class Store(ABC):
                     fresh.append(row)
             if fresh:
                 self.insert_columns("measurements", to_columns(fresh), dict(MEASUREMENT_COLUMNS))
-            return InsertReport(inserted=len(fresh), duplicates=len(rows) - len(fresh))
+            return InsertReport(inserted=len(fresh), duplicates=len(rows) - len(fresh),
+                                new_ids=frozenset(r.test_id for r in fresh))
 
     def __enter__(self) -> "Store":
         return self

@@ -69,7 +69,7 @@ class ChdbStore(Store):
             os.makedirs(path, exist_ok=True)
             from chdb import session  # lazy: heavy, and not needed by the client
 
-            self._session = session.Session(path)
+            self._session: Any = session.Session(path)
         except Exception as exc:
             raise StoreUnavailable(f"cannot open the embedded store {url.redacted}: {exc}") from exc
         _open_path = path

@@ -1,0 +1,58 @@
+"""Configuration of one client test, built at the entry point and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ispeed.core.errors import ConfigError
+from ispeed.core.schema import NETWORK_TYPES
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """What one test does: server, streams, phase length, network type, place, submission."""
+
+    __test__ = False  # not a pytest test class
+
+    server_url: str
+    streams: int = 4
+    duration_s: float = 10.0
+    network_type: str = "fixed"
+    lat: float | None = None
+    lon: float | None = None
+    accuracy_m: float | None = None
+    submit: bool = True
+    device_id: str = ""
+    client_kind: str = "cli"
+    latency_probes: int = 12
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_server_url(self.server_url)
+        if not 1 <= self.streams <= 64:
+            raise ConfigError("--streams", self.streams, "use 1 to 64 parallel streams")
+        if not 1 <= self.duration_s <= 600:
+            raise ConfigError("--duration", self.duration_s, "use 1 to 600 seconds per phase")
+        if self.network_type not in NETWORK_TYPES:
+            raise ConfigError("--network-type", self.network_type, f"use one of {', '.join(NETWORK_TYPES)}")
+        if (self.lat is None) != (self.lon is None):
+            raise ConfigError("--lat/--lon", (self.lat, self.lon), "give both or neither")
+        if self.lat is not None and not -90 <= self.lat <= 90:
+            raise ConfigError("--lat", self.lat, "latitude is between -90 and 90 (Vietnam: 8 to 24)")
+        if self.lon is not None and not -180 <= self.lon <= 180:
+            raise ConfigError("--lon", self.lon, "longitude is between -180 and 180 (Vietnam: 102 to 110)")
+
+
+def check_server_url(url: str) -> str:
+    """`url` if it is http(s)://host[:port][/path]; ConfigError naming it otherwise."""
+    hint = "use the server's base URL, e.g. http://127.0.0.1:8080"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("--server", url, hint) from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("--server", url, hint)
+    del port
+    return url.rstrip("/")

@@ -1,0 +1,248 @@
+"""One speed test against an ispeed server: idle latency, download, upload (method v1).
+
+Download: N streams each GET large responses and count bytes as they arrive; at the end of
+the phase the streams are closed. Upload: N streams POST a generator of 1 MiB random chunks
+(with Content-Length, never chunked); the server's received-byte count is the upload truth.
+Latency: WebSocket round trips, idle before the transfers and repeated during them (loaded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from ispeed.client.config import TestConfig
+from ispeed.core import method
+from ispeed.core.errors import MeasurementError, ServerUnreachable
+
+CHUNK_BYTES = 1 << 20
+REQUEST_BYTES = 1 << 30         # per download response / upload body; streams repeat requests
+READ_BUFSIZE = 1 << 20
+LOADED_PROBE_INTERVAL_S = 0.1
+
+Progress = Callable[[str, float, float], None]   # phase, elapsed s, current Mbps
+
+
+@dataclass
+class PhaseResult:
+    mbps: float
+    bytes: int
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    loaded_rtts_ms: list[float] = field(default_factory=list)
+
+
+class _Prober:
+    """Latency probes over one WebSocket: a text message echoed by the server, timed here."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seq = 0
+
+    async def probe(self, timeout_s: float = 2.0) -> float | None:
+        self.seq += 1
+        t0 = time.perf_counter()
+        await self.ws.send_str(str(self.seq))
+        try:
+            while True:
+                msg = await asyncio.wait_for(self.ws.receive(), timeout_s)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    return None
+                if msg.data == str(self.seq):
+                    return (time.perf_counter() - t0) * 1000
+        except asyncio.TimeoutError:
+            return None
+
+    async def loaded(self, stop_at: float, out: list[float]) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < stop_at:
+            rtt = await self.probe()
+            if rtt is not None:
+                out.append(rtt)
+            await asyncio.sleep(LOADED_PROBE_INTERVAL_S)
+
+
+class Engine:
+    """Runs one test; `run()` returns the result dictionary printed by `ispeed test --json`."""
+
+    def __init__(self, config: TestConfig, progress: Progress | None = None) -> None:
+        self.cfg = config
+        self.base = config.server_url.rstrip("/")
+        self.progress = progress or (lambda phase, t, mbps: None)
+        data = os.urandom(8 << 20)   # incompressible; one chunk repeated so slices wrap
+        self._payload = memoryview(data + data[:CHUNK_BYTES])
+
+    # -- HTTP helpers ---------------------------------------------------------------------
+    async def _json(self, session: aiohttp.ClientSession, method_: str, path: str, **kw: Any) -> Any:
+        try:
+            async with session.request(method_, self.base + path, **kw) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status >= 400:
+                    reason = body.get("error") if isinstance(body, dict) else body
+                    raise MeasurementError(f"{method_} {path} answered {resp.status}: {reason}")
+                return body
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+            raise ServerUnreachable(
+                f"cannot reach the test server at {self.base} ({exc.__class__.__name__}: {exc}); "
+                "check the --server URL and that `ispeed serve` is running") from exc
+        except aiohttp.ContentTypeError as exc:
+            raise MeasurementError(f"{self.base}{path} did not answer JSON: is this an ispeed server?") from exc
+
+    # -- phases -----------------------------------------------------------------------------
+    async def _phase(self, name: str, stream_fn: Callable[[int, list[int], float], Any],
+                     prober: _Prober | None) -> PhaseResult:
+        loop = asyncio.get_running_loop()
+        counters = [0] * self.cfg.streams
+        start = loop.time()
+        stop_at = start + self.cfg.duration_s
+        tasks = [asyncio.create_task(stream_fn(i, counters, stop_at)) for i in range(self.cfg.streams)]
+        rtts: list[float] = []
+        probe_task = asyncio.create_task(prober.loaded(stop_at, rtts)) if prober else None
+        samples = [(0.0, 0)]
+        try:
+            while True:
+                now = loop.time()
+                if now >= stop_at:
+                    break
+                if all(task.done() for task in tasks):
+                    for task in tasks:
+                        exc = task.exception()
+                        if exc:
+                            raise exc
+                    break
+                await asyncio.sleep(min(method.SAMPLE_INTERVAL_S, stop_at - now))
+                t, total = loop.time() - start, sum(counters)
+                prev_t, prev_b = samples[-1]
+                samples.append((t, total))
+                self.progress(name, t, (total - prev_b) * 8 / max(t - prev_t, 1e-6) / 1e6)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if probe_task:
+                probe_task.cancel()
+                await asyncio.gather(probe_task, return_exceptions=True)
+        total = sum(counters)
+        if total == 0:
+            raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
+        return PhaseResult(method.steady_mbps(samples), total, samples, rtts)
+
+    def _download_stream(self, session: aiohttp.ClientSession, token: str) -> Callable[..., Any]:
+        async def stream(i: int, counters: list[int], stop_at: float) -> None:
+            loop = asyncio.get_running_loop()
+            params = {"token": token, "stream": str(i), "bytes": str(REQUEST_BYTES)}
+            while loop.time() < stop_at:
+                async with session.get(self.base + "/api/v1/download", params=params) as resp:
+                    if resp.status != 200:
+                        raise MeasurementError(f"download stream {i}: HTTP {resp.status} {await resp.text()}")
+                    async for chunk in resp.content.iter_any():
+                        counters[i] += len(chunk)
+        return stream
+
+    def _upload_stream(self, session: aiohttp.ClientSession, token: str) -> Callable[..., Any]:
+        payload = self._payload
+        size = 8 << 20
+
+        async def body(i: int, counters: list[int]) -> AsyncIterator[memoryview]:
+            offset = 0
+            for _ in range(REQUEST_BYTES // CHUNK_BYTES):
+                yield payload[offset:offset + CHUNK_BYTES]
+                counters[i] += CHUNK_BYTES
+                offset = (offset + CHUNK_BYTES) % size
+
+        async def stream(i: int, counters: list[int], stop_at: float) -> None:
+            loop = asyncio.get_running_loop()
+            params = {"token": token, "stream": str(i)}
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(REQUEST_BYTES)}
+            while loop.time() < stop_at:
+                async with session.post(self.base + "/api/v1/upload", params=params,
+                                        data=body(i, counters), headers=headers) as resp:
+                    if resp.status != 200:
+                        raise MeasurementError(f"upload stream {i}: HTTP {resp.status} {await resp.text()}")
+                    await resp.read()
+        return stream
+
+    # -- the whole test -----------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
+        connector = aiohttp.TCPConnector(limit=0, force_close=False)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                         read_bufsize=READ_BUFSIZE, auto_decompress=False) as session:
+            ticket = await self._json(session, "POST", "/api/v1/tests",
+                                      json={"streams": cfg.streams, "duration_s": cfg.duration_s})
+            token = ticket["token"]
+            ws_url = self.base.replace("http", "ws", 1) + "/api/v1/latency"
+            async with session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws:
+                prober = _Prober(ws)
+                idle = []
+                for _ in range(max(cfg.latency_probes, method.MIN_LATENCY_PROBES)):
+                    rtt = await prober.probe()
+                    if rtt is not None:
+                        idle.append(rtt)
+                    await asyncio.sleep(0.02)
+                self.progress("latency", 0.0, 0.0)
+                down = await self._phase("download", self._download_stream(session, token), prober)
+                up = await self._phase("upload", self._upload_stream(session, token), prober)
+            await asyncio.sleep(0.2)   # let the server take in what was in flight
+            counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}",
+                                        params={"token": token})
+            latency_ms, jitter_ms = method.latency_summary(idle)
+            loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
+            loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
+            server_up = float(counters.get("upload_mbps") or 0.0)
+            result: dict[str, Any] = {
+                "test_id": ticket["test_id"],
+                "server": self.base,
+                "server_id": ticket.get("server_id", ""),
+                "download_mbps": round(down.mbps, 3),
+                "upload_mbps": round(server_up if server_up > 0 else up.mbps, 3),
+                "upload_mbps_client": round(up.mbps, 3),
+                "latency_ms": _r(latency_ms),
+                "jitter_ms": _r(jitter_ms),
+                "loaded_latency_down_ms": _r(loaded_down),
+                "loaded_latency_up_ms": _r(loaded_up),
+                "bytes_down": down.bytes,
+                "bytes_up": int(counters.get("bytes_up") or 0),
+                "streams": cfg.streams,
+                "duration_s": cfg.duration_s,
+                "network_type": cfg.network_type,
+                "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
+                "method_version": method.METHOD_VERSION,
+                "submitted": False,
+            }
+            if cfg.submit:
+                body = {k: result[k] for k in (
+                    "test_id", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
+                    "loaded_latency_down_ms", "loaded_latency_up_ms", "bytes_down", "bytes_up",
+                    "streams", "duration_s", "network_type", "method_version")}
+                body.update(token=token, client_kind=cfg.client_kind, client_version=_version())
+                if cfg.device_id:
+                    body["device_id"] = cfg.device_id
+                if cfg.lat is not None:
+                    body.update(lat=cfg.lat, lon=cfg.lon)
+                    if cfg.accuracy_m is not None:
+                        body["accuracy_m"] = cfg.accuracy_m
+                answer = await self._json(session, "POST", "/api/v1/results", json=body)
+                result.update(submitted=True, valid=answer.get("valid"), provider=answer.get("provider", ""),
+                              province_code=answer.get("province_code", ""),
+                              commune_code=answer.get("commune_code", ""))
+            return result
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return "ispeed/" + version("ispeed")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "ispeed/dev"

@@ -1,0 +1,124 @@
+"""The aiohttp application of a test server: routes, state, and resource lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from ispeed.core.store import Store, open_store
+from ispeed.server import measure, results, tests_api
+from ispeed.server.attribution import Attribution, NoAttribution
+from ispeed.server.config import ServerConfig
+from ispeed.server.errors import error_middleware
+from ispeed.server.ingest import Ingestor
+from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, PAYLOAD, REGISTRY
+from ispeed.server.metrics import Metrics
+from ispeed.server.registry import Registry
+
+log = logging.getLogger("ispeed.server")
+
+READ_BUFSIZE = 1 << 20   # 64 KiB default limits several streams in one process (DESIGN.md)
+
+LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ispeed test server</title></head>
+<body><h1>ispeed test server</h1><p>Server <code>{server_id}</code>. Run a test with
+<code>ispeed test --server {base}</code>. API: <code>POST /api/v1/tests</code>,
+<code>GET /api/v1/download</code>, <code>POST /api/v1/upload</code>, <code>GET /api/v1/latency</code> (WebSocket),
+<code>POST /api/v1/results</code>, <code>GET /api/v1/servers</code>, <code>GET /metrics</code>.</p></body></html>"""
+
+
+async def servers(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    registry = request.app[REGISTRY]
+    return web.json_response({
+        "server_id": cfg.server_id,
+        "province_code": cfg.province_code,
+        "url": f"{request.scheme}://{request.host}",
+        "capacity": {"max_running_tests": cfg.max_running_tests, "max_streams": cfg.max_streams,
+                     "max_duration_s": cfg.max_duration_s},
+        "running_tests": registry.running(),
+        "peers": list(cfg.peers),
+    })
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[METRICS].render(), content_type="text/plain")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "server_id": request.app[CONFIG].server_id})
+
+
+async def landing(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    return web.Response(text=LANDING.format(server_id=cfg.server_id, base=f"{request.scheme}://{request.host}"),
+                        content_type="text/html")
+
+
+def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = None,
+             attribution: Attribution | None = None) -> web.Application:
+    """Build the application; the store opens (on the store thread) when the app starts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[CONFIG] = config
+    app[REGISTRY] = Registry()
+    app[METRICS] = m = Metrics()
+    app[PAYLOAD] = measure.make_payload()
+    app[ATTRIBUTION] = attribution or NoAttribution()
+    opener = store_opener or (lambda: open_store(config.store_url))
+    app[INGEST] = ingest = Ingestor(opener, m, config.ingest_batch_rows, config.ingest_batch_wait_s)
+    m.gauges["ingest_queue_length"] = lambda: ingest.queue_length
+    m.gauges["tests_running"] = lambda: app[REGISTRY].running()
+    m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
+
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        await ingest.start()
+        yield
+        await ingest.close()
+
+    app.cleanup_ctx.append(store_ctx)
+    app.router.add_get("/", landing)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/servers", servers)
+    app.router.add_post("/api/v1/tests", tests_api.start_test)
+    app.router.add_get("/api/v1/tests/{test_id}", tests_api.test_counters)
+    app.router.add_get("/api/v1/download", measure.download)
+    app.router.add_post("/api/v1/upload", measure.upload)
+    app.router.add_get("/api/v1/latency", measure.latency)
+    app.router.add_post("/api/v1/results", results.submit_result)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServerConfig, app: web.Application | None = None) -> AsyncIterator[tuple[str, web.Application]]:
+    """Start the app on config.host:config.port (0 = a free port); yields (base URL, app)."""
+    app = app or make_app(config)
+    runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None,
+                           shutdown_timeout=5.0, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
+        await site.start()
+        port = config.port
+        for sock in runner.server and site._server.sockets or ():  # type: ignore[union-attr]
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                port = sock.getsockname()[1]
+                break
+        host = config.host if ":" not in config.host else f"[{config.host}]"
+        yield f"http://{host}:{port}", app
+    finally:
+        await runner.cleanup()
+
+
+async def serve(config: ServerConfig, ready: Callable[[str], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set; SIGTERM/SIGINT handlers of the caller set it."""
+    async with running(config) as (url, _):
+        log.info("listening on %s", url)
+        if ready:
+            ready(url)
+        await (stop or asyncio.Event()).wait()

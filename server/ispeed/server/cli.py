@@ -1,0 +1,80 @@
+"""`ispeed serve`: run a test server (measurement endpoints and result ingest)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import sys
+
+from ispeed.core.errors import ConfigError
+from ispeed.core.settings import add_setting
+
+log = logging.getLogger("ispeed.server")
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("serve", help="run a test server: measurement endpoints, result ingest, test page")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    add_setting(p, "store")
+    add_setting(p, "secret")
+    add_setting(p, "server-id")
+    add_setting(p, "province")
+    p.add_argument("--max-duration", type=float, default=30.0, help="longest test phase in seconds (default 30)")
+    p.add_argument("--max-streams", type=int, default=16, help="most parallel streams per test (default 16)")
+    p.set_defaults(func=run_serve)
+
+
+def build_config(args: argparse.Namespace) -> "object":
+    from ispeed.core.store import parse_store_url
+    from ispeed.server.config import ServerConfig
+
+    parse_store_url(args.store)  # fail fast, before anything starts
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("--port", args.port, "use a TCP port between 0 and 65535")
+    if args.max_duration <= 0 or args.max_streams < 1:
+        raise ConfigError("--max-duration/--max-streams", (args.max_duration, args.max_streams), "use positive values")
+    secret = args.secret
+    if not secret:
+        secret = secrets.token_hex(32)
+        sys.stderr.write(
+            "ispeed serve: warning: no --secret / ISPEED_SECRET set; using a random one for this run "
+            "(device and IP hashes will not match across restarts; set a secret in production)\n")
+    elif len(secret) < 16:
+        raise ConfigError("--secret", "***", "use at least 16 characters (e.g. `openssl rand -hex 32`)")
+    return ServerConfig(
+        host=args.host, port=args.port, store_url=args.store, server_id=args.server_id,
+        province_code=args.province, secret=secret.encode(), max_duration_s=args.max_duration,
+        max_streams=args.max_streams,
+    )
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    import uvloop
+
+    from ispeed.server.app import serve
+    from ispeed.server.config import ServerConfig
+
+    config = build_config(args)
+    assert isinstance(config, ServerConfig)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def ready(url: str) -> None:
+            sys.stderr.write(f"ispeed serve: listening on {url} (server {config.server_id}, "
+                             f"store {args.store}); Ctrl-C to stop\n")
+            sys.stderr.flush()
+
+        await serve(config, ready=ready, stop=stop)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+    return 0

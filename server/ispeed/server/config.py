@@ -1,0 +1,31 @@
+"""Configuration of one test server, built at the entry point and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    store_url: str = "chdb:./var/ispeed"
+    server_id: str = "local-1"
+    province_code: str = ""
+    secret: bytes = field(default=b"", repr=False)
+    # measurement limits
+    max_streams: int = 16
+    max_duration_s: float = 30.0
+    default_duration_s: float = 10.0
+    max_request_bytes: int = 8 << 30       # one download response / upload body
+    max_bytes_per_test: int = 200 << 30    # all streams, both directions
+    token_ttl_s: float = 600.0             # a result may be submitted until then
+    max_running_tests: int = 64
+    # ingest
+    ingest_batch_rows: int = 500
+    ingest_batch_wait_s: float = 0.05
+    max_result_body_bytes: int = 16 << 10
+    # optional geo databases (paths)
+    asn_db: str = ""
+    city_db: str = ""
+    peers: tuple[str, ...] = ()

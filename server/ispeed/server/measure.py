@@ -1,0 +1,165 @@
+"""Measurement endpoints: download (server sends), upload (server counts), latency (echo).
+
+Query parameters are validated before any byte moves or any WebSocket upgrade. The server
+counts what it sends and receives per test and stream; its upload count is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from aiohttp import WSMsgType, web
+
+from ispeed.server import tcpinfo
+from ispeed.server.errors import json_error
+from ispeed.server.keys import CONFIG, METRICS, PAYLOAD, REGISTRY
+from ispeed.server.registry import TestState
+from ispeed.server.tokens import verify
+
+CHUNK_BYTES = 1 << 20          # large writes: ~3x the throughput of 64 KiB ones (DESIGN.md)
+PAYLOAD_BYTES = 16 << 20       # pre-generated random (incompressible) buffer
+_DISCONNECTS = (ConnectionResetError, ConnectionError, asyncio.CancelledError)
+
+
+def make_payload() -> memoryview:
+    """Random bytes, plus one chunk repeated at the end so any slice [o, o+CHUNK) is in range."""
+    data = os.urandom(PAYLOAD_BYTES)
+    return memoryview(data + data[:CHUNK_BYTES])
+
+
+def _int_param(request: web.Request, name: str, low: int, high: int, default: int | None = None) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise json_error(400, f"query parameter {name} is required", name)
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise json_error(400, f"{name} must be an integer, got {raw[:40]!r}", name) from None
+    if not low <= value <= high:
+        raise json_error(400, f"{name} must be between {low} and {high}, got {value}", name)
+    return value
+
+
+def test_state(request: web.Request) -> tuple[TestState, int]:
+    """The test this request belongs to (from its token) and its stream number."""
+    cfg = request.app[CONFIG]
+    claims = verify(cfg.secret, request.query.get("token", ""), cfg.server_id)
+    state = request.app[REGISTRY].get(claims.test_id)
+    if state is None:
+        raise json_error(410, "this test is no longer known to the server: start a new test", "token")
+    stream = _int_param(request, "stream", 0, claims.streams - 1, default=0)
+    if state.submitted:
+        raise json_error(409, "this test's result was already submitted: start a new test", "token")
+    return state, stream
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    cfg = request.app[CONFIG]
+    state, stream = test_state(request)
+    size = _int_param(request, "bytes", 1, cfg.max_request_bytes)
+    if state.total_bytes + size > cfg.max_bytes_per_test:
+        size = max(1, cfg.max_bytes_per_test - state.total_bytes)
+    payload = request.app[PAYLOAD]
+    metrics = request.app[METRICS]
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"})
+    resp.content_length = size
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    deadline = state.deadline
+    clock = time.monotonic
+    if state.first_down is None:
+        state.first_down = clock()
+    state.active_streams += 1
+    sent = 0
+    offset = 0
+    info = None
+    next_info = 0.0
+    try:
+        await resp.prepare(request)
+        while sent < size:
+            n = min(CHUNK_BYTES, size - sent)
+            await resp.write(payload[offset:offset + n])
+            sent += n
+            offset = (offset + n) % PAYLOAD_BYTES
+            now = clock()
+            if now >= next_info:
+                info = tcpinfo.read(sock) or info
+                next_info = now + tcpinfo.READ_INTERVAL_S
+                if now > deadline:
+                    metrics.inc("streams_cut_total")
+                    if request.transport:
+                        request.transport.close()
+                    break
+    except _DISCONNECTS:
+        pass  # the client ends download streams by closing them: that is the normal end
+    finally:
+        state.active_streams -= 1
+        state.bytes_down[stream] = state.bytes_down.get(stream, 0) + sent
+        state.last_down = clock()
+        metrics.inc("bytes_sent_total", sent)
+        info = tcpinfo.read(sock) or info
+        if info:
+            state.tcp.append(info)
+    return resp
+
+
+async def upload(request: web.Request) -> web.StreamResponse:
+    cfg = request.app[CONFIG]
+    state, stream = test_state(request)
+    if request.content_length is not None and request.content_length > cfg.max_request_bytes:
+        raise json_error(413, f"upload body over {cfg.max_request_bytes} bytes", "Content-Length")
+    metrics = request.app[METRICS]
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    deadline = state.deadline
+    received = 0
+    state.active_streams += 1
+    clock = time.monotonic
+    info = None
+    next_info = 0.0
+    try:
+        async for chunk in request.content.iter_any():
+            n = len(chunk)
+            received += n
+            now = clock()
+            state.add_up(stream, n, now)
+            if now >= next_info:
+                info = tcpinfo.read(sock) or info
+                next_info = now + tcpinfo.READ_INTERVAL_S
+                if state.total_bytes > cfg.max_bytes_per_test or now > deadline:
+                    metrics.inc("streams_cut_total")
+                    if request.transport:
+                        request.transport.close()
+                    break
+    except _DISCONNECTS:
+        pass  # the client ends upload streams by closing them mid-body
+    except Exception:  # aiohttp payload errors on an aborted body  # noqa: BLE001
+        pass
+    finally:
+        state.active_streams -= 1
+        metrics.inc("bytes_received_total", received)
+        info = tcpinfo.read(sock) or info
+        if info:
+            state.tcp.append(info)
+    return web.json_response({"bytes": received})
+
+
+async def latency(request: web.Request) -> web.StreamResponse:
+    """WebSocket echo: the client times each round trip; the server counts probes."""
+    state, _ = test_state(request)
+    ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=None, autoping=True)
+    await ws.prepare(request)
+    deadline = state.deadline
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            state.latency_probes += 1
+            await ws.send_str(msg.data)
+        elif msg.type == WSMsgType.BINARY:
+            await ws.close(code=1003, message=b"binary messages are not expected here")
+            break
+        if time.monotonic() > deadline:
+            await ws.close(code=1000, message=b"test time is over")
+            break
+    return ws

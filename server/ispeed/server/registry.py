@@ -1,0 +1,116 @@
+"""Per-test server-side truth: bytes per direction and stream, upload timeline, TCP_INFO."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ispeed.core import method
+from ispeed.server.tcpinfo import TcpInfo
+from ispeed.server.tokens import TestClaims
+
+
+@dataclass
+class TestState:
+    """What this server itself saw of one test."""
+
+    __test__ = False  # not a pytest test class
+
+    claims: TestClaims
+    bytes_down: dict[int, int] = field(default_factory=dict)   # stream -> bytes written
+    bytes_up: dict[int, int] = field(default_factory=dict)     # stream -> bytes received
+    first_up: float | None = None                              # monotonic seconds
+    last_up: float | None = None
+    first_down: float | None = None
+    last_down: float | None = None
+    up_timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since first_up, total)
+    up_total: int = 0
+    tcp: list[TcpInfo] = field(default_factory=list)
+    latency_probes: int = 0
+    submitted: bool = False
+    active_streams: int = 0
+    created: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        """Monotonic time after which streams are cut: latency, download, upload and slack."""
+        return self.created + 2 * self.claims.duration_s + 20.0
+
+    @property
+    def total_down(self) -> int:
+        return sum(self.bytes_down.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return self.total_down + self.up_total
+
+    def add_up(self, stream: int, n: int, now: float) -> None:
+        """Count `n` received bytes; keep a ~100 ms timeline of the test's cumulative upload."""
+        self.bytes_up[stream] = self.bytes_up.get(stream, 0) + n
+        self.up_total += n
+        if self.first_up is None:
+            self.first_up = now
+            self.up_timeline.append((0.0, 0))
+        self.last_up = now
+        t = now - self.first_up
+        if t - self.up_timeline[-1][0] >= method.SAMPLE_INTERVAL_S:
+            self.up_timeline.append((t, self.up_total))
+
+    def upload_mbps(self) -> float:
+        """Server-measured steady upload (method v1 rule on this server's own timeline)."""
+        timeline = list(self.up_timeline)
+        if self.first_up is not None and self.last_up is not None:
+            t_last = self.last_up - self.first_up
+            if not timeline or timeline[-1][0] < t_last:
+                timeline.append((t_last, self.up_total))
+        return method.steady_mbps(timeline)
+
+    def min_rtt_ms(self) -> float | None:
+        rtts = [t.min_rtt_us for t in self.tcp if t.min_rtt_us]
+        return min(rtts) / 1000 if rtts else None
+
+    def retrans_ratio(self) -> float | None:
+        sent = sum(t.bytes_sent for t in self.tcp)
+        return sum(t.bytes_retrans for t in self.tcp) / sent if sent else None
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "test_id": self.claims.test_id,
+            "bytes_down": self.total_down,
+            "bytes_up": self.up_total,
+            "bytes_down_by_stream": {str(k): v for k, v in sorted(self.bytes_down.items())},
+            "bytes_up_by_stream": {str(k): v for k, v in sorted(self.bytes_up.items())},
+            "upload_mbps": round(self.upload_mbps(), 3),
+            "upload_seconds": round((self.last_up or 0) - (self.first_up or 0), 3),
+            "tcp_min_rtt_ms": self.min_rtt_ms(),
+            "tcp_retrans_ratio": self.retrans_ratio(),
+            "latency_probes": self.latency_probes,
+        }
+
+
+class Registry:
+    """Tests issued by this server, kept until their token expires."""
+
+    def __init__(self) -> None:
+        self._tests: dict[str, TestState] = {}
+        self.finished = 0
+
+    def add(self, claims: TestClaims) -> TestState:
+        self.expire()
+        state = TestState(claims)
+        self._tests[claims.test_id] = state
+        return state
+
+    def get(self, test_id: str) -> TestState | None:
+        return self._tests.get(test_id)
+
+    def expire(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for tid in [t for t, s in self._tests.items() if s.claims.expires_at < now]:
+            del self._tests[tid]
+
+    def running(self) -> int:
+        return sum(1 for s in self._tests.values() if not s.submitted and s.active_streams > 0)
+
+    def open_tests(self) -> int:
+        return sum(1 for s in self._tests.values() if not s.submitted)

@@ -1,0 +1,51 @@
+"""CLI contract: bad input gives one clear line on stderr and exit 2; tracebacks only with -v."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def ispeed(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("test", "--server", "nonsense"), "'nonsense'"),
+    (("serve", "--store", "bogus://x"), "'bogus://x'"),
+    (("export", "--month", "2025-13", "--out", "x.csv"), "'2025-13'"),
+    (("test", "--server", "http://127.0.0.1:8080", "--streams", "0"), "--streams"),
+    (("test", "--server", "http://127.0.0.1:8080", "--network-type", "4g"), "'4g'"),
+    (("test", "--server", "http://127.0.0.1:8080", "--lat", "123", "--lon", "105"), "123"),
+    (("test",), "--server"),
+    (("frobnicate",), "frobnicate"),
+])
+def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
+    out = ispeed(*args)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr
+
+
+def test_unreachable_server_is_one_line_exit_1() -> None:
+    out = ispeed("test", "--server", "http://127.0.0.1:9", "--duration", "1")
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the test server" in lines[0]
+
+
+def test_pending_subcommands_say_not_available_yet() -> None:
+    from ispeed.cli.pending import PENDING
+
+    for name in PENDING:
+        out = ispeed(name)
+        assert out.returncode == 2 and "not available yet" in out.stderr
+
+
+def test_every_designed_subcommand_exists() -> None:
+    out = ispeed("--help")
+    for name in ("serve", "test", "agent", "simulate", "export", "aggregate", "publish", "demo", "geo"):
+        assert name in out.stdout

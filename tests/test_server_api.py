@@ -1,0 +1,126 @@
+"""The test server's HTTP API: validation answers, token rules, and checks against its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ispeed.client.config import TestConfig
+from ispeed.client.engine import Engine
+from ispeed.core.store import open_store
+from ispeed.server.app import running
+from ispeed.server.config import ServerConfig
+
+SECRET = b"test-secret-0123456789abcdef"
+
+
+def with_server(store_url: str, body: Callable[[str, aiohttp.ClientSession], Awaitable[Any]], **cfg: Any) -> Any:
+    async def main() -> Any:
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=SECRET, **cfg)
+        async with running(config) as (url, _app), aiohttp.ClientSession() as http:
+            return await body(url, http)
+    return asyncio.run(main())
+
+
+async def post(http: aiohttp.ClientSession, url: str, data: Any, content_type: str = "application/json") -> tuple[int, Any]:
+    raw = data if isinstance(data, (bytes, str)) else json.dumps(data)
+    async with http.post(url, data=raw, headers={"Content-Type": content_type}) as r:
+        return r.status, await r.json(content_type=None)
+
+
+@pytest.fixture
+def chdb_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    return f"chdb:{tmp_path / 'store'}"
+
+
+def test_malformed_and_incomplete_results_get_400_naming_the_problem(chdb_url: str) -> None:
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        res = url + "/api/v1/results"
+        status, answer = await post(http, res, b"{not json")
+        assert status == 400 and answer["field"] == "body" and "not valid JSON" in answer["error"]
+        status, answer = await post(http, res, {"download_mbps": 5, "upload_mbps": 1})
+        assert (status, answer["field"], answer["error"]) == (400, "token", "is required")
+        status, answer = await post(http, res, {"token": "a.b", "upload_mbps": 1})
+        assert (status, answer["field"]) == (400, "download_mbps")
+        status, answer = await post(http, res, {"token": "a.b", "download_mbps": -1, "upload_mbps": 1})
+        assert (status, answer["field"]) == (400, "download_mbps") and "between" in answer["error"]
+        status, answer = await post(http, res, {"token": "a.b", "download_mbps": 1, "upload_mbps": 1, "evil": 1})
+        assert (status, answer["field"], answer["error"]) == (400, "evil", "unknown field")
+        status, answer = await post(http, res, [1, 2])
+        assert (status, answer["field"]) == (400, "body")
+        status, answer = await post(http, res, "x=1", content_type="application/x-www-form-urlencoded")
+        assert (status, answer["field"]) == (415, "Content-Type")
+        status, answer = await post(http, res, b"{" + b" " * 20000 + b"}")
+        assert (status, answer["field"]) == (413, "body")
+        status, answer = await post(http, res, {"token": "abc.def", "download_mbps": 1, "upload_mbps": 1})
+        assert (status, answer["field"]) == (403, "token")
+    with_server(chdb_url, body)
+
+
+def test_measurement_endpoints_validate_before_transfer(chdb_url: str) -> None:
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        async with http.get(url + "/api/v1/download", params={"bytes": "10"}) as r:
+            assert r.status == 400 and (await r.json())["field"] == "token"
+        status, ticket = await post(http, url + "/api/v1/tests", {"streams": 2, "duration_s": 2})
+        assert status == 201
+        for params, field in (({"bytes": "x"}, "bytes"), ({"bytes": "10", "stream": "7"}, "stream"),
+                              ({"bytes": str(1 << 40)}, "bytes")):
+            async with http.get(url + "/api/v1/download", params={"token": ticket["token"], **params}) as r:
+                assert r.status == 400 and (await r.json())["field"] == field
+        async with http.get(url + "/api/v1/download", params={"token": ticket["token"], "bytes": "5000"}) as r:
+            assert r.status == 200 and len(await r.read()) == 5000
+        status, answer = await post(http, url + "/api/v1/tests", {"streams": 99})
+        assert (status, answer["field"]) == (400, "streams")
+    with_server(chdb_url, body)
+
+
+def test_full_test_is_stored_and_token_cannot_be_reused(chdb_url: str) -> None:
+    async def body(url: str, http: aiohttp.ClientSession) -> dict[str, Any]:
+        result = await Engine(TestConfig(server_url=url, streams=2, duration_s=1.0, device_id="dev-1")).run()
+        assert result["submitted"] and result["valid"]
+        assert result["download_mbps"] > 100 and result["upload_mbps"] > 100
+        assert result["bytes_down"] > 0 and result["bytes_up"] > 0
+        assert result["latency_ms"] is not None and result["latency_ms"] < 50
+        return result
+
+    result = with_server(chdb_url, body)
+    with open_store(chdb_url) as store:
+        rows = store.query("SELECT test_id, download_mbps, upload_mbps, device_hash, ip_hash, ip_network, valid"
+                           " FROM {db}.measurements")
+    assert len(rows) == 1
+    test_id, down, up, device_hash, ip_hash, ip_net, valid = rows[0]
+    assert (test_id, down, valid) == (result["test_id"], result["download_mbps"], 1)
+    assert up == pytest.approx(result["upload_mbps"], rel=1e-3)
+    assert len(device_hash) == 32 and device_hash != "dev-1" and ip_net == "127.0.0.0/24"
+    assert "127.0.0.1" not in ip_hash
+
+
+def test_reused_forged_and_inflated_results(chdb_url: str) -> None:
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        status, ticket = await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 1})
+        token = ticket["token"]
+        claim = {"token": token, "download_mbps": 10, "upload_mbps": 10}
+        # never transferred: refused
+        status, answer = await post(http, url + "/api/v1/results", claim)
+        assert (status, answer["field"]) == (422, "token")
+        # move some bytes both ways
+        async with http.get(url + "/api/v1/download", params={"token": token, "bytes": str(8 << 20)}) as r:
+            assert len(await r.read()) == 8 << 20
+        async with http.post(url + "/api/v1/upload", params={"token": token}, data=b"x" * (4 << 20)) as r:
+            assert (await r.json())["bytes"] == 4 << 20
+        # a forged signature: refused
+        forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        status, answer = await post(http, url + "/api/v1/results", {**claim, "token": forged})
+        assert (status, answer["field"]) == (403, "token")
+        # inflated download (8 MiB cannot make 100 Gbit/s over 1 s): stored, flagged invalid
+        status, answer = await post(http, url + "/api/v1/results", {**claim, "download_mbps": 99_000})
+        assert status == 201 and answer["valid"] is False and "exceeds" in answer["invalid_reason"]
+        # the token is spent
+        status, answer = await post(http, url + "/api/v1/results", claim)
+        assert (status, answer["field"]) == (409, "token")
+    with_server(chdb_url, body)
