@@ -78,3 +78,22 @@ def test_serve_test_export_on_chdb_after_stop(tmp_path: Path) -> None:
     rows = _exported(store, tmp_path)
     assert set(rows) == {result["test_id"]}
     _check_row(rows[str(result["test_id"])], result)
+
+
+def test_results_are_attributed_through_admin_geo(tmp_path: Path) -> None:
+    from ispeed.admin_geo import build_demo_mmdb
+
+    mmdb = build_demo_mmdb(tmp_path / "demo.mmdb")
+    store = f"chdb:{tmp_path / 'var'}"
+    with ServeProcess(store, ["--asn-db", str(mmdb), "--city-db", str(mmdb)]) as server:
+        by_gps = ispeed("test", "--server", server.url, "--json", "--duration", "1", "--streams", "2",
+                        "--lat", "21.0285", "--lon", "105.8542", "--network-type", "mobile")
+        by_ip = ispeed("test", "--server", server.url, "--json", "--duration", "1", "--streams", "2")
+    assert by_gps.returncode == 0 and by_ip.returncode == 0, by_gps.stderr + by_ip.stderr
+    gps, ip = json.loads(by_gps.stdout), json.loads(by_ip.stdout)
+    # 127.0.0.0/8 is Viettel in Hà Nội in the demo database; the GPS fix is central Hoàn Kiếm
+    assert (gps["provider"], gps["province_code"], gps["commune_code"]) == ("Viettel", "01", "00070")
+    assert (ip["provider"], ip["province_code"], ip["commune_code"]) == ("Viettel", "01", "")
+    rows = _exported(store, tmp_path)
+    assert rows[gps["test_id"]]["asn"] == "7552" and rows[gps["test_id"]]["network_type"] == "mobile"
+    assert rows[ip["test_id"]]["province_code"] == "01"

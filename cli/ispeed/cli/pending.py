@@ -7,12 +7,9 @@ import sys
 
 # name -> (help, issue that brings it); a component that implements one removes it here.
 PENDING: dict[str, tuple[str, str]] = {
-    "simulate": ("synthetic national results for demos and benchmarks", "aggregator"),
-    "aggregate": ("monthly statistics (methodology v1) into DIR/YYYY-MM/stats.csv", "aggregator"),
     "publish": ("aggregate what is due and render the static site", "publishing"),
     "demo": ("the whole platform on the embedded store", "publishing"),
     "agent": ("scheduled tests with a local log", "measurement engine"),
-    "geo": ("admin units, lookups, MMDB building", "admin_geo"),
 }
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ispeed.core.store import Store, open_store
 from ispeed.server import measure, results, tests_api
-from ispeed.server.attribution import Attribution, NoAttribution
+from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
 from ispeed.server.ingest import Ingestor
@@ -67,7 +67,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[REGISTRY] = Registry()
     app[METRICS] = m = Metrics()
     app[PAYLOAD] = measure.make_payload()
-    app[ATTRIBUTION] = attribution or NoAttribution()
+    app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db)
     opener = store_opener or (lambda: open_store(config.store_url))
     app[INGEST] = ingest = Ingestor(opener, m, config.ingest_batch_rows, config.ingest_batch_wait_s)
     m.gauges["ingest_queue_length"] = lambda: ingest.queue_length
@@ -75,9 +75,15 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        warm_up = getattr(attr, "warm_up", None)
+        if warm_up:
+            await asyncio.get_running_loop().run_in_executor(None, warm_up)
         await ingest.start()
         yield
         await ingest.close()
+        close = getattr(attr, "close", None)
+        if close:
+            close()
 
     app.cleanup_ctx.append(store_ctx)
     app.router.add_get("/", landing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -20,7 +21,30 @@ class Attribution(Protocol):
 
 
 class NoAttribution:
-    """Used when no geo data is configured: results are stored unattributed."""
+    """Stores results unattributed (tests of the ingest path that must not depend on geo data)."""
 
     def place(self, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None) -> Placement:
         return Placement()
+
+
+class GeoAttribution:
+    """Attribution through ispeed.admin_geo: ISP from the IP databases, place from GPS, else IP."""
+
+    def __init__(self, asn_db: str = "", city_db: str = "") -> None:
+        from ispeed.admin_geo import Geo, GeoConfig
+
+        self.geo = Geo(GeoConfig(asn_db=Path(asn_db) if asn_db else None,
+                                 city_db=Path(city_db) if city_db else None))
+
+    def warm_up(self) -> None:
+        """Build the locator and open the databases now (blocking; call off the event loop)."""
+        self.geo.locate(21.0285, 105.8542)
+        self.geo.lookup_ip("127.0.0.1")
+
+    def place(self, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None) -> Placement:
+        e = self.geo.enrich(ip or None, lat, lon, accuracy_m)
+        return Placement(provider=e.provider or "", asn=e.asn or 0, province_code=e.province_code or "",
+                         commune_code=e.commune_code or "", location_source=e.location_source)
+
+    def close(self) -> None:
+        self.geo.close()

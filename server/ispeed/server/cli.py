@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import sys
 
@@ -21,6 +22,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add_setting(p, "secret")
     add_setting(p, "server-id")
     add_setting(p, "province")
+    add_setting(p, "asn-db")
+    add_setting(p, "city-db")
     p.add_argument("--max-duration", type=float, default=30.0, help="longest test phase in seconds (default 30)")
     p.add_argument("--max-streams", type=int, default=16, help="most parallel streams per test (default 16)")
     p.set_defaults(func=run_serve)
@@ -35,6 +38,9 @@ def build_config(args: argparse.Namespace) -> "object":
         raise ConfigError("--port", args.port, "use a TCP port between 0 and 65535")
     if args.max_duration <= 0 or args.max_streams < 1:
         raise ConfigError("--max-duration/--max-streams", (args.max_duration, args.max_streams), "use positive values")
+    for flag, path in (("--asn-db", args.asn_db), ("--city-db", args.city_db)):
+        if path and not os.path.isfile(path):
+            raise ConfigError(flag, path, "no such file; build one with `ispeed geo build-mmdb`")
     secret = args.secret
     if not secret:
         secret = secrets.token_hex(32)
@@ -46,7 +52,7 @@ def build_config(args: argparse.Namespace) -> "object":
     return ServerConfig(
         host=args.host, port=args.port, store_url=args.store, server_id=args.server_id,
         province_code=args.province, secret=secret.encode(), max_duration_s=args.max_duration,
-        max_streams=args.max_streams,
+        max_streams=args.max_streams, asn_db=args.asn_db, city_db=args.city_db,
     )
 
 
