@@ -89,3 +89,23 @@ def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
                 value = int(bool(value))
             out[name].append(value)
     return out
+
+
+def to_record(row: Measurement) -> dict[str, Any]:
+    """JSON-safe dict of a measurement (timestamps as UTC epoch seconds, date as ISO text)."""
+    out = dataclasses.asdict(row)
+    for name in ("started_at", "received_at"):
+        if out[name] is not None:
+            out[name] = out[name].timestamp()
+    out["local_date"] = row.local_date.isoformat()
+    return out
+
+
+def from_record(record: dict[str, Any]) -> Measurement:
+    """Inverse of `to_record`; unknown keys are an error (a spool written by a newer version)."""
+    data = dict(record)
+    for name in ("started_at", "received_at"):
+        if data.get(name) is not None:
+            data[name] = dt.datetime.fromtimestamp(float(data[name]), dt.timezone.utc)
+    data["local_date"] = dt.date.fromisoformat(data["local_date"])
+    return Measurement(**data)

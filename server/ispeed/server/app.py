@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ispeed.core.store import Store, open_store
-from ispeed.server import measure, results, tests_api
+from ispeed.server import measure, ndt7, results, tests_api, webpage
 from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
@@ -19,17 +19,11 @@ from ispeed.server.ingest import Ingestor
 from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, PAYLOAD, REGISTRY
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
+from ispeed.server.spool import Spool
 
 log = logging.getLogger("ispeed.server")
 
 READ_BUFSIZE = 1 << 20   # 64 KiB default limits several streams in one process (DESIGN.md)
-
-LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ispeed test server</title></head>
-<body><h1>ispeed test server</h1><p>Server <code>{server_id}</code>. Run a test with
-<code>ispeed test --server {base}</code>. API: <code>POST /api/v1/tests</code>,
-<code>GET /api/v1/download</code>, <code>POST /api/v1/upload</code>, <code>GET /api/v1/latency</code> (WebSocket),
-<code>POST /api/v1/results</code>, <code>GET /api/v1/servers</code>, <code>GET /metrics</code>.</p></body></html>"""
-
 
 async def servers(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
@@ -53,12 +47,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "server_id": request.app[CONFIG].server_id})
 
 
-async def landing(request: web.Request) -> web.Response:
-    cfg = request.app[CONFIG]
-    return web.Response(text=LANDING.format(server_id=cfg.server_id, base=f"{request.scheme}://{request.host}"),
-                        content_type="text/html")
-
-
 def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = None,
              attribution: Attribution | None = None) -> web.Application:
     """Build the application; the store opens (on the store thread) when the app starts."""
@@ -69,8 +57,8 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[PAYLOAD] = measure.make_payload()
     app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db)
     opener = store_opener or (lambda: open_store(config.store_url))
-    app[INGEST] = ingest = Ingestor(opener, m, config.ingest_batch_rows, config.ingest_batch_wait_s)
-    m.gauges["ingest_queue_length"] = lambda: ingest.queue_length
+    spool = Spool(config.spool_dir, config.spool_max_bytes) if config.spool_dir else None
+    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s)
     m.gauges["tests_running"] = lambda: app[REGISTRY].running()
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
 
@@ -86,7 +74,6 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
             close()
 
     app.cleanup_ctx.append(store_ctx)
-    app.router.add_get("/", landing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/servers", servers)
@@ -96,6 +83,8 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
     app.router.add_post("/api/v1/results", results.submit_result)
+    ndt7.add_routes(app)
+    webpage.add_routes(app)
     return app
 
 

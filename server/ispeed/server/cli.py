@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import sys
 
@@ -24,6 +25,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add_setting(p, "province")
     add_setting(p, "asn-db")
     add_setting(p, "city-db")
+    p.add_argument("--spool-dir", default=None,
+                   help="durable spool for results while the store is down (default ./var/spool/SERVER_ID; "
+                        "'none' disables it)")
+    p.add_argument("--spool-max-mb", type=int, default=1024, help="spool size limit in MiB (default 1024)")
     p.add_argument("--max-duration", type=float, default=30.0, help="longest test phase in seconds (default 30)")
     p.add_argument("--max-streams", type=int, default=16, help="most parallel streams per test (default 16)")
     p.set_defaults(func=run_serve)
@@ -38,6 +43,8 @@ def build_config(args: argparse.Namespace) -> "object":
         raise ConfigError("--port", args.port, "use a TCP port between 0 and 65535")
     if args.max_duration <= 0 or args.max_streams < 1:
         raise ConfigError("--max-duration/--max-streams", (args.max_duration, args.max_streams), "use positive values")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.server_id or ""):
+        raise ConfigError("--server-id", args.server_id, "use 1-64 letters, digits, '.', '_' or '-'")
     for flag, path in (("--asn-db", args.asn_db), ("--city-db", args.city_db)):
         if path and not os.path.isfile(path):
             raise ConfigError(flag, path, "no such file; build one with `ispeed geo build-mmdb`")
@@ -53,6 +60,8 @@ def build_config(args: argparse.Namespace) -> "object":
         host=args.host, port=args.port, store_url=args.store, server_id=args.server_id,
         province_code=args.province, secret=secret.encode(), max_duration_s=args.max_duration,
         max_streams=args.max_streams, asn_db=args.asn_db, city_db=args.city_db,
+        spool_dir="" if args.spool_dir == "none" else (args.spool_dir or os.path.join("var", "spool", args.server_id)),
+        spool_max_bytes=args.spool_max_mb << 20,
     )
 
 

@@ -25,6 +25,8 @@ class ServerConfig:
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05
     max_result_body_bytes: int = 16 << 10
+    spool_dir: str = ""                    # "" = no spool (results refused while the store is down)
+    spool_max_bytes: int = 1 << 30
     # optional geo databases (paths)
     asn_db: str = ""
     city_db: str = ""

@@ -120,7 +120,7 @@ async def download(request: web.Request) -> web.WebSocketResponse:
             if now >= next_measurement:
                 await _send_measurement(ws, sub, sock)
                 next_measurement = now + m.next_measurement_delay(rng)
-            await ws.send_bytes(payload[offset:offset + size])
+            await ws.send_bytes(payload[offset:offset + size])  # type: ignore[arg-type]  # memoryview: no copy
             sub.app_bytes += size
             offset = (offset + size) % PAYLOAD_BYTES
             size = m.next_message_size(size, sub.app_bytes)

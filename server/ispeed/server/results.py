@@ -137,16 +137,18 @@ async def submit_result(request: web.Request) -> web.Response:
     )
     state.submitted = True
     try:
-        fresh = await request.app[INGEST].submit(row)
+        outcome = await request.app[INGEST].submit(row)
     except Exception:
-        state.submitted = False  # let the client retry
+        state.submitted = False  # not acknowledged: the client may retry
         raise
     if reason:
         metrics.inc("results_flagged_invalid_total")
         log.info("result %s stored as invalid: %s", row.test_id, reason)
     request.app[REGISTRY].finished += 1
+    fresh = outcome != "duplicate"
     return web.json_response({
         "status": "accepted" if fresh else "duplicate",
+        "stored": outcome,
         "test_id": row.test_id,
         "valid": row.valid,
         "invalid_reason": reason,

@@ -1,0 +1,59 @@
+"""Small, honest results for ingest tests: a real token, a few KiB moved each way, then a submission."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+
+async def quick_result(http: aiohttp.ClientSession, url: str) -> tuple[str, int, dict[str, object]]:
+    """(test_id, HTTP status, answer) of one tiny test submitted to the server at `url`."""
+    async with http.post(url + "/api/v1/tests", json={"streams": 1, "duration_s": 1}) as r:
+        ticket = await r.json()
+    token = ticket["token"]
+    async with http.get(url + "/api/v1/download", params={"token": token, "bytes": "65536"}) as r:
+        await r.read()
+    async with http.post(url + "/api/v1/upload", params={"token": token}, data=b"u" * 65536) as r:
+        await r.read()
+    body = {"token": token, "download_mbps": 0.5, "upload_mbps": 0.5, "latency_ms": 1.0, "jitter_ms": 0.1,
+            "device_id": f"dev-{ticket['test_id'][:4]}"}
+    async with http.post(url + "/api/v1/results", json=body) as r:
+        return ticket["test_id"], r.status, await r.json(content_type=None)
+
+
+async def submit_many(url: str, total: int, concurrency: int, on_progress: Callable[[int], None] | None = None,
+                      max_seconds: float = 120.0) -> tuple[set[str], list[int]]:
+    """Submit `total` quick results; returns the ids answered 201/200 and every other status seen."""
+    accepted: set[str] = set()
+    other: list[int] = []
+    done = 0
+    deadline = time.monotonic() + max_seconds
+    lock = asyncio.Lock()
+    counter = iter(range(total))
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal done
+        for _ in counter:
+            if time.monotonic() > deadline:
+                return
+            try:
+                test_id, status, answer = await quick_result(http, url)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                other.append(-1)
+                continue
+            async with lock:
+                if status in (200, 201) and answer.get("status") in ("accepted", "duplicate"):
+                    accepted.add(test_id)
+                else:
+                    other.append(status)
+                done += 1
+                if on_progress:
+                    on_progress(done)
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return accepted, other
