@@ -13,6 +13,8 @@ async def quick_result(http: aiohttp.ClientSession, url: str) -> tuple[str, int,
     """(test_id, HTTP status, answer) of one tiny test submitted to the server at `url`."""
     async with http.post(url + "/api/v1/tests", json={"streams": 1, "duration_s": 1}) as r:
         ticket = await r.json()
+        if r.status != 201:
+            return "", r.status, ticket
     token = ticket["token"]
     async with http.get(url + "/api/v1/download", params={"token": token, "bytes": "65536"}) as r:
         await r.read()

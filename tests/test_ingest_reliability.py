@@ -15,6 +15,8 @@ from serve_process import ServeProcess
 
 from ispeed.core.store import open_store
 
+LOAD = ["--rate-per-network", "100000", "--max-tests-per-network", "1000", "--max-tests", "1000"]
+
 
 def _stored_counts(store_url: str) -> dict[str, int]:
     with open_store(store_url) as store:
@@ -42,7 +44,7 @@ def test_clickhouse_outage_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     ch = ClickHouseServer(root=str(tmp_path / "ch")).start()
     store_url = f"{ch.url}/outage"
     try:
-        with ServeProcess(store_url, ["--spool-dir", str(tmp_path / "spool")]) as server:
+        with ServeProcess(store_url, ["--spool-dir", str(tmp_path / "spool"), *LOAD]) as server:
             total = 240
 
             def progress(done: int) -> None:
@@ -64,7 +66,7 @@ def test_clickhouse_outage_loses_and_duplicates_nothing(tmp_path: Path) -> None:
 
 def test_kill_9_of_the_server_keeps_every_accepted_result(tmp_path: Path) -> None:
     store_url = f"chdb:{tmp_path / 'var'}"
-    spool = ["--spool-dir", str(tmp_path / "spool")]
+    spool = ["--spool-dir", str(tmp_path / "spool"), *LOAD]
     server = ServeProcess(store_url, spool).start()
     assert server.proc is not None
     pid = server.proc.pid
@@ -91,7 +93,7 @@ def test_spool_replays_in_order_after_a_restart_with_the_store_back(tmp_path: Pa
     """Results spooled while ClickHouse is down survive a server restart and land once."""
     ch = ClickHouseServer(root=str(tmp_path / "ch")).start()
     store_url = f"{ch.url}/replay"
-    spool = ["--spool-dir", str(tmp_path / "spool")]
+    spool = ["--spool-dir", str(tmp_path / "spool"), *LOAD]
     try:
         with ServeProcess(store_url, spool):
             pass  # creates the schema

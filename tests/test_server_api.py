@@ -124,3 +124,78 @@ def test_reused_forged_and_inflated_results(chdb_url: str) -> None:
         status, answer = await post(http, url + "/api/v1/results", claim)
         assert (status, answer["field"]) == (409, "token")
     with_server(chdb_url, body)
+
+
+def test_rate_and_concurrency_limits_answer_429_with_retry_after(chdb_url: str) -> None:
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        statuses = []
+        for _ in range(6):
+            async with http.post(url + "/api/v1/tests", json={"streams": 1}) as r:
+                statuses.append(r.status)
+                if r.status == 429:
+                    answer = await r.json()
+                    assert int(r.headers["Retry-After"]) >= 1 and "retry" in answer["error"]
+        # burst of 2, and at most 3 open tests per network: the third and later are refused
+        assert statuses[:2] == [201, 201] and set(statuses[2:]) == {429}
+    with_server(chdb_url, body, tests_per_min_per_network=4, max_tests_per_network=3)
+
+
+def test_draining_server_refuses_new_tests(chdb_url: str) -> None:
+    from ispeed.server.keys import STATUS
+
+    async def main() -> None:
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=chdb_url, secret=SECRET)
+        async with running(config) as (url, app), aiohttp.ClientSession() as http:
+            app[STATUS].draining = True
+            status, answer = await post(http, url + "/api/v1/tests", {})
+            assert status == 503 and "shutting down" in answer["error"]
+    asyncio.run(main())
+
+
+def test_stalled_upload_is_cut_at_the_test_deadline(chdb_url: str) -> None:
+    from ispeed.server.keys import REGISTRY
+
+    async def main() -> None:
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=chdb_url, secret=SECRET)
+        async with running(config) as (url, app), aiohttp.ClientSession() as http:
+            status, ticket = await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 1})
+            state = app[REGISTRY].get(ticket["test_id"])
+            host, port = url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(f"POST /api/v1/upload?token={ticket['token']} HTTP/1.1\r\nHost: x\r\n"
+                         "Content-Length: 1000000\r\n\r\n".encode() + b"x" * 1000)
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            assert state.bytes_up.get(0) == 1000 and state.transports
+            state.created -= 60  # the test's deadline passes while the client stalls mid-body
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            data = await asyncio.wait_for(reader.read(), timeout=5)   # only the sweeper can end this
+            assert reader.at_eof() and b"200" not in data[:20] and loop.time() - start < 2.5
+            assert state.cut and not state.transports
+            writer.close()
+    asyncio.run(main())
+
+
+def test_slowloris_headers_are_closed_by_the_keepalive_timer(chdb_url: str) -> None:
+    async def main() -> None:
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=chdb_url, secret=SECRET, keepalive_timeout_s=1.0)
+        async with running(config) as (url, _app):
+            host, port = url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /healthz HTTP/1.1\r\n")
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            for _ in range(20):   # trickle a header line every 0.25 s
+                await asyncio.sleep(0.25)
+                if reader.at_eof():
+                    break
+                writer.write(b"X-Slow: 1\r\n")
+                try:
+                    if await asyncio.wait_for(reader.read(1), 0.01) == b"":
+                        break
+                except asyncio.TimeoutError:
+                    pass
+            assert loop.time() - start < 3.0
+            writer.close()
+    asyncio.run(main())

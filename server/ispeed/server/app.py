@@ -16,7 +16,10 @@ from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
 from ispeed.server.ingest import Ingestor
-from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, PAYLOAD, REGISTRY
+from ispeed.server.keys import (
+    ATTRIBUTION, CONFIG, INGEST, METRICS, PAYLOAD, REGISTRY, RESULT_RATE, STATUS, TEST_RATE, ServerStatus,
+)
+from ispeed.server.limits import RateLimiter, sweep_overdue
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
@@ -53,6 +56,10 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
     app[REGISTRY] = Registry()
+    app[STATUS] = ServerStatus()
+    app[TEST_RATE] = RateLimiter(config.tests_per_min_per_network, max(1.0, config.tests_per_min_per_network / 2))
+    app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network,
+                                   max(1.0, config.results_per_min_per_network / 2))
     app[METRICS] = m = Metrics()
     app[PAYLOAD] = measure.make_payload()
     app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db)
@@ -67,7 +74,10 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
         if warm_up:
             await asyncio.get_running_loop().run_in_executor(None, warm_up)
         await ingest.start()
+        sweeper = asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper")
         yield
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
         await ingest.close()
         close = getattr(attr, "close", None)
         if close:
@@ -92,8 +102,8 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
 async def running(config: ServerConfig, app: web.Application | None = None) -> AsyncIterator[tuple[str, web.Application]]:
     """Start the app on config.host:config.port (0 = a free port); yields (base URL, app)."""
     app = app or make_app(config)
-    runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None,
-                           shutdown_timeout=5.0, handle_signals=False)
+    runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None, shutdown_timeout=5.0,
+                           handle_signals=False, keepalive_timeout=config.keepalive_timeout_s)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
@@ -112,8 +122,21 @@ async def running(config: ServerConfig, app: web.Application | None = None) -> A
 async def serve(config: ServerConfig, ready: Callable[[str], None] | None = None,
                 stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set; SIGTERM/SIGINT handlers of the caller set it."""
-    async with running(config) as (url, _):
+    async with running(config) as (url, app):
         log.info("listening on %s", url)
         if ready:
             ready(url)
         await (stop or asyncio.Event()).wait()
+        await drain(app, config.shutdown_grace_s)
+
+
+async def drain(app: web.Application, grace_s: float) -> None:
+    """Refuse new tests, and give running ones up to `grace_s` to finish and submit."""
+    app[STATUS].draining = True
+    registry = app[REGISTRY]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while registry.open_tests() and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+    if registry.open_tests():
+        log.warning("stopping with %d tests unfinished after %.0f s", registry.open_tests(), grace_s)

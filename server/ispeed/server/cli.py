@@ -29,6 +29,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="durable spool for results while the store is down (default ./var/spool/SERVER_ID; "
                         "'none' disables it)")
     p.add_argument("--spool-max-mb", type=int, default=1024, help="spool size limit in MiB (default 1024)")
+    p.add_argument("--rate-per-network", type=float, default=120.0,
+                   help="new tests per minute from one /24 or /48 network (default 120; bursts of half that)")
+    p.add_argument("--max-tests-per-network", type=int, default=32,
+                   help="concurrent tests from one network (default 32)")
+    p.add_argument("--max-tests", type=int, default=64, help="concurrent tests on this server (default 64)")
     p.add_argument("--max-duration", type=float, default=30.0, help="longest test phase in seconds (default 30)")
     p.add_argument("--max-streams", type=int, default=16, help="most parallel streams per test (default 16)")
     p.set_defaults(func=run_serve)
@@ -41,6 +46,9 @@ def build_config(args: argparse.Namespace) -> "object":
     parse_store_url(args.store)  # fail fast, before anything starts
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port", args.port, "use a TCP port between 0 and 65535")
+    if args.rate_per_network <= 0 or args.max_tests_per_network < 1 or args.max_tests < 1:
+        raise ConfigError("--rate-per-network/--max-tests-per-network/--max-tests",
+                          (args.rate_per_network, args.max_tests_per_network, args.max_tests), "use positive values")
     if args.max_duration <= 0 or args.max_streams < 1:
         raise ConfigError("--max-duration/--max-streams", (args.max_duration, args.max_streams), "use positive values")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.server_id or ""):
@@ -62,6 +70,8 @@ def build_config(args: argparse.Namespace) -> "object":
         max_streams=args.max_streams, asn_db=args.asn_db, city_db=args.city_db,
         spool_dir="" if args.spool_dir == "none" else (args.spool_dir or os.path.join("var", "spool", args.server_id)),
         spool_max_bytes=args.spool_max_mb << 20,
+        tests_per_min_per_network=args.rate_per_network, results_per_min_per_network=2 * args.rate_per_network,
+        max_tests_per_network=args.max_tests_per_network, max_running_tests=args.max_tests,
     )
 
 

@@ -21,6 +21,11 @@ class ServerConfig:
     max_bytes_per_test: int = 200 << 30    # all streams, both directions
     token_ttl_s: float = 600.0             # a result may be submitted until then
     max_running_tests: int = 64
+    max_tests_per_network: int = 32         # concurrent tests from one /24 or /48
+    tests_per_min_per_network: float = 120  # new tests per minute from one network (burst: half)
+    results_per_min_per_network: float = 240
+    keepalive_timeout_s: float = 15.0       # idle or trickling (slowloris) connections close after this
+    shutdown_grace_s: float = 30.0          # on SIGTERM: running tests may finish within this
     # ingest
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05

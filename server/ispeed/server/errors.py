@@ -21,7 +21,8 @@ def json_error(status: int, reason: str, field: str | None = None, **extra: obje
     if field:
         body["field"] = field
     body.update(extra)
-    exc = web.HTTPException(text=json.dumps(body), content_type="application/json")
+    headers = {"Retry-After": str(max(1, round(float(extra["retry_after_s"]))))} if "retry_after_s" in extra else None  # type: ignore[arg-type]
+    exc = web.HTTPException(text=json.dumps(body), content_type="application/json", headers=headers)
     exc.set_status(status)
     return exc
 

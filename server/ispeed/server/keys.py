@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from ispeed.server.config import ServerConfig
 from ispeed.server.ingest import Ingestor
+from ispeed.server.limits import RateLimiter
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
+
+
+
+@dataclass
+class ServerStatus:
+    """Mutable run state: draining once SIGTERM arrived (no new tests)."""
+
+    draining: bool = False
+
 
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", Registry)
@@ -15,3 +27,6 @@ METRICS = web.AppKey("metrics", Metrics)
 INGEST = web.AppKey("ingest", Ingestor)
 PAYLOAD = web.AppKey("payload", memoryview)
 ATTRIBUTION = web.AppKey("attribution", object)
+TEST_RATE = web.AppKey("test_rate", RateLimiter)
+RESULT_RATE = web.AppKey("result_rate", RateLimiter)
+STATUS = web.AppKey("status", ServerStatus)

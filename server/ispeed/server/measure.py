@@ -73,6 +73,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     if state.first_down is None:
         state.first_down = clock()
     state.active_streams += 1
+    transport = request.transport
+    if transport:
+        state.transports.add(transport)
     sent = 0
     offset = 0
     info = None
@@ -97,6 +100,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         pass  # the client ends download streams by closing them: that is the normal end
     finally:
         state.active_streams -= 1
+        state.transports.discard(transport)
         state.bytes_down[stream] = state.bytes_down.get(stream, 0) + sent
         state.last_down = clock()
         metrics.inc("bytes_sent_total", sent)
@@ -116,6 +120,9 @@ async def upload(request: web.Request) -> web.StreamResponse:
     deadline = state.deadline
     received = 0
     state.active_streams += 1
+    transport = request.transport
+    if transport:
+        state.transports.add(transport)
     clock = time.monotonic
     info = None
     next_info = 0.0
@@ -139,6 +146,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         pass
     finally:
         state.active_streams -= 1
+        state.transports.discard(transport)
         metrics.inc("bytes_received_total", received)
         info = tcpinfo.read(sock) or info
         if info:
@@ -152,6 +160,17 @@ async def latency(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=None, autoping=True)
     await ws.prepare(request)
     deadline = state.deadline
+    transport = request.transport
+    if transport:
+        state.transports.add(transport)
+    try:
+        await _echo(ws, state, deadline)
+    finally:
+        state.transports.discard(transport)
+    return ws
+
+
+async def _echo(ws: web.WebSocketResponse, state: TestState, deadline: float) -> None:
     async for msg in ws:
         if msg.type == WSMsgType.TEXT:
             state.latency_probes += 1
@@ -162,4 +181,3 @@ async def latency(request: web.Request) -> web.StreamResponse:
         if time.monotonic() > deadline:
             await ws.close(code=1000, message=b"test time is over")
             break
-    return ws

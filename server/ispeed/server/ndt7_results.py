@@ -157,12 +157,12 @@ class Ndt7Results:
     async def _store(self, down: Subtest | None, up: Subtest | None) -> None:
         row = build_measurement(self.app, down, up)
         try:
-            fresh = await asyncio.wait_for(self.app[INGEST].submit(row), STORE_TIMEOUT_S)
+            outcome = await asyncio.wait_for(self.app[INGEST].submit(row), STORE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - counted and logged; the handler already answered
             self.app[METRICS].inc("ndt7_store_failed_total")
             log.warning("ndt7 result %s not stored: %s", row.test_id, exc)
             return
-        self.app[METRICS].inc("ndt7_results_stored_total" if fresh else "ndt7_results_duplicate_total")
+        self.app[METRICS].inc(f"ndt7_results_{outcome}_total")   # stored / duplicate / spooled
 
 
 NDT7_RESULTS = web.AppKey("ndt7_results", Ndt7Results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -30,6 +31,9 @@ class TestState:
     submitted: bool = False
     active_streams: int = 0
     created: float = field(default_factory=time.monotonic)
+    transports: set[asyncio.BaseTransport] = field(default_factory=set)  # open streams, for the sweeper
+    cut: bool = False                                   # streams were cut at the deadline
+    net_key: str = ""                                   # client network, for per-network limits
 
     @property
     def deadline(self) -> float:
@@ -95,11 +99,18 @@ class Registry:
         self._tests: dict[str, TestState] = {}
         self.finished = 0
 
-    def add(self, claims: TestClaims) -> TestState:
+    def add(self, claims: TestClaims, net_key: str = "") -> TestState:
         self.expire()
-        state = TestState(claims)
+        state = TestState(claims, net_key=net_key)
         self._tests[claims.test_id] = state
         return state
+
+    def states(self) -> list[TestState]:
+        return list(self._tests.values())
+
+    def open_for_network(self, net_key: str) -> int:
+        return sum(1 for s in self._tests.values() if s.net_key == net_key and not s.submitted
+                   and (s.active_streams > 0 or time.monotonic() - s.created < 2 * s.claims.duration_s + 20))
 
     def get(self, test_id: str) -> TestState | None:
         return self._tests.get(test_id)
@@ -110,7 +121,11 @@ class Registry:
             del self._tests[tid]
 
     def running(self) -> int:
+        """Tests moving bytes right now."""
         return sum(1 for s in self._tests.values() if not s.submitted and s.active_streams > 0)
 
     def open_tests(self) -> int:
-        return sum(1 for s in self._tests.values() if not s.submitted)
+        """Tests issued recently and not yet submitted (capacity is counted on these)."""
+        now = time.monotonic()
+        return sum(1 for s in self._tests.values() if not s.submitted
+                   and (s.active_streams > 0 or now - s.created < 2 * s.claims.duration_s + 20))

@@ -17,7 +17,7 @@ from ispeed.core.schema import NETWORK_TYPES, Measurement
 from ispeed.core.timeutil import local_date
 from ispeed.server.attribution import Attribution
 from ispeed.server.errors import json_error
-from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, REGISTRY
+from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.privacy import ip_network, keyed_hash, round_coord
 from ispeed.server.registry import TestState
 from ispeed.server.tokens import verify
@@ -76,6 +76,11 @@ async def submit_result(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     metrics = request.app[METRICS]
     metrics.inc("results_received_total")
+    wait_s = request.app[RESULT_RATE].check(ip_network(request.remote or ""))
+    if wait_s:
+        metrics.inc("results_refused_rate_total")
+        raise json_error(429, f"too many submissions from your network; retry in {wait_s:.0f} s",
+                         retry_after_s=round(wait_s, 1))
     values = check(await read_json(request, cfg.max_result_body_bytes), RESULT_FIELDS)
     claims = verify(cfg.secret, values["token"], cfg.server_id)
     if values["test_id"] not in (None, claims.test_id):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, METRICS, REGISTRY
+from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.tokens import issue, verify
 from ispeed.server.validate import Field, check, read_json
@@ -27,15 +27,29 @@ async def start_test(request: web.Request) -> web.Response:
         raise json_error(400, f"streams must be at most {cfg.max_streams}, got {streams}", "streams")
     if duration_s > cfg.max_duration_s:
         raise json_error(400, f"duration_s must be at most {cfg.max_duration_s:g}, got {duration_s:g}", "duration_s")
+    metrics = request.app[METRICS]
+    if request.app[STATUS].draining:
+        metrics.inc("tests_refused_draining_total")
+        raise json_error(503, "this server is shutting down; use another server", retry_after_s=60)
+    network = ip_network(request.remote or "")
+    wait_s = request.app[TEST_RATE].check(network)
+    if wait_s:
+        metrics.inc("tests_refused_rate_total")
+        raise json_error(429, f"too many tests from your network; retry in {wait_s:.0f} s",
+                         retry_after_s=round(wait_s, 1))
     registry.expire()
     if registry.open_tests() >= cfg.max_running_tests:
-        request.app[METRICS].inc("tests_refused_busy_total")
+        metrics.inc("tests_refused_busy_total")
         raise json_error(503, "this server is at its test capacity; retry in a minute or use another server",
                          retry_after_s=30)
-    net_hash = keyed_hash(cfg.secret, "net", ip_network(request.remote or ""))
+    if registry.open_for_network(network) >= cfg.max_tests_per_network:
+        metrics.inc("tests_refused_network_busy_total")
+        raise json_error(429, f"your network already runs {cfg.max_tests_per_network} tests here; "
+                              "retry when one finishes", retry_after_s=10)
+    net_hash = keyed_hash(cfg.secret, "net", network)
     claims, token = issue(cfg.secret, cfg.server_id, net_hash, streams, duration_s, cfg.token_ttl_s)
-    registry.add(claims)
-    request.app[METRICS].inc("tests_started_total")
+    registry.add(claims, net_key=network)
+    metrics.inc("tests_started_total")
     return web.json_response({
         "test_id": claims.test_id,
         "token": token,
