@@ -18,6 +18,8 @@ from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
 _SELECT = {
+    # methodology v1's device: the hashed device id, or the hashed IP when the client sent none
+    "device_hash": "if(device_hash != '', device_hash, ip_hash)",
     "started_at": "toUnixTimestamp(started_at)",  # formatted here: %M differs between versions
     "local_date": "toString(local_date)",
 }

@@ -1,0 +1,194 @@
+"""`ispeed aggregate`: a month's methodology-v1 cells, computed in the store, shaped and published.
+
+The store does the heavy lifting (`cells_sql`: device-day samples, exact medians and order
+statistics, counts); Python only adds the binomial CI pick, publication, ranks, month-over-month
+changes and histograms, over a few thousand cell rows — never over the month's tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ispeed.aggregator import stats_table
+from ispeed.aggregator.cells_sql import bin_edges_mbps, cells_query
+from ispeed.aggregator.ci import median_ci
+from ispeed.aggregator.methodology import FIGURE_COLUMNS, LEVELS, Methodology
+from ispeed.aggregator.outputs import write_month_files
+from ispeed.aggregator.rank import assign_ranks
+from ispeed.core.store import Store
+from ispeed.core.timeutil import month_bounds, utcnow
+
+log = logging.getLogger("ispeed.aggregator")
+HISTOGRAM_LEVELS = ("national", "province")
+
+
+@dataclass
+class MonthStats:
+    """A month's cells (stats.csv rows), histograms and changes, plus a summary for humans."""
+
+    month: str
+    method: Methodology
+    cells: list[dict[str, Any]]
+    histograms: list[dict[str, Any]]
+    changes: list[dict[str, Any]]
+
+    @property
+    def published(self) -> int:
+        return sum(1 for c in self.cells if c["published"])
+
+    @property
+    def tests(self) -> int:
+        return sum(c["tests"] for c in self.cells if c["level"] == "national" and not c["provider"])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "month": self.month,
+            "cells": len(self.cells),
+            "published_cells": self.published,
+            "suppressed_cells": len(self.cells) - self.published,
+            "valid_tests": {c["network_type"]: c["tests"] for c in self.cells
+                            if c["level"] == "national" and not c["provider"]},
+            "insufficient_data": self.published == 0,
+            "note": ("" if self.published else
+                     f"insufficient data: no cell reached {self.method.min_samples} samples in {self.month}"),
+        }
+
+
+def month_text(year: int, month: int) -> str:
+    return f"{year:04d}-{month:02d}"
+
+
+def previous_month(year: int, month: int) -> tuple[int, int]:
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    nt_order = {n: i for i, n in enumerate(method.network_types)}
+    level_order = {n: i for i, n in enumerate(LEVELS)}
+    return lambda c: (nt_order[c["network_type"]], level_order[c["level"]], c["province_code"],
+                      c["commune_code"], c["provider"])
+
+
+def _cell(month: str, network_type: str, row: Sequence[Any], method: Methodology) -> dict[str, Any]:
+    (level, province, commune, provider, tests, samples, devices, dl, ul, lat, jit,
+     lo_start, lo_slice, hi_start, hi_slice, _, _) = row
+    published = int(samples) >= method.min_samples
+    cell: dict[str, Any] = {
+        "month": month, "network_type": network_type, "level": level, "province_code": province,
+        "commune_code": commune, "provider": provider, "tests": int(tests), "samples": int(samples),
+        "devices": int(devices), "rank": None, "published": published,
+    }
+    for name in FIGURE_COLUMNS:
+        cell[name] = None
+    if published:
+        low, high = median_ci(int(samples), method.ci_tail, lo_slice, int(lo_start), hi_slice, int(hi_start))
+        cell.update({
+            "download_median_mbps": float(dl), "download_ci_low_mbps": low, "download_ci_high_mbps": high,
+            "upload_median_mbps": float(ul),
+            "latency_median_ms": None if lat is None else float(lat),
+            "jitter_median_ms": None if jit is None else float(jit),
+        })
+    return cell
+
+
+def _histograms(cell: dict[str, Any], row: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for metric, hist in (("download", row[-2]), ("upload", row[-1])):
+        keys, counts = hist
+        for index, count in sorted(zip((int(k) for k in keys), (int(c) for c in counts))):
+            low, high = bin_edges_mbps(index)
+            out.append({**{k: cell[k] for k in ("month", "network_type", "level", "province_code",
+                                                "commune_code", "provider")},
+                        "metric": metric, "bin": index, "bin_low_mbps": low, "bin_high_mbps": high,
+                        "samples": count})
+    return out
+
+
+def compute_month(store: Store, year: int, month: int, method: Methodology,
+                  progress: Callable[[str], None] | None = None) -> MonthStats:
+    """Cells of one month for every network type, ranked; no previous-month changes yet."""
+    start, end = month_bounds(year, month)
+    label = month_text(year, month)
+    sql = cells_query(method.ci_level)
+    cells: list[dict[str, Any]] = []
+    histograms: list[dict[str, Any]] = []
+    for network_type in method.network_types:
+        if progress:
+            progress(f"{label}: {network_type} cells")
+        rows = store.query(sql, {"start": start, "end": end, "network_type": network_type,
+                                 "include_simulated": int(method.include_simulated)})
+        if not rows:
+            cells.append(_empty_national(label, network_type))
+        for row in rows:
+            cell = _cell(label, network_type, row, method)
+            cells.append(cell)
+            if cell["published"] and cell["level"] in HISTOGRAM_LEVELS:
+                histograms.extend(_histograms(cell, row))
+    assign_ranks(cells)
+    key = _sort_key(method)
+    cells.sort(key=key)
+    histograms.sort(key=lambda h: (key(h), h["metric"], h["bin"]))
+    return MonthStats(label, method, cells, histograms, [])
+
+
+def _empty_national(month: str, network_type: str) -> dict[str, Any]:
+    cell: dict[str, Any] = {"month": month, "network_type": network_type, "level": "national",
+                            "province_code": "", "commune_code": "", "provider": "", "tests": 0,
+                            "samples": 0, "devices": 0, "rank": None, "published": False}
+    cell.update({name: None for name in FIGURE_COLUMNS})
+    return cell
+
+
+def month_changes(current: Sequence[dict[str, Any]], previous: Sequence[dict[str, Any]],
+                  previous_label: str) -> list[dict[str, Any]]:
+    """Changes of the published cells that were also published the month before."""
+    def key(c: dict[str, Any]) -> tuple[str, ...]:
+        return (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"])
+
+    before = {key(c): c for c in previous if c["published"]}
+    out = []
+    for cell in current:
+        old = before.get(key(cell))
+        if not cell["published"] or old is None:
+            continue
+        row = {k: cell[k] for k in ("month", "network_type", "level", "province_code", "commune_code",
+                                     "provider", "rank")}
+        row["previous_month"] = previous_label
+        row["previous_rank"] = old["rank"]
+        for name, short in (("download_median_mbps", "download"), ("upload_median_mbps", "upload"),
+                            ("latency_median_ms", "latency")):
+            now, then = cell[name], old[name]
+            row[name] = now
+            row[f"previous_{name}"] = then
+            row[f"{short}_change_pct"] = (None if now is None or not then
+                                          else (float(now) - float(then)) / float(then) * 100.0)
+        out.append(row)
+    return out
+
+
+def aggregate_month(store: Store, year: int, month: int, method: Methodology, out_dir: Path | None,
+                    progress: Callable[[str], None] | None = None) -> MonthStats:
+    """Compute a month, compare with the stored previous month, store it and write its files.
+
+    Simulated tests count when `method.include_simulated` is set or the store is a demo store.
+    """
+    if store.is_demo and not method.include_simulated:
+        method = dataclasses.replace(method, include_simulated=True)
+    stats = compute_month(store, year, month, method, progress)
+    prev_label = month_text(*previous_month(year, month))
+    stats.changes = month_changes(stats.cells, stats_table.read_month(store, prev_label), prev_label)
+    if progress:
+        progress(f"{stats.month}: writing {len(stats.cells)} cells")
+    stats_table.write_month(store, stats.month, stats.cells, method, utcnow().replace(microsecond=0))
+    if out_dir is not None:
+        write_month_files(out_dir, stats.month, stats.cells, stats.changes, stats.histograms, method,
+                          stats.summary())
+    if not stats.published:
+        log.info("%s", stats.summary()["note"])
+    return stats

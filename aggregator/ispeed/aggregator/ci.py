@@ -1,0 +1,36 @@
+"""Distribution-free confidence interval of a median from binomial order statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def ci_order(n: int, tail: float) -> int:
+    """k such that the k-th and (n-k+1)-th smallest of n samples bound the median; 0 = no interval.
+
+    k = scipy.stats.binom.ppf(tail, n, 0.5), tail = 0.025 for a 95% interval (coverage ≥ 95%).
+    """
+    if n <= 0:
+        return 0
+    from scipy.stats import binom  # lazy: scipy is heavy
+
+    return int(binom.ppf(tail, n, 0.5))
+
+
+def pick(slice_values: Sequence[float], slice_start: int, position: int) -> float:
+    """The `position`-th smallest (1-based) from a slice of the sorted samples starting there."""
+    offset = position - slice_start
+    if not 0 <= offset < len(slice_values):
+        raise AssertionError(
+            f"order statistic {position} is outside the slice [{slice_start}, "
+            f"{slice_start + len(slice_values)}) returned by the store; widen CI_MARGIN in cells_sql")
+    return float(slice_values[offset])
+
+
+def median_ci(n: int, tail: float, lo_slice: Sequence[float], lo_start: int,
+              hi_slice: Sequence[float], hi_start: int) -> tuple[float | None, float | None]:
+    """(low, high) of the median's interval from the two slices the cells query returns."""
+    k = ci_order(n, tail)
+    if k == 0:
+        return None, None
+    return pick(lo_slice, lo_start, k), pick(hi_slice, hi_start, n - k + 1)

@@ -1,0 +1,257 @@
+"""Synthetic national test results for demos and benchmarks, marked simulated, reproducible by seed.
+
+Model (all vectorised numpy, generated in fixed chunks so the rows depend only on the seed, the
+month and the test count):
+- a pool of devices, each with a network type, a provider (market share per network type), a
+  home commune (population-weighted) and a plan factor; 15% are heavy testers (≈8× the tests);
+  `anonymous_share` have no device id (the IP hash stands in for them);
+- 40% of tests carry a GPS position (commune centroid ± ~400 m, rounded to 0.01°) when
+  the commune centroids are known (admin_geo), the others are placed by IP;
+- each test picks a device, a local day and a local hour (diurnal curve, evening peak); mobile
+  and 5G tests are sometimes taken away from home (another commune);
+- speeds are log-normal per technology (fixed > 5G > mobile medians, overlapping tails), scaled
+  by provider, province, plan and evening congestion; latency and jitter likewise;
+- about `invalid_share` of the tests are invalid: failed (zero throughput) or flagged by the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ispeed.aggregator.places import Places, load_places
+from ispeed.core.errors import UsageError
+from ispeed.core.schema import MEASUREMENT_COLUMNS
+from ispeed.core.store import Store
+from ispeed.core.timeutil import month_bounds
+
+CHUNK_ROWS = 250_000  # generation unit: fixed, so the data never depends on the insert batch size
+NETWORK_SHARES = (("fixed", 0.50), ("mobile", 0.35), ("5g", 0.15))
+# Median download (Mbps), log-sigma, upload/download ratio, median idle latency (ms).
+TECHNOLOGY = {
+    "fixed": (170.0, 0.55, 0.75, 9.0),
+    "5g": (120.0, 0.60, 0.25, 22.0),
+    "mobile": (45.0, 0.65, 0.35, 38.0),
+}
+PROVIDER_FACTOR = {"Viettel": 1.06, "VNPT": 1.0, "FPT Telecom": 1.09, "CMC Telecom": 0.95, "SCTV": 0.85,
+                   "MobiFone": 0.94, "Vietnamobile": 0.72}
+GPS_SHARE = 0.4  # tests with a (rounded) GPS position, when commune centroids are known
+# Relative test volume per local hour 0..23 (quiet nights, lunch bump, evening peak).
+DIURNAL = np.array([2, 1, 1, 1, 1, 2, 4, 6, 7, 7, 7, 8, 9, 8, 7, 7, 8, 9, 11, 13, 14, 14, 11, 6], float)
+CONGESTION = 1.0 - 0.18 * np.clip((DIURNAL - 7.0) / 7.0, 0.0, 1.0)  # evening slowdown
+INVALID_REASONS = np.array(["counter_mismatch", "too_short"], dtype=object)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What to simulate: the local month, how many tests, and the seed."""
+
+    year: int
+    month: int
+    tests: int
+    seed: int = 1
+    invalid_share: float = 0.03
+    away_share: float = 0.05  # mobile/5G tests taken outside the home commune
+    anonymous_share: float = 0.05  # devices without a device id (their IP hash stands in)
+
+    def __post_init__(self) -> None:
+        if self.tests < 0:
+            raise UsageError(f"--tests {self.tests} is negative: give a number of tests ≥ 0")
+        if not 0 <= self.invalid_share < 1:
+            raise UsageError(f"invalid_share {self.invalid_share} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    rows: int
+    seconds: float
+    places_source: str
+
+
+@dataclass(frozen=True)
+class _Devices:
+    network: np.ndarray  # index into NETWORK_SHARES
+    provider: np.ndarray  # index into places.providers
+    commune: np.ndarray  # index into places.commune_codes
+    plan: np.ndarray
+    cum_weight: np.ndarray
+    device_hash: np.ndarray  # object array of str ('' for devices without an id)
+    ip_hash: np.ndarray
+
+
+def _choice(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
+    cum = np.cumsum(weights, dtype=float)
+    return np.searchsorted(cum, rng.random(size) * cum[-1], side="right")
+
+
+def _hex(values: np.ndarray, prefix: str) -> np.ndarray:
+    return np.array([f"{prefix}{v:016x}" for v in values.tolist()], dtype=object)
+
+
+def _devices(rng: np.random.Generator, places: Places, count: int, anonymous_share: float) -> _Devices:
+    network = _choice(rng, np.array([s for _, s in NETWORK_SHARES]), count)
+    provider = np.zeros(count, dtype=np.int64)
+    for n_idx, (network_type, _) in enumerate(NETWORK_SHARES):
+        shares = np.array([dict(p.shares).get(network_type, 0.0) for p in places.providers])
+        mask = network == n_idx
+        provider[mask] = _choice(rng, shares, int(mask.sum()))
+    commune = _choice(rng, np.array(places.commune_weight), count)
+    plan = rng.lognormal(0.0, 0.35, count)
+    heavy = rng.random(count) < 0.15
+    weight = np.where(heavy, rng.lognormal(np.log(8.0), 0.5, count), 1.0)
+    keys = rng.integers(0, 2**63, size=(2, count), dtype=np.int64)
+    device_hash = _hex(keys[0], "")
+    device_hash[rng.random(count) < anonymous_share] = ""
+    return _Devices(network, provider, commune, plan, np.cumsum(weight), device_hash, _hex(keys[1], "ip"))
+
+
+def _chunk(rng: np.random.Generator, cfg: SimulationConfig, places: Places, dev: _Devices,
+           first: int, rows: int, ctx: dict[str, Any]) -> dict[str, Any]:
+    """Columns of `rows` tests numbered from `first`, in MEASUREMENT_COLUMNS order."""
+    d = np.searchsorted(dev.cum_weight, rng.random(rows) * dev.cum_weight[-1], side="right")
+    network = dev.network[d]
+    provider = dev.provider[d]
+    commune = dev.commune[d].copy()
+    away = (network != 0) & (rng.random(rows) < cfg.away_share)
+    commune[away] = _choice(rng, ctx["commune_weight"], int(away.sum()))
+    province = ctx["commune_province_idx"][commune]
+    day = rng.integers(0, ctx["days"], rows)
+    hour = _choice(rng, DIURNAL, rows)
+    started = ctx["epoch0"] + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, rows) - 7 * 3_600
+
+    median = ctx["tech_median"][network] * ctx["provider_factor"][provider] * ctx["province_factor"][province]
+    download = median * dev.plan[d] * CONGESTION[hour] * rng.lognormal(0.0, ctx["tech_sigma"][network])
+    download = np.round(np.clip(download, 0.2, 2_500.0), 3)
+    upload = np.round(np.clip(download * ctx["tech_up"][network] * rng.lognormal(0.0, 0.3, rows), 0.1, 2_500.0), 3)
+    latency = np.round(ctx["tech_latency"][network] * rng.lognormal(0.0, 0.45, rows) / CONGESTION[hour], 2)
+    jitter = np.round(latency * rng.lognormal(np.log(0.12), 0.6, rows), 2)
+
+    bad = rng.random(rows) < cfg.invalid_share
+    failed = bad & (rng.random(rows) < 0.35)
+    download[failed] = 0.0
+    upload[failed] = 0.0
+    flagged = bad & ~failed
+    reason = np.full(rows, "", dtype=object)
+    reason[failed] = "failed"
+    reason[flagged] = INVALID_REASONS[rng.integers(0, 2, int(flagged.sum()))]
+
+    duration = 10.0
+    bytes_down = (download * 1e6 / 8 * duration).astype(np.int64)
+    bytes_up = (upload * 1e6 / 8 * duration).astype(np.int64)
+    ids = range(first, first + rows)
+    tag = f"sim{cfg.seed}-{cfg.year:04d}{cfg.month:02d}-"
+    lat = np.full(rows, None, dtype=object)
+    lon = np.full(rows, None, dtype=object)
+    source = np.full(rows, "ip", dtype=object)
+    if ctx["commune_lat"] is not None:
+        gps = rng.random(rows) < GPS_SHARE
+        source[gps] = "gps"
+        lat[gps] = np.round(ctx["commune_lat"][commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
+        lon[gps] = np.round(ctx["commune_lon"][commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
+    columns: dict[str, Any] = {
+        "test_id": [f"{tag}{i:010d}" for i in ids],
+        "started_at": started,
+        "local_date": ctx["dates"][day],
+        "network_type": ctx["network_names"][network],
+        "provider": ctx["provider_codes"][provider],
+        "asn": ctx["provider_asn"][provider],
+        "province_code": ctx["province_codes"][province],
+        "commune_code": ctx["commune_codes"][commune],
+        "location_source": source,
+        "lat": lat,
+        "lon": lon,
+        "device_hash": dev.device_hash[d],
+        "ip_hash": dev.ip_hash[d],
+        "ip_network": np.full(rows, "", dtype=object),
+        "download_mbps": download,
+        "upload_mbps": upload,
+        "latency_ms": latency,
+        "jitter_ms": jitter,
+        "loaded_latency_down_ms": np.round(latency * rng.uniform(1.5, 6.0, rows), 2),
+        "loaded_latency_up_ms": np.round(latency * rng.uniform(1.5, 8.0, rows), 2),
+        "bytes_down": bytes_down,
+        "bytes_up": bytes_up,
+        "server_bytes_down": bytes_down,
+        "server_bytes_up": np.where(flagged, bytes_up // 2, bytes_up),
+        "streams": np.full(rows, 4, dtype=np.int64),
+        "duration_s": np.full(rows, duration),
+        "tcp_min_rtt_ms": np.round(latency * 0.9, 2),
+        "tcp_retrans_ratio": np.round(rng.beta(1.0, 200.0, rows), 5),
+        "server_id": ctx["province_server"][province],
+        "client_kind": np.full(rows, "simulated", dtype=object),
+        "client_version": np.full(rows, "sim-1", dtype=object),
+        "method_version": np.full(rows, "1", dtype=object),
+        "simulated": np.ones(rows, dtype=np.int64),
+        "valid": (~flagged).astype(np.int64),
+        "invalid_reason": reason,
+        "received_at": started + 15,
+    }
+    return columns
+
+
+def _context(cfg: SimulationConfig, places: Places) -> dict[str, Any]:
+    start, end = month_bounds(cfg.year, cfg.month)
+    days = (end - start).days
+    province_index = {code: i for i, code in enumerate(places.province_codes)}
+    pops = np.array(places.province_population)
+    networks = [n for n, _ in NETWORK_SHARES]
+    return {
+        "days": days,
+        "epoch0": int(dt.datetime(start.year, start.month, 1, tzinfo=dt.timezone.utc).timestamp()),
+        "dates": np.array([start + dt.timedelta(days=i) for i in range(days)], dtype=object),
+        "network_names": np.array(networks, dtype=object),
+        "tech_median": np.array([TECHNOLOGY[n][0] for n in networks]),
+        "tech_sigma": np.array([TECHNOLOGY[n][1] for n in networks]),
+        "tech_up": np.array([TECHNOLOGY[n][2] for n in networks]),
+        "tech_latency": np.array([TECHNOLOGY[n][3] for n in networks]),
+        "provider_codes": np.array([p.code for p in places.providers], dtype=object),
+        "provider_asn": np.array([p.asn for p in places.providers], dtype=np.int64),
+        "provider_factor": np.array([PROVIDER_FACTOR.get(p.code, 1.0) for p in places.providers]),
+        "province_codes": np.array(places.province_codes, dtype=object),
+        "province_factor": 0.85 + 0.3 * np.sqrt(pops / pops.max()),
+        "province_server": np.array(
+            ["hn-1" if c < "40" else "dn-1" if c < "70" else "hcm-1" for c in places.province_codes], dtype=object),
+        "commune_codes": np.array(places.commune_codes, dtype=object),
+        "commune_weight": np.array(places.commune_weight),
+        "commune_province_idx": np.array([province_index[p] for p in places.commune_province]),
+        "commune_lat": None if places.commune_lat is None else np.array(places.commune_lat),
+        "commune_lon": None if places.commune_lon is None else np.array(places.commune_lon),
+    }
+
+
+def generate(cfg: SimulationConfig, places: Places) -> Iterator[dict[str, Any]]:
+    """Yield column batches of at most CHUNK_ROWS simulated tests."""
+    if cfg.tests == 0:
+        return
+    seeds = np.random.SeedSequence([cfg.seed, cfg.year, cfg.month, cfg.tests])
+    device_seed, *chunk_seeds = seeds.spawn(1 + -(-cfg.tests // CHUNK_ROWS))
+    dev = _devices(np.random.default_rng(device_seed), places, max(1, cfg.tests // 4), cfg.anonymous_share)
+    ctx = _context(cfg, places)
+    for n, chunk_seed in enumerate(chunk_seeds):
+        first = n * CHUNK_ROWS
+        rows = min(CHUNK_ROWS, cfg.tests - first)
+        yield _chunk(np.random.default_rng(chunk_seed), cfg, places, dev, first, rows, ctx)
+
+
+def simulate(store: Store, cfg: SimulationConfig, places: Places | None = None,
+             progress: Callable[[int, int], None] | None = None) -> SimulationReport:
+    """Generate `cfg.tests` simulated tests and insert them in batches; re-running is idempotent.
+
+    Rows are identified by seed, month and number, so a repeated run writes the same test ids,
+    which the store's ReplacingMergeTree (read with FINAL) collapses.
+    """
+    places = places or load_places()
+    types = dict(MEASUREMENT_COLUMNS)
+    t0 = time.perf_counter()
+    done = 0
+    for columns in generate(cfg, places):
+        store.insert_columns("measurements", columns, types)
+        done += len(columns["test_id"])
+        if progress:
+            progress(done, cfg.tests)
+    return SimulationReport(done, time.perf_counter() - t0, places.source)

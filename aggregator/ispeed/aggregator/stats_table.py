@@ -1,0 +1,63 @@
+"""The store's `monthly_stats` table: a month's cells written atomically, and read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
+from ispeed.core.store import Store
+
+TYPES: dict[str, str] = {
+    "month": "String", "network_type": "String", "level": "String", "province_code": "String",
+    "commune_code": "String", "provider": "String", "tests": "UInt64", "samples": "UInt64",
+    "devices": "UInt64", "download_median_mbps": "Nullable(Float64)",
+    "download_ci_low_mbps": "Nullable(Float64)", "download_ci_high_mbps": "Nullable(Float64)",
+    "upload_median_mbps": "Nullable(Float64)", "latency_median_ms": "Nullable(Float64)",
+    "jitter_median_ms": "Nullable(Float64)", "rank": "UInt32", "published": "UInt8",
+    "methodology_version": "String", "min_samples": "UInt32", "ci_level": "Float64",
+    "include_simulated": "UInt8", "computed_at": "DateTime('UTC')",
+}
+
+
+def write_month(store: Store, month: str, cells: Sequence[dict[str, Any]], method: Methodology,
+                computed_at: dt.datetime) -> None:
+    """Replace the month's partition of monthly_stats with `cells` in one atomic step."""
+    store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
+    columns: dict[str, list[Any]] = {name: [] for name in TYPES}
+    stamp = int(computed_at.timestamp())
+    for cell in cells:
+        for name in STATS_COLUMNS:
+            value = cell[name]
+            if name == "rank":
+                value = value or 0
+            elif name == "published":
+                value = int(bool(value))
+            columns[name].append(value)
+        columns["methodology_version"].append(method.version)
+        columns["min_samples"].append(method.min_samples)
+        columns["ci_level"].append(method.ci_level)
+        columns["include_simulated"].append(int(method.include_simulated))
+        columns["computed_at"].append(stamp)
+    store.insert_columns("monthly_stats_staging", columns, TYPES)
+    store.execute("ALTER TABLE {db}.monthly_stats REPLACE PARTITION {month} FROM {db}.monthly_stats_staging",
+                  {"month": month})
+    store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
+
+
+def read_month(store: Store, month: str) -> list[dict[str, Any]]:
+    """The month's stored cells (empty when the month was never aggregated), in table order."""
+    names = list(STATS_COLUMNS) + ["methodology_version", "min_samples", "ci_level", "include_simulated"]
+    rows = store.query(
+        f"SELECT {', '.join(names)} FROM {{db}}.monthly_stats WHERE month = {{month}} "
+        "ORDER BY network_type, level, province_code, commune_code, provider",
+        {"month": month},
+    )
+    out = []
+    for row in rows:
+        cell = dict(zip(names, row))
+        cell["rank"] = cell["rank"] or None
+        cell["published"] = bool(cell["published"])
+        out.append(cell)
+    return out

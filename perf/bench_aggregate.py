@@ -1,0 +1,91 @@
+"""Benchmark: `ispeed aggregate` of a simulated month on a ClickHouse server vs a one-pass reference.
+
+Starts a throw-away Debian clickhouse-server, simulates N tests (default 10,000,000) in a child
+process (so this process's peak RSS is the aggregator's), then times in one invocation:
+- the reference: one GROUP BY month, network type, provider, province with quantiles over
+  the same valid tests of the month (with FINAL, as the aggregator reads; without, for context);
+- the aggregator: every cell of methodology v1, ranks, changes, histograms, store write, files.
+Prints wall times as ratios to the reference (target ≤ 5×) and the peak RSS (target < 1 GiB).
+
+    python perf/bench_aggregate.py [--tests N] [--seed S] [--min-samples M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from clickhouse_server import ClickHouseServer  # noqa: E402
+
+from ispeed.aggregator.aggregate import aggregate_month  # noqa: E402
+from ispeed.aggregator.methodology import Methodology  # noqa: E402
+from ispeed.core.store import open_store  # noqa: E402
+
+REFERENCE = """
+SELECT toYYYYMM(local_date) AS month, network_type, provider, province_code, count() AS tests,
+       quantiles(0.5)(download_mbps), quantiles(0.5)(upload_mbps), quantiles(0.5)(latency_ms)
+FROM {{db}}.measurements {final}
+WHERE local_date >= '2025-07-01' AND local_date < '2025-08-01'
+  AND valid = 1 AND download_mbps > 0 AND upload_mbps > 0
+GROUP BY month, network_type, provider, province_code
+"""
+
+
+def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tests", type=int, default=10_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--min-samples", type=int, default=300)
+    args = ap.parse_args()
+
+    server = ClickHouseServer().start()
+    try:
+        url = f"{server.url}/bench"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ispeed.cli.main", "simulate", "--month", "2025-07",
+                        "--tests", str(args.tests), "--seed", str(args.seed), "--store", url], check=True)
+        sim_s = time.perf_counter() - t0
+        print(f"simulate: {args.tests:,} tests in {sim_s:.1f} s ({args.tests / sim_s * 60 / 1e6:.2f} M rows/min)")
+        with open_store(url) as store:
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
+            ref_plain = timed(lambda: store.query(REFERENCE.format(final="")), repeat=3)
+            method = Methodology(min_samples=args.min_samples, include_simulated=True)
+            with tempfile.TemporaryDirectory() as out:
+                holder: dict[str, object] = {}
+                agg = timed(lambda: holder.update(stats=aggregate_month(store, 2025, 7, method, Path(out))))
+            ref_after = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
+            stats = holder["stats"]
+        ref = statistics.median([ref_final, ref_after])
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"reference query (FINAL):    {ref:.2f} s   (without FINAL: {ref_plain:.2f} s)")
+        print(f"aggregate (all cells):      {agg:.2f} s   cells={len(stats.cells):,} "  # type: ignore[attr-defined]
+              f"published={stats.published:,}")  # type: ignore[attr-defined]
+        print(f"ratio aggregate/reference:  {agg / ref:.1f}x   (vs reference without FINAL: {agg / ref_plain:.1f}x; target <= 5x)")
+        print(f"peak RSS of this process:   {peak_mib:.0f} MiB (before aggregate {rss_before / 1024:.0f} MiB; target < 1024)")
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    finally:
+        server.remove()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

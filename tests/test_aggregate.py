@@ -1,0 +1,190 @@
+"""ispeed aggregate: exact definitions on hand-made tests, publication, ranks, outputs, the store table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import binom
+
+from ispeed.aggregator import stats_table
+from ispeed.aggregator.aggregate import aggregate_month, compute_month
+from ispeed.aggregator.ci import median_ci
+from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
+from ispeed.aggregator.rank import assign_ranks
+from ispeed.aggregator.simulate import SimulationConfig, simulate
+from ispeed.cli.main import main
+from ispeed.core.errors import UsageError
+from ispeed.core.schema import Measurement
+from ispeed.core.store import Store
+
+_n = iter(range(1_000_000))
+
+
+def _test(day: int, download: float, *, device: str = "d1", ip: str = "ip1", province: str = "01",
+          commune: str = "00004", provider: str = "Viettel", network: str = "fixed", upload: float = 10.0,
+          latency: float | None = 10.0, simulated: bool = False, valid: bool = True,
+          month: int = 7) -> Measurement:
+    started = dt.datetime(2025, month, day, 5, 0, tzinfo=dt.timezone.utc)
+    return Measurement(
+        test_id=f"t{next(_n)}", started_at=started, local_date=started.date(), network_type=network,
+        provider=provider, province_code=province, commune_code=commune, device_hash=device, ip_hash=ip,
+        download_mbps=download, upload_mbps=upload, latency_ms=latency, jitter_ms=None if latency is None else 1.0,
+        simulated=simulated, valid=valid,
+    )
+
+
+def _cells(store: Store, **kw: object) -> dict[tuple[str, ...], dict]:
+    stats = compute_month(store, 2025, 7, Methodology(min_samples=1, **kw))  # type: ignore[arg-type]
+    return {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
+            for c in stats.cells}
+
+
+def test_device_day_samples_even_medians_and_invalid_tests(store: Store) -> None:
+    store.insert_measurements([
+        # device d1 on 1 July: three tests, one in another commune (a different commune cell)
+        _test(1, 10.0), _test(1, 20.0), _test(1, 90.0, commune="00008"),
+        # d1 on 2 July: two tests -> sample = (a + b) / 2
+        _test(2, 0.1), _test(2, 0.2),
+        # no device id: the IP hash is the device
+        _test(1, 50.0, device="", ip="ipA"), _test(1, 70.0, device="", ip="ipB"),
+        # never counted: invalid, zero upload, simulated (by default)
+        _test(1, 999.0, valid=False), _test(1, 999.0, upload=0.0), _test(1, 999.0, simulated=True),
+        # a test without latency does not turn a latency median into NULL
+        _test(3, 40.0, device="d2", latency=None),
+    ])
+    cells = _cells(store)
+    nat = cells[("fixed", "national", "", "", "")]
+    # samples: d1/1 -> median(10,20,90)=20; d1/2 -> 0.15000000000000002; ipA 50; ipB 70; d2 40
+    assert (nat["tests"], nat["samples"], nat["devices"]) == (8, 5, 4)
+    assert nat["download_median_mbps"] == 40.0
+    commune = cells[("fixed", "commune", "01", "00004", "Viettel")]
+    # d1/1 -> (10+20)/2 = 15 in this commune; d1/2 -> (0.1+0.2)/2; ipA; ipB; d2
+    assert commune["samples"] == 5 and commune["tests"] == 7
+    assert sorted([15.0, (0.1 + 0.2) / 2, 50.0, 70.0, 40.0])[2] == commune["download_median_mbps"]
+    assert cells[("fixed", "commune", "01", "00008", "")]["download_median_mbps"] == 90.0
+    assert nat["latency_median_ms"] == 10.0
+    assert ("mobile", "national", "", "", "") in cells  # empty network types still get a row
+    assert cells[("mobile", "national", "", "", "")]["tests"] == 0
+    with_sim = _cells(store, include_simulated=True)
+    assert with_sim[("fixed", "national", "", "", "")]["tests"] == 9
+
+
+def test_duplicates_count_once(store: Store) -> None:
+    rows = [_test(4, 30.0), _test(5, 40.0)]
+    store.insert_measurements(rows)
+    store.insert_columns("measurements", *_as_columns(rows[:1]))  # bypass insert-time dedup
+    nat = _cells(store)[("fixed", "national", "", "", "")]
+    assert nat["tests"] == 2
+
+
+def _as_columns(rows: list[Measurement]) -> tuple[dict, dict]:
+    from ispeed.core.schema import MEASUREMENT_COLUMNS, to_columns
+
+    return to_columns(rows), dict(MEASUREMENT_COLUMNS)
+
+
+@pytest.mark.parametrize("n", [1, 5, 6, 7, 10, 37, 300, 1001, 4096])
+def test_ci_picks_the_binomial_order_statistics(n: int) -> None:
+    values = np.sort(np.random.default_rng(n).lognormal(4, 1, n))
+    k = int(binom.ppf(0.025, n, 0.5))
+    starts = (max(1, k - 8), max(1, n - k + 1 - 8))
+    low, high = median_ci(n, 0.025, values[starts[0] - 1: starts[0] + 17], starts[0],
+                          values[starts[1] - 1: starts[1] + 17], starts[1])
+    if k == 0:
+        assert (low, high) == (None, None)
+    else:
+        assert (low, high) == (values[k - 1], values[n - k])
+        # coverage of the interval is at least 95%
+        assert binom.cdf(n - k, n, 0.5) - binom.cdf(k - 1, n, 0.5) >= 0.95
+
+
+def _cell(nt: str, level: str, prov: str, comm: str, isp: str, lo: float | None, hi: float | None,
+          published: bool = True) -> dict:
+    return {"network_type": nt, "level": level, "province_code": prov, "commune_code": comm,
+            "provider": isp, "download_ci_low_mbps": lo, "download_ci_high_mbps": hi, "published": published}
+
+
+def test_rank_groups_and_ties() -> None:
+    cells = [
+        _cell("fixed", "national", "", "", "", 50, 60),
+        _cell("fixed", "national", "", "", "A", 100, 110),
+        _cell("fixed", "national", "", "", "B", 105, 120),  # overlaps A: both rank 1
+        _cell("fixed", "national", "", "", "C", 10, 20),  # below A and B: rank 3
+        _cell("fixed", "national", "", "", "D", 500, 600, published=False),
+        _cell("mobile", "national", "", "", "E", 1, 2),  # other network type: its own group
+        _cell("fixed", "province", "01", "", "", 30, 40),
+        _cell("fixed", "province", "79", "", "", 41, 50),
+        _cell("fixed", "commune", "01", "00004", "", 1, 2),
+        _cell("fixed", "commune", "79", "26734", "", 5, 6),  # other province: not compared
+        _cell("fixed", "commune", "01", "00008", "", 3, 4),
+        _cell("fixed", "commune", "01", "00008", "A", None, None),  # no interval: never told apart
+        _cell("fixed", "commune", "01", "00008", "B", 7, 8),
+    ]
+    assign_ranks(cells)
+    assert [c["rank"] for c in cells] == [1, 1, 1, 3, None, 1, 2, 1, 2, 1, 1, 1, 1]
+
+
+def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
+    simulate(store, SimulationConfig(2025, 6, 6_000, seed=3))
+    simulate(store, SimulationConfig(2025, 7, 6_000, seed=4))
+    method = Methodology(min_samples=40, include_simulated=True)
+    aggregate_month(store, 2025, 6, method, tmp_path / "a")
+    first = aggregate_month(store, 2025, 7, method, tmp_path / "a")
+    aggregate_month(store, 2025, 7, method, tmp_path / "b")
+    for name in ("stats.csv", "changes.csv", "histograms.csv", "methodology.json"):
+        assert (tmp_path / "a/2025-07" / name).read_bytes() == (tmp_path / "b/2025-07" / name).read_bytes(), name
+    header = (tmp_path / "a/2025-07/stats.csv").read_text().splitlines()[0].split(",")
+    assert header[: len(STATS_COLUMNS)] == list(STATS_COLUMNS)
+    assert header[len(STATS_COLUMNS):] == ["methodology_version", "min_samples", "ci_level", "include_simulated"]
+    meta = json.loads((tmp_path / "a/2025-07/methodology.json").read_text())
+    assert meta["methodology_version"] == "1" and meta["min_samples"] == 40
+    # month-over-month: published in both months
+    changes = first.changes
+    assert changes and all(c["previous_month"] == "2025-06" for c in changes)
+    nat = next(c for c in changes if c["level"] == "national" and not c["provider"] and c["network_type"] == "fixed")
+    assert math.isclose(nat["download_change_pct"],
+                        (nat["download_median_mbps"] / nat["previous_download_median_mbps"] - 1) * 100)
+    # histograms: national and province levels, samples add up to the cell's samples
+    hist = [h for h in first.histograms if h["network_type"] == "fixed" and h["level"] == "national"
+            and not h["provider"] and h["metric"] == "download"]
+    fixed_nat = next(c for c in first.cells if c["network_type"] == "fixed" and c["level"] == "national"
+                     and not c["provider"])
+    assert sum(h["samples"] for h in hist) == fixed_nat["samples"]
+    assert all(h["bin_low_mbps"] <= fixed_nat["download_median_mbps"] or h["samples"] >= 0 for h in hist)
+    # the store holds exactly one copy of the month, equal to the files
+    stored = stats_table.read_month(store, "2025-07")
+    assert len(stored) == len(first.cells)
+    assert store.query("SELECT count() FROM {db}.monthly_stats WHERE month = '2025-07'")[0][0] == len(first.cells)
+    assert store.query("SELECT count() FROM {db}.monthly_stats_staging")[0][0] == 0
+    by_key = {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
+              for c in first.cells}
+    for row in stored:
+        cell = by_key[(row["network_type"], row["level"], row["province_code"], row["commune_code"], row["provider"])]
+        assert (row["samples"], row["rank"], row["published"]) == (cell["samples"], cell["rank"], cell["published"])
+
+
+def test_empty_month_and_simulated_excluded_by_default(store: Store, tmp_path: Path) -> None:
+    simulate(store, SimulationConfig(2025, 7, 2_000, seed=5))
+    stats = aggregate_month(store, 2025, 7, Methodology(), tmp_path)
+    assert stats.tests == 0 and stats.published == 0
+    assert stats.summary()["insufficient_data"]
+    lines = (tmp_path / "2025-07/stats.csv").read_text().splitlines()
+    assert len(lines) == 4  # header + one national row per network type
+    assert all(",0,0,0,,,,,,,,false," in line for line in lines[1:])
+    assert "insufficient data" in json.loads((tmp_path / "2025-07/methodology.json").read_text())["note"]
+
+
+def test_cli_aggregate_and_bad_month(store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["aggregate", "--month", "2025-13", "--out", str(tmp_path), "--store", store_url]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2025-13" in err[0]
+    assert main(["aggregate", "--month", "2024-02", "--out", str(tmp_path), "--store", store_url]) == 0
+    assert "insufficient data" in capsys.readouterr().err
+    assert (tmp_path / "2024-02/stats.csv").exists()
+    with pytest.raises(UsageError):
+        Methodology(min_samples=0)
