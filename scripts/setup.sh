@@ -9,7 +9,11 @@ profile="${1:-run}"
 debian_packages=()
 case "$profile" in
   run) ;;
-  test) debian_packages=(clickhouse-server clickhouse-client) ;;
+  test)
+    # a real ClickHouse server, a real browser, M-Lab's ndt7 client (npm, needs Node >= 18)
+    debian_packages=(clickhouse-server clickhouse-client chromium)
+    command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
+    ;;
   *) echo "scripts/setup.sh: unknown profile '$profile': use run or test" >&2; exit 2 ;;
 esac
 

@@ -168,12 +168,31 @@ class Engine:
         return stream
 
     # -- the whole test -----------------------------------------------------------------------
+    def _session(self) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.connect_timeout_s)
+        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+                                     read_bufsize=READ_BUFSIZE, auto_decompress=False)
+
     async def run(self) -> dict[str, Any]:
+        """Measure, then submit unless the config says not to; the `ispeed test --json` object."""
+        result, submission = await self.measure()
+        if self.cfg.submit:
+            answer = await self.submit(submission)
+            result.update(submitted=True, valid=answer.get("valid"), provider=answer.get("provider", ""),
+                          province_code=answer.get("province_code", ""),
+                          commune_code=answer.get("commune_code", ""))
+        return result
+
+    async def submit(self, submission: dict[str, Any]) -> dict[str, Any]:
+        """POST a submission body (from `measure`) to the server; its JSON answer."""
+        async with self._session() as session:
+            answer: dict[str, Any] = await self._json(session, "POST", "/api/v1/results", json=submission)
+            return answer
+
+    async def measure(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Run the phases; returns the result and the body to submit (token and receipt included)."""
         cfg = self.cfg
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
-        connector = aiohttp.TCPConnector(limit=0, force_close=False)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                         read_bufsize=READ_BUFSIZE, auto_decompress=False) as session:
+        async with self._session() as session:
             ticket = await self._json(session, "POST", "/api/v1/tests",
                                       json={"streams": cfg.streams, "duration_s": cfg.duration_s})
             token = ticket["token"]
@@ -192,47 +211,43 @@ class Engine:
             await asyncio.sleep(0.2)   # let the server take in what was in flight
             counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}",
                                         params={"token": token})
-            latency_ms, jitter_ms = method.latency_summary(idle)
-            loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
-            loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
-            server_up = float(counters.get("upload_mbps") or 0.0)
-            result: dict[str, Any] = {
-                "test_id": ticket["test_id"],
-                "server": self.base,
-                "server_id": ticket.get("server_id", ""),
-                "download_mbps": round(down.mbps, 3),
-                "upload_mbps": round(server_up if server_up > 0 else up.mbps, 3),
-                "upload_mbps_client": round(up.mbps, 3),
-                "latency_ms": _r(latency_ms),
-                "jitter_ms": _r(jitter_ms),
-                "loaded_latency_down_ms": _r(loaded_down),
-                "loaded_latency_up_ms": _r(loaded_up),
-                "bytes_down": down.bytes,
-                "bytes_up": int(counters.get("bytes_up") or 0),
-                "streams": cfg.streams,
-                "duration_s": cfg.duration_s,
-                "network_type": cfg.network_type,
-                "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
-                "method_version": method.METHOD_VERSION,
-                "submitted": False,
-            }
-            if cfg.submit:
-                body = {k: result[k] for k in (
-                    "test_id", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-                    "loaded_latency_down_ms", "loaded_latency_up_ms", "bytes_down", "bytes_up",
-                    "streams", "duration_s", "network_type", "method_version")}
-                body.update(token=token, client_kind=cfg.client_kind, client_version=_version())
-                if cfg.device_id:
-                    body["device_id"] = cfg.device_id
-                if cfg.lat is not None:
-                    body.update(lat=cfg.lat, lon=cfg.lon)
-                    if cfg.accuracy_m is not None:
-                        body["accuracy_m"] = cfg.accuracy_m
-                answer = await self._json(session, "POST", "/api/v1/results", json=body)
-                result.update(submitted=True, valid=answer.get("valid"), provider=answer.get("provider", ""),
-                              province_code=answer.get("province_code", ""),
-                              commune_code=answer.get("commune_code", ""))
-            return result
+        latency_ms, jitter_ms = method.latency_summary(idle)
+        loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
+        loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
+        server_up = float(counters.get("upload_mbps") or 0.0)
+        result: dict[str, Any] = {
+            "test_id": ticket["test_id"],
+            "server": self.base,
+            "server_id": ticket.get("server_id", ""),
+            "download_mbps": round(down.mbps, 3),
+            "upload_mbps": round(server_up if server_up > 0 else up.mbps, 3),
+            "upload_mbps_client": round(up.mbps, 3),
+            "latency_ms": _r(latency_ms),
+            "jitter_ms": _r(jitter_ms),
+            "loaded_latency_down_ms": _r(loaded_down),
+            "loaded_latency_up_ms": _r(loaded_up),
+            "bytes_down": down.bytes,
+            "bytes_up": int(counters.get("bytes_up") or 0),
+            "streams": cfg.streams,
+            "duration_s": cfg.duration_s,
+            "network_type": cfg.network_type,
+            "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
+            "method_version": method.METHOD_VERSION,
+            "submitted": False,
+        }
+        submission = {k: result[k] for k in (
+            "test_id", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
+            "loaded_latency_down_ms", "loaded_latency_up_ms", "bytes_down", "bytes_up",
+            "streams", "duration_s", "network_type", "method_version")}
+        submission.update(token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind,
+                          client_version=_version())
+        if cfg.device_id:
+            submission["device_id"] = cfg.device_id
+        if cfg.lat is not None:
+            submission.update(lat=cfg.lat, lon=cfg.lon)
+            if cfg.accuracy_m is not None:
+                submission["accuracy_m"] = cfg.accuracy_m
+        return result, submission
 
 
 def _r(value: float | None) -> float | None:

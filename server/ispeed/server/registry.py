@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from ispeed.core import method
+from ispeed.server.receipts import Counters
 from ispeed.server.tcpinfo import TcpInfo
 from ispeed.server.tokens import TestClaims
 
@@ -76,6 +77,14 @@ class TestState:
     def retrans_ratio(self) -> float | None:
         sent = sum(t.bytes_sent for t in self.tcp)
         return sum(t.bytes_retrans for t in self.tcp) / sent if sent else None
+
+    def counters(self) -> Counters:
+        return Counters(
+            test_id=self.claims.test_id, issued_at=self.claims.issued_at, streams=self.claims.streams,
+            duration_s=self.claims.duration_s, bytes_down=self.total_down, bytes_up=self.up_total,
+            upload_mbps=self.upload_mbps(), tcp_min_rtt_ms=self.min_rtt_ms(),
+            tcp_retrans_ratio=self.retrans_ratio(), signed_at=time.time(),
+        )
 
     def summary(self) -> dict[str, object]:
         return {

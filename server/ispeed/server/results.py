@@ -1,7 +1,9 @@
 """POST /api/v1/results: validate, check against the server's own counters, enrich, store.
 
 Refused (4xx, nothing stored): malformed bodies, forged/expired/unknown tokens, a token used
-twice, a test the server never saw transfer. Stored but flagged `valid=0` with a reason:
+twice, a test the server never saw transfer. A result arriving after its test was forgotten
+(token expired, server restarted) is checked against the signed receipt of the server's
+counters that the client got at the end of the test (see receipts.py). Stored but flagged `valid=0` with a reason:
 figures inconsistent with the server's counters (so they can be audited, never published).
 """
 
@@ -19,7 +21,8 @@ from ispeed.server.attribution import Attribution
 from ispeed.server.errors import json_error
 from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.privacy import ip_network, keyed_hash, round_coord
-from ispeed.server.registry import TestState
+from ispeed.server import receipts
+from ispeed.server.receipts import Counters
 from ispeed.server.tokens import verify
 from ispeed.server.validate import Field, check, read_json
 
@@ -48,25 +51,26 @@ RESULT_FIELDS: dict[str, Field] = {
     "client_kind": Field(str, choices=("cli", "agent", "browser")),
     "client_version": Field(str, max_len=64),
     "method_version": Field(str, max_len=16),
+    "receipt": Field(str, max_len=4096),
 }
 
 UPLOAD_TOLERANCE = 0.10        # claimed upload vs the server's own figure
 DOWNLOAD_SLACK = 1.05          # claimed bytes vs bytes the server wrote
 
 
-def consistency(values: dict[str, object], state: TestState) -> str:
+def consistency(values: dict[str, object], counters: Counters) -> str:
     """'' when the claimed figures agree with the server's counters, else the reason."""
     down_claim = float(values["download_mbps"])  # type: ignore[arg-type]
     up_claim = float(values["upload_mbps"])  # type: ignore[arg-type]
-    server_up = state.upload_mbps()
-    duration = float(values["duration_s"] or state.claims.duration_s)  # type: ignore[arg-type]
+    server_up = counters.upload_mbps
+    duration = float(values["duration_s"] or counters.duration_s)  # type: ignore[arg-type]
     # the steady window is at least half the phase, so this bounds any honest download figure
-    max_down = state.total_down * 8 / 1e6 / max(duration * (1 - method.RAMP_MAX_FRACTION), 0.1)
+    max_down = counters.bytes_down * 8 / 1e6 / max(duration * (1 - method.RAMP_MAX_FRACTION), 0.1)
     if down_claim > max_down * DOWNLOAD_SLACK:
         return f"download {down_claim:.1f} Mbps exceeds what the server sent ({max_down:.1f} Mbps at most)"
     bytes_down = values.get("bytes_down")
-    if isinstance(bytes_down, int) and bytes_down > state.total_down * DOWNLOAD_SLACK + (1 << 20):
-        return f"bytes_down {bytes_down} exceeds the {state.total_down} bytes the server sent"
+    if isinstance(bytes_down, int) and bytes_down > counters.bytes_down * DOWNLOAD_SLACK + (1 << 20):
+        return f"bytes_down {bytes_down} exceeds the {counters.bytes_down} bytes the server sent"
     if server_up > 0 and abs(up_claim - server_up) > UPLOAD_TOLERANCE * server_up:
         return f"upload {up_claim:.1f} Mbps differs from the server's count ({server_up:.1f} Mbps)"
     return ""
@@ -82,27 +86,34 @@ async def submit_result(request: web.Request) -> web.Response:
         raise json_error(429, f"too many submissions from your network; retry in {wait_s:.0f} s",
                          retry_after_s=round(wait_s, 1))
     values = check(await read_json(request, cfg.max_result_body_bytes), RESULT_FIELDS)
-    claims = verify(cfg.secret, values["token"], cfg.server_id)
+    receipt = values.pop("receipt")
+    claims = verify(cfg.secret, values["token"], cfg.server_id, allow_expired=receipt is not None)
     if values["test_id"] not in (None, claims.test_id):
         raise json_error(400, "test_id does not match the token", "test_id")
     if (values["lat"] is None) != (values["lon"] is None):
         raise json_error(400, "give both lat and lon, or neither", "lat" if values["lat"] is None else "lon")
     state = request.app[REGISTRY].get(claims.test_id)
-    if state is None:
-        raise json_error(410, "this test is not known to the server (expired or from before a restart)", "token")
-    if state.submitted:
-        metrics.inc("results_reused_token_total")
-        raise json_error(409, "a result for this test was already submitted", "token")
-    if state.total_down == 0 or state.up_total == 0:
+    if state is not None:
+        if state.submitted:
+            metrics.inc("results_reused_token_total")
+            raise json_error(409, "a result for this test was already submitted", "token")
+        counters = state.counters()
+    elif receipt is not None:
+        counters = receipts.verify(cfg.secret, receipt, claims.test_id)
+        metrics.inc("results_by_receipt_total")
+    else:
+        raise json_error(410, "this test is not known to the server (expired or from before a restart) "
+                              "and no receipt came with it", "token")
+    if counters.bytes_down == 0 or counters.bytes_up == 0:
         metrics.inc("results_no_transfer_total")
         raise json_error(422, "the server saw no download or no upload for this test", "token")
 
-    reason = consistency(values, state)
+    reason = consistency(values, counters)
     ip = request.remote or ""
     attribution: Attribution = request.app[ATTRIBUTION]  # type: ignore[assignment]
     place = attribution.place(ip, values["lat"], values["lon"], values["accuracy_m"])
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.timezone.utc)
-    server_up = state.upload_mbps()
+    server_up = counters.upload_mbps
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
@@ -126,12 +137,12 @@ async def submit_result(request: web.Request) -> web.Response:
         loaded_latency_up_ms=values["loaded_latency_up_ms"],
         bytes_down=values["bytes_down"] or 0,
         bytes_up=values["bytes_up"] or 0,
-        server_bytes_down=state.total_down,
-        server_bytes_up=state.up_total,
-        streams=values["streams"] or state.claims.streams,
-        duration_s=values["duration_s"] or state.claims.duration_s,
-        tcp_min_rtt_ms=state.min_rtt_ms(),
-        tcp_retrans_ratio=state.retrans_ratio(),
+        server_bytes_down=counters.bytes_down,
+        server_bytes_up=counters.bytes_up,
+        streams=values["streams"] or counters.streams,
+        duration_s=values["duration_s"] or counters.duration_s,
+        tcp_min_rtt_ms=counters.tcp_min_rtt_ms,
+        tcp_retrans_ratio=counters.tcp_retrans_ratio,
         server_id=cfg.server_id,
         client_kind=values["client_kind"] or "cli",
         client_version=values["client_version"] or "",
@@ -140,11 +151,13 @@ async def submit_result(request: web.Request) -> web.Response:
         valid=not reason,
         invalid_reason=reason,
     )
-    state.submitted = True
+    if state is not None:
+        state.submitted = True
     try:
         outcome = await request.app[INGEST].submit(row)
     except Exception:
-        state.submitted = False  # not acknowledged: the client may retry
+        if state is not None:
+            state.submitted = False  # not acknowledged: the client may retry
         raise
     if reason:
         metrics.inc("results_flagged_invalid_total")

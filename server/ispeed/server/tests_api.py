@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
 from ispeed.server.privacy import ip_network, keyed_hash
@@ -78,4 +79,6 @@ async def test_counters(request: web.Request) -> web.Response:
     state = request.app[REGISTRY].get(claims.test_id)
     if state is None:
         raise json_error(410, "this test is no longer known to the server", "test_id")
-    return web.json_response(state.summary())
+    summary = state.summary()
+    summary["receipt"] = receipts.sign(cfg.secret, state.counters())
+    return web.json_response(summary)

@@ -14,11 +14,12 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from ispeed.core.assets import site_dir
 from ispeed.server.keys import CONFIG, INGEST
 
 log = logging.getLogger("ispeed.server.webpage")
 
-TESTPAGE_DIR = Path(__file__).resolve().parents[3] / "site" / "testpage"
+TESTPAGE_DIR = site_dir() / "testpage"
 ASSETS_PATH = "/testpage"
 _TEST_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 _RESULT_COLUMNS = (

@@ -1,0 +1,253 @@
+// The browser speed-test engine: the same protocol and method v1 as the Python client
+// (client/ispeed/client/engine.py, core/ispeed/core/method.py).
+//
+//   1. POST /api/v1/tests            -> a signed token for N streams and a phase duration
+//   2. WebSocket /api/v1/latency     -> idle round trips (text echo), then loaded ones every 100 ms
+//   3. download: N parallel fetch() streams, bodies read with a ReadableStream reader,
+//      cumulative bytes sampled every 100 ms; ramp-up excluded by the method v1 rule
+//   4. upload: N parallel fetch() POSTs of incompressible Blobs; the *server's* count is the
+//      truth (GET /api/v1/tests/{id}?token after the phase), also polled for live progress
+//   5. POST /api/v1/results with client_kind "browser"
+//
+// No dependencies, no build step: served as an ES module from site/testpage/.
+
+export const METHOD_VERSION = '1';
+export const CLIENT_VERSION = 'ispeed-web/0.1.0';
+const SAMPLE_INTERVAL_MS = 100;
+const RAMP_FRACTION = 0.25;
+const RAMP_MIN_S = 0.5;
+const RAMP_MAX_FRACTION = 0.5;
+const MIN_LATENCY_PROBES = 10;
+const LOADED_PROBE_INTERVAL_MS = 100;
+const DOWNLOAD_REQUEST_BYTES = 1 << 30;
+const UPLOAD_CHUNK_BYTES = 1 << 20;
+const UPLOAD_BODY_CHUNKS = 64;            // 64 MiB per POST; streams repeat requests
+
+// -- method v1 (mirrors core/ispeed/core/method.py) ---------------------------------------
+export function rampSeconds(phaseS) {
+  return Math.min(Math.max(RAMP_FRACTION * phaseS, RAMP_MIN_S), RAMP_MAX_FRACTION * phaseS);
+}
+
+export function steadyMbps(samples) {
+  if (samples.length < 2) return 0;
+  const [tEnd, bEnd] = samples[samples.length - 1];
+  const tRamp = rampSeconds(tEnd - samples[0][0]) + samples[0][0];
+  let [t0, b0] = samples.find(([t]) => t >= tRamp) || samples[0];
+  if (tEnd - t0 <= 0) {
+    [t0, b0] = samples[0];
+    if (tEnd - t0 <= 0) return 0;
+  }
+  return (bEnd - b0) * 8 / (tEnd - t0) / 1e6;
+}
+
+export function latencySummary(rtts) {
+  if (!rtts.length) return [null, null];
+  const s = [...rtts].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  if (rtts.length < 2) return [median, null];
+  let sum = 0;
+  for (let i = 1; i < rtts.length; i++) sum += Math.abs(rtts[i] - rtts[i - 1]);
+  return [median, sum / (rtts.length - 1)];
+}
+
+const round3 = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 1000);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// -- HTTP and latency helpers ----------------------------------------------------------------
+async function api(base, method, path, body) {
+  const init = {method, headers: {}, cache: 'no-store'};
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(base + path, init);
+  const answer = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(`${method} ${path}: HTTP ${resp.status} ${answer.error || ''}`.trim());
+  return answer;
+}
+
+class Prober {
+  constructor(ws) {
+    this.ws = ws;
+    this.seq = 0;
+    this.waiting = null;
+    ws.onmessage = (ev) => {
+      if (this.waiting && ev.data === String(this.waiting.seq)) {
+        const w = this.waiting;
+        this.waiting = null;
+        w.resolve(performance.now() - w.t0);
+      }
+    };
+  }
+
+  static open(url) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.onopen = () => resolve(new Prober(ws));
+      ws.onerror = () => reject(new Error('latency WebSocket failed to open'));
+    });
+  }
+
+  probe(timeoutMs = 2000) {
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.resolve(null);
+    this.seq += 1;
+    const seq = this.seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.waiting = null; resolve(null); }, timeoutMs);
+      this.waiting = {seq, t0: performance.now(), resolve: (rtt) => { clearTimeout(timer); resolve(rtt); }};
+      this.ws.send(String(seq));
+    });
+  }
+
+  async loaded(stopAt, out) {
+    while (performance.now() < stopAt) {
+      const rtt = await this.probe();
+      if (rtt !== null) out.push(rtt);
+      await sleep(LOADED_PROBE_INTERVAL_MS);
+    }
+  }
+
+  close() {
+    try { this.ws.close(1000); } catch (e) { /* already closed */ }
+  }
+}
+
+function uploadBlob() {
+  const chunk = new Uint8Array(UPLOAD_CHUNK_BYTES);
+  for (let i = 0; i < chunk.length; i += 65536) crypto.getRandomValues(chunk.subarray(i, i + 65536));
+  return new Blob(new Array(UPLOAD_BODY_CHUNKS).fill(chunk), {type: 'application/octet-stream'});
+}
+
+// -- the test ------------------------------------------------------------------------------------
+export class SpeedTest {
+  // opts: {base, streams, durationS, networkType, position: {lat, lon, accuracy}, deviceId, onProgress}
+  constructor(opts) {
+    this.base = opts.base || '';
+    this.streams = opts.streams || 4;
+    this.durationS = opts.durationS || 10;
+    this.networkType = opts.networkType || 'fixed';
+    this.position = opts.position || null;
+    this.deviceId = opts.deviceId || '';
+    this.onProgress = opts.onProgress || (() => {});
+  }
+
+  // Runs one phase: `streamFn(i, counters, signal)` per stream; `sampleFn()` gives the live total.
+  async phase(name, streamFn, prober, sampleFn) {
+    const counters = new Array(this.streams).fill(0);
+    const controller = new AbortController();
+    const start = performance.now();
+    const stopAt = start + this.durationS * 1000;
+    const rtts = [];
+    const probing = prober ? prober.loaded(stopAt, rtts) : Promise.resolve();
+    const errors = [];
+    const tasks = counters.map((_, i) => streamFn(i, counters, controller.signal).catch((err) => {
+      if (!controller.signal.aborted) errors.push(err);
+    }));
+    const samples = [[0, 0]];
+    while (performance.now() < stopAt && errors.length === 0) {
+      await sleep(Math.min(SAMPLE_INTERVAL_MS, stopAt - performance.now()));
+      const t = (performance.now() - start) / 1000;
+      const total = sampleFn ? await sampleFn(counters) : counters.reduce((a, b) => a + b, 0);
+      const [prevT, prevB] = samples[samples.length - 1];
+      samples.push([t, total]);
+      this.onProgress({phase: name, elapsedS: t, durationS: this.durationS,
+        mbps: (total - prevB) * 8 / Math.max(t - prevT, 1e-6) / 1e6});
+    }
+    controller.abort();
+    await Promise.all(tasks);
+    await probing;
+    if (errors.length) throw errors[0];
+    const total = counters.reduce((a, b) => a + b, 0);
+    return {mbps: steadyMbps(samples), bytes: total, samples, loadedRtts: rtts};
+  }
+
+  downloadStream(token) {
+    return async (i, counters, signal) => {
+      const url = `${this.base}/api/v1/download?token=${encodeURIComponent(token)}&stream=${i}` +
+        `&bytes=${DOWNLOAD_REQUEST_BYTES}`;
+      while (!signal.aborted) {
+        const resp = await fetch(url, {signal, cache: 'no-store'});
+        if (!resp.ok) throw new Error(`download stream ${i}: HTTP ${resp.status}`);
+        const reader = resp.body.getReader();
+        for (;;) {
+          const {done, value} = await reader.read();
+          if (done) break;
+          counters[i] += value.byteLength;
+        }
+      }
+    };
+  }
+
+  uploadStream(token, blob) {
+    return async (i, counters, signal) => {
+      const url = `${this.base}/api/v1/upload?token=${encodeURIComponent(token)}&stream=${i}`;
+      while (!signal.aborted) {
+        const resp = await fetch(url, {method: 'POST', body: blob, signal, cache: 'no-store',
+          headers: {'Content-Type': 'application/octet-stream'}});
+        if (!resp.ok) throw new Error(`upload stream ${i}: HTTP ${resp.status}`);
+        counters[i] += (await resp.json()).bytes || 0;
+      }
+    };
+  }
+
+  async run() {
+    const ticket = await api(this.base, 'POST', '/api/v1/tests',
+        {streams: this.streams, duration_s: this.durationS});
+    const token = ticket.token;
+    const counterPath = `/api/v1/tests/${ticket.test_id}?token=${encodeURIComponent(token)}`;
+    const wsBase = (this.base || location.origin).replace(/^http/, 'ws');
+    const prober = await Prober.open(`${wsBase}/api/v1/latency?token=${encodeURIComponent(token)}`);
+    let down;
+    let up;
+    const idle = [];
+    try {
+      this.onProgress({phase: 'latency', elapsedS: 0, durationS: 1, mbps: 0});
+      for (let k = 0; k < MIN_LATENCY_PROBES; k++) {
+        const rtt = await prober.probe();
+        if (rtt !== null) idle.push(rtt);
+        await sleep(20);
+      }
+      down = await this.phase('download', this.downloadStream(token), prober);
+      const blob = uploadBlob();
+      // live upload progress from the server's own count (what it received is what counts)
+      const serverCount = async () => (await api(this.base, 'GET', counterPath)).bytes_up || 0;
+      up = await this.phase('upload', this.uploadStream(token, blob), prober, serverCount);
+    } finally {
+      prober.close();
+    }
+    await sleep(200); // let the server take in what was in flight
+    const counters = await api(this.base, 'GET', counterPath);
+    const [latency, jitter] = latencySummary(idle);
+    const serverUp = Number(counters.upload_mbps || 0);
+    const result = {
+      test_id: ticket.test_id,
+      server_id: ticket.server_id || '',
+      download_mbps: round3(down.mbps),
+      upload_mbps: round3(serverUp > 0 ? serverUp : up.mbps),
+      latency_ms: round3(latency),
+      jitter_ms: round3(jitter),
+      loaded_latency_down_ms: round3(latencySummary(down.loadedRtts)[0]),
+      loaded_latency_up_ms: round3(latencySummary(up.loadedRtts)[0]),
+      bytes_down: down.bytes,
+      bytes_up: Number(counters.bytes_up || 0),
+      streams: this.streams,
+      duration_s: this.durationS,
+      network_type: this.networkType,
+      method_version: METHOD_VERSION,
+    };
+    const body = {...result, token, client_kind: 'browser', client_version: CLIENT_VERSION};
+    delete body.server_id;
+    if (this.deviceId) body.device_id = this.deviceId;
+    if (this.position) {
+      body.lat = this.position.lat;
+      body.lon = this.position.lon;
+      if (this.position.accuracy !== undefined) body.accuracy_m = this.position.accuracy;
+    }
+    const answer = await api(this.base, 'POST', '/api/v1/results', body);
+    return {...result, tcp_min_rtt_ms: counters.tcp_min_rtt_ms ?? null, submitted: true,
+      valid: answer.valid, invalid_reason: answer.invalid_reason || '', provider: answer.provider || '',
+      province_code: answer.province_code || '', commune_code: answer.commune_code || '',
+      result_url: `/r/${ticket.test_id}`};
+  }
+}
