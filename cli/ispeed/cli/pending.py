@@ -9,7 +9,6 @@ import sys
 PENDING: dict[str, tuple[str, str]] = {
     "publish": ("aggregate what is due and render the static site", "publishing"),
     "demo": ("the whole platform on the embedded store", "publishing"),
-    "agent": ("scheduled tests with a local log", "measurement engine"),
 }
 
 

@@ -1,46 +1,136 @@
-"""`ispeed test`: one speed test against a server, with live progress or one JSON object."""
+"""`ispeed test` (one test, live progress or one JSON object) and `ispeed agent` (scheduled tests)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("test", help="run one speed test against a server")
-    p.add_argument("--server", required=True, help="test server base URL, e.g. http://127.0.0.1:8080")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--no-submit", action="store_true", help="measure only; do not store the result")
+def _add_test_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="",
+                   help="test server base URL, e.g. http://127.0.0.1:8080; several (comma-separated): "
+                        "the one with the lowest latency is used")
+    p.add_argument("--server-list", default="",
+                   help="URL of a server list (any server's /api/v1/servers): test the lowest-latency one")
     p.add_argument("--streams", type=int, default=4, help="parallel TCP streams (default 4)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per download/upload phase (default 10)")
     p.add_argument("--network-type", default="fixed", help="fixed, mobile or 5g (default fixed)")
     p.add_argument("--lat", type=float, help="latitude of this device (optional, for commune placement)")
     p.add_argument("--lon", type=float, help="longitude of this device")
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("test", help="run one speed test against a server")
+    _add_test_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--no-submit", action="store_true", help="measure only; do not store the result")
     p.add_argument("--device-id", default="", help="a stable id for this device (stored only as a keyed hash)")
     p.set_defaults(func=run_test)
+
+    a = sub.add_parser("agent", help="scheduled tests with a local log; retries submissions later")
+    _add_test_options(a)
+    a.add_argument("--every", required=True, help="time between tests, e.g. 30m, 1h, 6h (±10%% random jitter)")
+    a.add_argument("--log", default="", help="JSON-lines log of every result (default STATE_DIR/agent.jsonl)")
+    a.add_argument("--state-dir", default=os.path.join(os.path.expanduser("~"), ".local", "state", "ispeed"),
+                   help="device id and the outbox of results not yet submitted (default ~/.local/state/ispeed)")
+    a.add_argument("--count", type=int, default=None, help="stop after this many tests (default: run until stopped)")
+    a.set_defaults(func=run_agent)
+
+
+def _candidates(args: argparse.Namespace) -> list[str]:
+    from ispeed.client.config import check_server_url
+    from ispeed.core.errors import ConfigError
+
+    servers = [s.strip() for s in args.server.split(",") if s.strip()]
+    if not servers and not args.server_list:
+        raise ConfigError("--server", args.server, "give a server URL (e.g. http://127.0.0.1:8080) or --server-list URL")
+    if args.server_list:
+        check_server_url(args.server_list.split("/api/")[0])
+    return [check_server_url(s) for s in servers]
+
+
+def _test_config(args: argparse.Namespace, server: str, **extra: Any) -> Any:
+    from ispeed.client.config import TestConfig
+
+    return TestConfig(server_url=server, streams=args.streams, duration_s=args.duration,
+                      network_type=args.network_type, lat=args.lat, lon=args.lon, **extra)
 
 
 def run_test(args: argparse.Namespace) -> int:
     import asyncio
 
-    from ispeed.client.config import TestConfig
     from ispeed.client.engine import Engine
     from ispeed.client.progress import TerminalProgress
+    from ispeed.client.selection import choose, server_list
 
-    config = TestConfig(
-        server_url=args.server, streams=args.streams, duration_s=args.duration,
-        network_type=args.network_type, lat=args.lat, lon=args.lon, submit=not args.no_submit,
-        device_id=args.device_id,
-    )
-    progress = TerminalProgress(sys.stderr, config.duration_s)
-    result = asyncio.run(Engine(config, progress).run())
-    progress.done()
+    candidates = _candidates(args)
+    # validate everything before any network traffic
+    config = _test_config(args, candidates[0] if candidates else "http://placeholder.invalid",
+                          submit=not args.no_submit, device_id=args.device_id)
+
+    async def main() -> dict[str, Any]:
+        options = candidates or await server_list(args.server_list)
+        selection = None
+        server = options[0]
+        if len(options) > 1:
+            server, selection = await choose(options)
+        from dataclasses import replace
+
+        progress = TerminalProgress(sys.stderr, config.duration_s)
+        result = await Engine(replace(config, server_url=server), progress).run()
+        progress.done()
+        if selection:
+            result["server_selection"] = selection
+        return result
+
+    result = asyncio.run(main())
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
         sys.stdout.write(format_result(result))
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import uuid
+    from pathlib import Path
+
+    from ispeed.client.agent import Agent, AgentConfig, parse_every
+    from ispeed.core.errors import ConfigError
+
+    every_s = parse_every(args.every)
+    if args.count is not None and args.count < 1:
+        raise ConfigError("--count", args.count, "use a positive number of tests, or leave it out")
+    candidates = _candidates(args)
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    device_file = state / "device-id"
+    if not device_file.exists():
+        device_file.write_text(uuid.uuid4().hex + "\n")
+    device_id = device_file.read_text().strip()
+    cfg = AgentConfig(
+        test=_test_config(args, candidates[0] if candidates else "http://placeholder.invalid",
+                          device_id=device_id, client_kind="agent"),
+        every_s=every_s, log_path=Path(args.log) if args.log else state / "agent.jsonl",
+        outbox_dir=state / "outbox", count=args.count, candidates=tuple(candidates),
+        server_list_url=args.server_list,
+    )
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        sys.stderr.write(f"ispeed agent: a test every {args.every} (±10%), log {cfg.log_path}; Ctrl-C to stop\n")
+        return await Agent(cfg).run(stop)
+
+    rounds = asyncio.run(main())
+    sys.stderr.write(f"ispeed agent: {rounds} tests run; log in {cfg.log_path}\n")
     return 0
 
 

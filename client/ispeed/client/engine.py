@@ -19,7 +19,7 @@ import aiohttp
 
 from ispeed.client.config import TestConfig
 from ispeed.core import method
-from ispeed.core.errors import MeasurementError, ServerUnreachable
+from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachable
 
 CHUNK_BYTES = 1 << 20
 REQUEST_BYTES = 1 << 30         # per download response / upload body; streams repeat requests
@@ -84,7 +84,7 @@ class Engine:
                 body = await resp.json(content_type=None)
                 if resp.status >= 400:
                     reason = body.get("error") if isinstance(body, dict) else body
-                    raise MeasurementError(f"{method_} {path} answered {resp.status}: {reason}")
+                    raise ServerRefused(f"{method_} {path} answered {resp.status}: {reason}", resp.status)
                 return body
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
             raise ServerUnreachable(

@@ -9,7 +9,8 @@
     │   │   └── StoreLocked                an embedded store is held by another process
     │   └── MigrationError                 a migration could not be applied
     └── MeasurementError                   a speed test could not be completed → exit 1
-        └── ServerUnreachable (ConnectionError)
+        ├── ServerUnreachable (ConnectionError)
+        └── ServerRefused                  the server answered 4xx/5xx; `status` says which
 
 Every message says what failed, the bad value, and the next step.
 """
@@ -74,3 +75,15 @@ class MeasurementError(IspeedError):
 
 class ServerUnreachable(MeasurementError, ConnectionError):
     """The test server did not answer."""
+
+
+class ServerRefused(MeasurementError):
+    """The test server answered with an HTTP error; 4xx are final, 429 and 5xx worth retrying."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 429 or self.status >= 500

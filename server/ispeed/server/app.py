@@ -68,6 +68,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s)
     m.gauges["tests_running"] = lambda: app[REGISTRY].running()
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
+    m.gauges["tests_abandoned"] = lambda: app[REGISTRY].abandoned
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         warm_up = getattr(attr, "warm_up", None)

@@ -107,6 +107,7 @@ class Registry:
     def __init__(self) -> None:
         self._tests: dict[str, TestState] = {}
         self.finished = 0
+        self.abandoned = 0   # tests whose token expired with no result submitted
 
     def add(self, claims: TestClaims, net_key: str = "") -> TestState:
         self.expire()
@@ -127,7 +128,8 @@ class Registry:
     def expire(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         for tid in [t for t, s in self._tests.items() if s.claims.expires_at < now]:
-            del self._tests[tid]
+            if not self._tests.pop(tid).submitted:
+                self.abandoned += 1
 
     def running(self) -> int:
         """Tests moving bytes right now."""
