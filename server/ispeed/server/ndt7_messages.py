@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ispeed.core.schema import NETWORK_TYPES
+from ispeed.server import tcpinfo
 
 SUBPROTOCOL = "net.measurementlab.ndt.v7"          # Sec-WebSocket-Protocol (spec §"Protocol")
 DOWNLOAD_PATH = "/ndt/v7/download"
@@ -31,25 +32,9 @@ MEASUREMENT_MEAN_S = 0.25                             # random intervals, mean 2
 MEASUREMENT_MIN_S, MEASUREMENT_MAX_S = 0.025, 0.625   # clamped like the reference server
 EARLY_EXIT_MB = {"250": 250_000_000}                  # the only accepted early_exit value
 
-_TCP_INFO = getattr(socket, "TCP_INFO", 11)
 _TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
 _TCP_CC_INFO = 26
-_TCP_INFO_SIZE = 232
 
-# struct tcp_info (linux/tcp.h), in order from offset 8; bytes 0-7 are handled below.
-_TCP_INFO_LAYOUT = (
-    ("RTO", "I"), ("ATO", "I"), ("SndMSS", "I"), ("RcvMSS", "I"), ("Unacked", "I"), ("Sacked", "I"),
-    ("Lost", "I"), ("Retrans", "I"), ("Fackets", "I"), ("LastDataSent", "I"), ("LastAckSent", "I"),
-    ("LastDataRecv", "I"), ("LastAckRecv", "I"), ("PMTU", "I"), ("RcvSsThresh", "I"), ("RTT", "I"),
-    ("RTTVar", "I"), ("SndSsThresh", "I"), ("SndCwnd", "I"), ("AdvMSS", "I"), ("Reordering", "I"),
-    ("RcvRTT", "I"), ("RcvSpace", "I"), ("TotalRetrans", "I"), ("PacingRate", "Q"),
-    ("MaxPacingRate", "Q"), ("BytesAcked", "Q"), ("BytesReceived", "Q"), ("SegsOut", "I"),
-    ("SegsIn", "I"), ("NotsentBytes", "I"), ("MinRTT", "I"), ("DataSegsIn", "I"), ("DataSegsOut", "I"),
-    ("DeliveryRate", "Q"), ("BusyTime", "Q"), ("RWndLimited", "Q"), ("SndBufLimited", "Q"),
-    ("Delivered", "I"), ("DeliveredCE", "I"), ("BytesSent", "Q"), ("BytesRetrans", "Q"),
-    ("DSackDups", "I"), ("ReordSeen", "I"), ("RcvOooPack", "I"), ("SndWnd", "I"),
-)
-_TCP_INFO_STRUCT = struct.Struct("=8B" + "".join(fmt for _, fmt in _TCP_INFO_LAYOUT))
 _BBR_INFO = struct.Struct("=5I")   # struct tcp_bbr_info: bw_lo, bw_hi, min_rtt, pacing_gain, cwnd_gain
 
 
@@ -116,19 +101,9 @@ def addr(peer: Any) -> str:
 
 def read_tcp_info(sock: socket.socket | None, elapsed_us: int) -> dict[str, int] | None:
     """The kernel's tcp_info as the ndt7 `TCPInfo` object, or None when the socket is gone."""
-    if sock is None:
-        return None
-    try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
-    except (OSError, ValueError):  # uvloop's pseudo-socket raises ValueError once the fd is closed
-        return None
-    raw = raw.ljust(_TCP_INFO_STRUCT.size, b"\0")   # older kernels return a shorter struct
-    values = _TCP_INFO_STRUCT.unpack_from(raw)
-    state, ca_state, retransmits, probes, backoff, options, wscale, app_limited = values[:8]
-    info = {"State": state, "CAState": ca_state, "Retransmits": retransmits, "Probes": probes,
-            "Backoff": backoff, "Options": options, "WScale": wscale, "AppLimited": app_limited & 1}
-    info.update(zip((name for name, _ in _TCP_INFO_LAYOUT), values[8:]))
-    info["ElapsedTime"] = elapsed_us
+    info = tcpinfo.read_fields(sock)
+    if info is not None:
+        info["ElapsedTime"] = elapsed_us
     return info
 
 

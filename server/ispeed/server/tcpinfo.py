@@ -1,4 +1,8 @@
-"""Read the kernel's TCP_INFO for a connected socket (Linux `struct tcp_info`)."""
+"""Read the kernel's TCP_INFO for a connected socket (Linux `struct tcp_info`, linux/tcp.h).
+
+One parser for the whole server: `read_fields` gives every field under the names M-Lab's ndt7
+uses (the kernel's names in CamelCase); `read` condenses the ones our counters keep.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,45 @@ import struct
 from dataclasses import dataclass
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
-_SIZE = 232
+_TCP_INFO_SIZE = 232
+READ_INTERVAL_S = 0.25   # streams re-read TCP_INFO this often; the last good reading counts
 
-# (name, offset, struct format) of the fields we use; offsets from linux/tcp.h.
-_FIELDS = (
-    ("retransmits", 2, "B"),
-    ("rtt_us", 68, "I"),
-    ("rttvar_us", 72, "I"),
-    ("snd_cwnd", 80, "I"),
-    ("total_retrans", 100, "I"),
-    ("bytes_acked", 120, "Q"),
-    ("bytes_received", 128, "Q"),
-    ("segs_out", 136, "I"),
-    ("min_rtt_us", 148, "I"),
-    ("delivery_rate_Bps", 160, "Q"),
-    ("busy_time_us", 168, "Q"),
-    ("rwnd_limited_us", 176, "Q"),
-    ("sndbuf_limited_us", 184, "Q"),
-    ("bytes_sent", 200, "Q"),
-    ("bytes_retrans", 208, "Q"),
+# After the 8 leading u8 fields (state … app_limited), in kernel order.
+LAYOUT = (
+    ("RTO", "I"), ("ATO", "I"), ("SndMSS", "I"), ("RcvMSS", "I"), ("Unacked", "I"), ("Sacked", "I"),
+    ("Lost", "I"), ("Retrans", "I"), ("Fackets", "I"), ("LastDataSent", "I"), ("LastAckSent", "I"),
+    ("LastDataRecv", "I"), ("LastAckRecv", "I"), ("PMTU", "I"), ("RcvSsThresh", "I"), ("RTT", "I"),
+    ("RTTVar", "I"), ("SndSsThresh", "I"), ("SndCwnd", "I"), ("AdvMSS", "I"), ("Reordering", "I"),
+    ("RcvRTT", "I"), ("RcvSpace", "I"), ("TotalRetrans", "I"), ("PacingRate", "Q"),
+    ("MaxPacingRate", "Q"), ("BytesAcked", "Q"), ("BytesReceived", "Q"), ("SegsOut", "I"),
+    ("SegsIn", "I"), ("NotsentBytes", "I"), ("MinRTT", "I"), ("DataSegsIn", "I"), ("DataSegsOut", "I"),
+    ("DeliveryRate", "Q"), ("BusyTime", "Q"), ("RWndLimited", "Q"), ("SndBufLimited", "Q"),
+    ("Delivered", "I"), ("DeliveredCE", "I"), ("BytesSent", "Q"), ("BytesRetrans", "Q"),
+    ("DSackDups", "I"), ("ReordSeen", "I"), ("RcvOooPack", "I"), ("SndWnd", "I"),
 )
+_STRUCT = struct.Struct("=8B" + "".join(fmt for _, fmt in LAYOUT))
+
+
+def read_fields(sock: socket.socket | None) -> dict[str, int] | None:
+    """Every tcp_info field by name, or None when the socket is gone (closed by the peer) or not TCP."""
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except (OSError, ValueError):  # uvloop's pseudo-socket raises ValueError once the fd is closed
+        return None
+    values = _STRUCT.unpack_from(raw.ljust(_STRUCT.size, b"\0"))  # older kernels: a shorter struct
+    state, ca_state, retransmits, probes, backoff, options, wscale, app_limited = values[:8]
+    info = {"State": state, "CAState": ca_state, "Retransmits": retransmits, "Probes": probes,
+            "Backoff": backoff, "Options": options, "WScale": wscale, "AppLimited": app_limited & 1}
+    info.update(zip((name for name, _ in LAYOUT), values[8:]))
+    return info
 
 
 @dataclass(frozen=True)
 class TcpInfo:
+    """What the per-test counters keep of one connection's tcp_info."""
+
     retransmits: int = 0
     rtt_us: int = 0
     rttvar_us: int = 0
@@ -48,19 +67,14 @@ class TcpInfo:
     bytes_retrans: int = 0
 
 
-READ_INTERVAL_S = 0.25   # streams re-read TCP_INFO this often; the last good reading counts
+_KEEP = {"retransmits": "Retransmits", "rtt_us": "RTT", "rttvar_us": "RTTVar", "snd_cwnd": "SndCwnd",
+         "total_retrans": "TotalRetrans", "bytes_acked": "BytesAcked", "bytes_received": "BytesReceived",
+         "segs_out": "SegsOut", "min_rtt_us": "MinRTT", "delivery_rate_Bps": "DeliveryRate",
+         "busy_time_us": "BusyTime", "rwnd_limited_us": "RWndLimited", "sndbuf_limited_us": "SndBufLimited",
+         "bytes_sent": "BytesSent", "bytes_retrans": "BytesRetrans"}
 
 
 def read(sock: socket.socket | None) -> TcpInfo | None:
-    """TCP_INFO of `sock`, or None when the socket is gone (closed by the peer) or not TCP."""
-    if sock is None:
-        return None
-    try:
-        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _SIZE)
-    except (OSError, ValueError):  # uvloop's pseudo-socket raises ValueError once the fd is closed
-        return None
-    values = {}
-    for name, offset, fmt in _FIELDS:
-        end = offset + struct.calcsize(fmt)
-        values[name] = struct.unpack_from("=" + fmt, raw, offset)[0] if len(raw) >= end else 0
-    return TcpInfo(**values)
+    """The condensed TCP_INFO of `sock`, or None when the socket is gone."""
+    fields = read_fields(sock)
+    return None if fields is None else TcpInfo(**{k: fields[v] for k, v in _KEEP.items()})
