@@ -1,7 +1,9 @@
 """The store: one interface (`Store`), two backends chosen by URL.
 
 - `chdb:PATH` — embedded chDB directory (default `chdb:./var/ispeed`);
-- `clickhouse://[user[:password]@]host[:port]/database` — a ClickHouse server.
+- `clickhouse://[user[:password]@]host[:port]/database` — a ClickHouse server;
+- `clickhouse://host[:port]/database?cluster=NAME[&replicated=1]` — a ClickHouse cluster
+  (local tables on every shard behind Distributed tables, `cluster_backend`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ def open_store(url: str | StoreURL, migrate: bool = True) -> Store:
         from ispeed.core.store.chdb_backend import ChdbStore
 
         store = ChdbStore(parsed)
+    elif parsed.cluster:
+        from ispeed.core.store.cluster_backend import ClusterStore
+
+        store = ClusterStore(parsed)
     else:
         from ispeed.core.store.clickhouse_backend import ClickHouseStore
 

@@ -129,7 +129,8 @@ class Store(ABC):
                     continue
                 try:
                     for stmt in mig.statements:
-                        self._execute(self.sql(stmt))
+                        for sql in self._migration_sql(self.sql(stmt)):
+                            self._execute(sql)
                 except Exception as exc:
                     raise MigrationError(
                         f"migration {mig.version:04d}_{mig.name} failed on {self.url.redacted}: {exc}"
@@ -143,6 +144,10 @@ class Store(ABC):
                 log.info("applied migration %04d_%s to %s", mig.version, mig.name, self.url.redacted)
                 applied.append(mig.version)
         return applied
+
+    def _migration_sql(self, statement: str) -> list[str]:
+        """What applies one migration statement here (a cluster node: its local + Distributed pair)."""
+        return [statement]
 
     def existing_test_ids(self, test_ids: Sequence[str], dates: Sequence[dt.date]) -> set[str]:
         if not test_ids:

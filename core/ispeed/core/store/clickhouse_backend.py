@@ -15,14 +15,15 @@ _SETTINGS = {"max_block_size": 100_000, "strings_as_bytes": False}
 class ClickHouseStore(Store):
     """Store on a ClickHouse server reached at `clickhouse://user:pw@host:port/database`."""
 
-    def __init__(self, url: StoreURL, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: StoreURL, connect_timeout_s: float = 5.0,
+                 settings: Mapping[str, Any] | None = None) -> None:
         super().__init__(url)
         from clickhouse_driver import Client  # lazy: not needed by the client
 
         self._client = Client(
             host=url.host, port=url.port, user=url.user, password=url.password,
             database="default", connect_timeout=connect_timeout_s,
-            send_receive_timeout=300, settings={"max_block_size": 100_000},
+            send_receive_timeout=300, settings={"max_block_size": 100_000, **(settings or {})},
         )
         try:
             self._client.execute("SELECT 1")

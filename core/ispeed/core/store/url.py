@@ -1,4 +1,8 @@
-"""Parse a store URL: `chdb:PATH` or `clickhouse://[user[:password]@]host[:port]/database[?opts]`."""
+"""Parse a store URL: `chdb:PATH` or `clickhouse://[user[:password]@]host[:port]/database[?opts]`.
+
+Options: `cluster=NAME` (tables spread over that cluster, `ispeed.core.store.cluster`) and
+`replicated=1` (its local tables are ReplicatedMergeTree).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from ispeed.core.errors import ConfigError
 DEFAULT_STORE_URL = "chdb:./var/ispeed"
 _FIX = "use chdb:PATH or clickhouse://[user[:password]@]host[:port]/database"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OPTIONS = ("cluster", "replicated")
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -31,10 +38,21 @@ class StoreURL:
         if self.scheme == "chdb":
             return f"chdb:{self.path}"
         auth = f"{self.user}:***@" if self.password else (f"{self.user}@" if self.user != "default" else "")
-        return f"clickhouse://{auth}{self.host}:{self.port}/{self.database}"
+        query = f"?cluster={self.cluster}" if self.cluster else ""
+        return f"clickhouse://{auth}{self.host}:{self.port}/{self.database}{query}"
 
     def option(self, name: str, default: str = "") -> str:
         return dict(self.options).get(name, default)
+
+    @property
+    def cluster(self) -> str:
+        """`?cluster=NAME`: the cluster (of the servers' remote_servers) the tables are spread on."""
+        return self.option("cluster")
+
+    @property
+    def replicated(self) -> bool:
+        """`?replicated=1`: the cluster's local tables are ReplicatedMergeTree (needs ZooKeeper)."""
+        return self.option("replicated") in _TRUE
 
 
 def parse_store_url(url: str, key: str = "--store") -> StoreURL:
@@ -60,6 +78,8 @@ def parse_store_url(url: str, key: str = "--store") -> StoreURL:
     database = parts.path.lstrip("/") or "ispeed"
     if not _IDENT.match(database):
         raise ConfigError(key, url, "the database name must be letters, digits and _")
+    options = tuple(parse_qsl(parts.query))
+    _check_options(key, url, dict(options))
     return StoreURL(
         scheme="clickhouse",
         host=parts.hostname,
@@ -67,5 +87,18 @@ def parse_store_url(url: str, key: str = "--store") -> StoreURL:
         user=unquote(parts.username) if parts.username else "default",
         password=unquote(parts.password) if parts.password else "",
         database=database,
-        options=tuple(parse_qsl(parts.query)),
+        options=options,
     )
+
+
+def _check_options(key: str, url: str, options: dict[str, str]) -> None:
+    for name, value in options.items():
+        if name not in _OPTIONS:
+            raise ConfigError(key, url, f"unknown option {name!r}; the options are {', '.join(_OPTIONS)}")
+        if name == "cluster" and not _IDENT.match(value):
+            raise ConfigError(key, url, "?cluster= needs the name of a cluster in the servers' remote_servers "
+                                        "(letters, digits and _)")
+        if name == "replicated" and value not in _TRUE + _FALSE:
+            raise ConfigError(key, url, "?replicated= takes 1 or 0")
+    if options.get("replicated", "0") in _TRUE and not options.get("cluster"):
+        raise ConfigError(key, url, "?replicated=1 needs ?cluster=NAME as well")
