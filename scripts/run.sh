@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install and run the platform on the embedded store (chdb:./var/ispeed).
+# Install and run the whole platform on an embedded demo store: a test server, real loopback tests,
+# a simulated month of national results, the published site (http://127.0.0.1:8080/site/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh run
-exec .venv/bin/ispeed serve --host 127.0.0.1 --port "${PORT:-8080}" --store chdb:./var/ispeed "$@"
+exec .venv/bin/ispeed demo --host 127.0.0.1 --port "${PORT:-8080}" "$@"

@@ -18,9 +18,11 @@ from ispeed.core.errors import IspeedError
 
 COMMAND_MODULES = (
     "ispeed.server.cli",
+    "ispeed.server.cli_isp",
     "ispeed.client.cli",
     "ispeed.aggregator.cli_export",
     "ispeed.aggregator.cli",
+    "ispeed.aggregator.cli_publish",
     "ispeed.admin_geo.cli",
     "ispeed.cli.pending",
 )

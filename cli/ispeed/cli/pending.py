@@ -7,8 +7,6 @@ import sys
 
 # name -> (help, issue that brings it); a component that implements one removes it here.
 PENDING: dict[str, tuple[str, str]] = {
-    "publish": ("aggregate what is due and render the static site", "publishing"),
-    "demo": ("the whole platform on the embedded store", "publishing"),
 }
 
 

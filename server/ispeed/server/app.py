@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ispeed.core.store import Store, open_store
-from ispeed.server import measure, ndt7, results, tests_api, webpage
+from ispeed.server import fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage
 from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
@@ -29,12 +29,16 @@ log = logging.getLogger("ispeed.server")
 READ_BUFSIZE = 1 << 20   # 64 KiB default limits several streams in one process (DESIGN.md)
 
 async def servers(request: web.Request) -> web.Response:
+    """This server, and the fleet clients choose from (`servers`: the --fleet file, else it and its peers)."""
     cfg = request.app[CONFIG]
     registry = request.app[REGISTRY]
+    url = f"{request.scheme}://{request.host}"
     return web.json_response({
         "server_id": cfg.server_id,
         "province_code": cfg.province_code,
-        "url": f"{request.scheme}://{request.host}",
+        "url": url,
+        "servers": fleet.listed(cfg.fleet, fleet.FleetServer(cfg.server_id, url, cfg.province_code))
+                   + [{"url": p} for p in cfg.peers],
         "capacity": {"max_running_tests": cfg.max_running_tests, "max_streams": cfg.max_streams,
                      "max_duration_s": cfg.max_duration_s},
         "running_tests": registry.running(),
@@ -96,6 +100,9 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app.router.add_post("/api/v1/results", results.submit_result)
     ndt7.add_routes(app)
     webpage.add_routes(app)
+    isp_portal.add_routes(app)
+    if config.site_dir:
+        site_serving.add_routes(app, config)   # the published site under /site/, nightly publish job
     return app
 
 

@@ -36,12 +36,25 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--max-tests", type=int, default=64, help="concurrent tests on this server (default 64)")
     p.add_argument("--max-duration", type=float, default=30.0, help="longest test phase in seconds (default 30)")
     p.add_argument("--max-streams", type=int, default=16, help="most parallel streams per test (default 16)")
+    p.add_argument("--fleet", default="", metavar="FILE",
+                   help="JSON or CSV file listing the fleet's servers (id, url, province[, capacity_gbps]); "
+                        "GET /api/v1/servers answers with it")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="CIDR",
+                   help="reverse proxy whose X-Forwarded-For gives the client address (repeatable; "
+                        "default: none, the TCP peer is the client)")
+    p.add_argument("--site-dir", default="var/site",
+                   help="published site served under /site/ (default var/site; 'none' disables)")
+    p.add_argument("--publish-at", default=None, metavar="HH:MM",
+                   help="run `ispeed publish` into --site-dir every night at this Vietnam-local time "
+                        "(default 02:30 with an embedded store, off otherwise; 'off' disables)")
     p.set_defaults(func=run_serve)
 
 
 def build_config(args: argparse.Namespace) -> "object":
     from ispeed.core.store import parse_store_url
     from ispeed.server.config import ServerConfig
+    from ispeed.server.fleet import load_fleet
+    from ispeed.server.proxy import parse_trusted
 
     parse_store_url(args.store)  # fail fast, before anything starts
     if not 0 <= args.port <= 65535:
@@ -72,7 +85,19 @@ def build_config(args: argparse.Namespace) -> "object":
         spool_max_bytes=args.spool_max_mb << 20,
         tests_per_min_per_network=args.rate_per_network, results_per_min_per_network=2 * args.rate_per_network,
         max_tests_per_network=args.max_tests_per_network, max_running_tests=args.max_tests,
+        fleet=load_fleet(args.fleet) if args.fleet else (), trusted_proxies=parse_trusted(args.trusted_proxy),
+        site_dir="" if args.site_dir == "none" else args.site_dir,
+        publish_at=_publish_at(args),
     )
+
+
+def _publish_at(args: argparse.Namespace) -> str:
+    from ispeed.server.site_serving import parse_publish_at
+
+    text = args.publish_at if args.publish_at is not None else (
+        "02:30" if args.store.startswith("chdb:") else "off")
+    parse_publish_at(text)  # fail fast on a bad value
+    return "" if text == "off" or args.site_dir == "none" else text
 
 
 def run_serve(args: argparse.Namespace) -> int:

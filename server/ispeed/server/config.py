@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+
+from ispeed.server.fleet import FleetServer
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,9 @@ class ServerConfig:
     asn_db: str = ""
     city_db: str = ""
     peers: tuple[str, ...] = ()
+    # scale-out: the fleet listed by /api/v1/servers (--fleet), proxies whose X-Forwarded-For is believed
+    fleet: tuple[FleetServer, ...] = ()
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # the published site: served under /site/ ("" = not served); nightly `publish` at HH:MM local ("" = off)
+    site_dir: str = ""
+    publish_at: str = ""

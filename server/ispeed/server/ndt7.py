@@ -35,6 +35,7 @@ from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, PAYLOAD
 from ispeed.server.measure import PAYLOAD_BYTES
 from ispeed.server.ndt7_results import NDT7_RESULTS, Ndt7Results, Subtest
+from ispeed.server.proxy import client_ip
 
 log = logging.getLogger("ispeed.server.ndt7")
 
@@ -69,7 +70,7 @@ async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse,
     peer = transport.get_extra_info("peername") if transport else None
     local = transport.get_extra_info("sockname") if transport else None
     await ws.prepare(request)
-    sub = Subtest(uuid=str(uuid.uuid4()), kind=kind, ip=request.remote or "", metadata=metadata,
+    sub = Subtest(uuid=str(uuid.uuid4()), kind=kind, ip=client_ip(request), metadata=metadata,
                   started_at=dt.datetime.now(dt.timezone.utc), started=time.monotonic(),
                   early_exit_bytes=early_exit, client_addr=m.addr(peer), server_addr=m.addr(local))
     results.begin(sub)

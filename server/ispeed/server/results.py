@@ -21,6 +21,7 @@ from ispeed.server.attribution import Attribution
 from ispeed.server.errors import json_error
 from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.privacy import ip_network, keyed_hash, round_coord
+from ispeed.server.proxy import client_ip
 from ispeed.server import receipts
 from ispeed.server.receipts import Counters
 from ispeed.server.tokens import verify
@@ -80,7 +81,7 @@ async def submit_result(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     metrics = request.app[METRICS]
     metrics.inc("results_received_total")
-    wait_s = request.app[RESULT_RATE].check(ip_network(request.remote or ""))
+    wait_s = request.app[RESULT_RATE].check(ip_network(client_ip(request)))
     if wait_s:
         metrics.inc("results_refused_rate_total")
         raise json_error(429, f"too many submissions from your network; retry in {wait_s:.0f} s",
@@ -109,7 +110,7 @@ async def submit_result(request: web.Request) -> web.Response:
         raise json_error(422, "the server saw no download or no upload for this test", "token")
 
     reason = consistency(values, counters)
-    ip = request.remote or ""
+    ip = client_ip(request)
     attribution: Attribution = request.app[ATTRIBUTION]  # type: ignore[assignment]
     place = attribution.place(ip, values["lat"], values["lon"], values["accuracy_m"])
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.timezone.utc)

@@ -8,6 +8,7 @@ from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
 from ispeed.server.privacy import ip_network, keyed_hash
+from ispeed.server.proxy import client_ip
 from ispeed.server.tokens import issue, verify
 from ispeed.server.validate import Field, check, read_json
 
@@ -32,7 +33,7 @@ async def start_test(request: web.Request) -> web.Response:
     if request.app[STATUS].draining:
         metrics.inc("tests_refused_draining_total")
         raise json_error(503, "this server is shutting down; use another server", retry_after_s=60)
-    network = ip_network(request.remote or "")
+    network = ip_network(client_ip(request))
     wait_s = request.app[TEST_RATE].check(network)
     if wait_s:
         metrics.inc("tests_refused_rate_total")

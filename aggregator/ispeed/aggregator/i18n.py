@@ -1,0 +1,190 @@
+"""The published site's words in Vietnamese (default) and English, and number formatting per language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+LANGUAGES = ("vi", "en")
+
+# key -> (Vietnamese, English); `{name}` fields are filled by `translator(lang)(key, name=...)`.
+TEXT: dict[str, tuple[str, str]] = {
+    "site_name": ("Tốc độ Internet Việt Nam", "Vietnam Internet speed"),
+    "site_tagline": ("Số liệu đo tốc độ Internet cố định, di động và 5G, công bố hằng tháng",
+                     "Fixed, mobile and 5G Internet speed measurements, published monthly"),
+    "nav_home": ("Tổng quan", "Overview"),
+    "nav_rankings": ("Xếp hạng", "Rankings"),
+    "nav_provinces": ("Tỉnh, thành phố", "Provinces"),
+    "nav_isps": ("Nhà mạng", "ISPs"),
+    "nav_map": ("Bản đồ", "Map"),
+    "nav_methodology": ("Phương pháp", "Methodology"),
+    "nav_downloads": ("Tải dữ liệu", "Downloads"),
+    "nav_archive": ("Lưu trữ", "Archive"),
+    "nav_test": ("Đo tốc độ", "Run a test"),
+    "skip": ("Chuyển đến nội dung", "Skip to content"),
+    "other_lang": ("English", "Tiếng Việt"),
+    "month": ("Tháng {month}", "Month {month}"),
+    "meta_line": ("Tháng {month} · Phương pháp phiên bản {version} · Xây dựng lúc {built}",
+                  "Month {month} · Methodology version {version} · Built {built}"),
+    "provisional": ("Số liệu tạm tính: tháng {month} chưa kết thúc (đến ngày {until}). Số liệu sẽ thay đổi.",
+                    "Provisional: month {month} is not over (data to {until}). Figures will change."),
+    "final": ("Số liệu chính thức", "Final figures"),
+    "status_final": ("chính thức", "final"),
+    "status_provisional": ("tạm tính", "provisional"),
+    "simulated_note": ("Bản dựng này có tính cả kết quả mô phỏng (dữ liệu trình diễn, không phải đo thật).",
+                       "This build counts simulated results (demonstration data, not real measurements)."),
+    "network_type": ("Loại mạng", "Network type"),
+    "fixed": ("Cố định", "Fixed"),
+    "mobile": ("Di động", "Mobile"),
+    "5g": ("5G", "5G"),
+    "download": ("Tải xuống", "Download"),
+    "upload": ("Tải lên", "Upload"),
+    "latency": ("Độ trễ", "Latency"),
+    "jitter": ("Độ dao động", "Jitter"),
+    "median": ("trung vị", "median"),
+    "ci": ("KTC 95%", "95% CI"),
+    "rank": ("Hạng", "Rank"),
+    "tie": ("đồng hạng", "tied"),
+    "tests": ("Lượt đo", "Tests"),
+    "samples": ("Mẫu", "Samples"),
+    "devices": ("Thiết bị", "Devices"),
+    "provider": ("Nhà mạng", "ISP"),
+    "province": ("Tỉnh, thành phố", "Province"),
+    "commune": ("Xã, phường, đặc khu", "Commune"),
+    "all_isps": ("Mọi nhà mạng", "All ISPs"),
+    "national": ("Toàn quốc", "National"),
+    "insufficient": ("Không đủ dữ liệu (< {n} mẫu)", "Insufficient data (< {n} samples)"),
+    "no_data": ("Chưa có số liệu", "No data yet"),
+    "change_vs": ("so với tháng {month}", "vs {month}"),
+    "no_change": ("chưa có tháng trước để so sánh", "no previous month to compare"),
+    "trend_title": ("Tốc độ tải xuống trung vị toàn quốc, 12 tháng", "National median download, 12 months"),
+    "trend_alt": ("Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc theo tháng, cho cố định, di động và 5G.",
+                  "Line chart: national median download by month for fixed, mobile and 5G."),
+    "isp_trend_alt": ("Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc của {isp} theo tháng.",
+                      "Line chart: {isp}'s national median download by month."),
+    "bars_alt": ("Biểu đồ thanh: tốc độ tải xuống trung vị của các nhà mạng ({nt}), với khoảng tin cậy 95%.",
+                 "Bar chart: median download of the ISPs ({nt}) with 95% confidence intervals."),
+    "home_national": ("Tốc độ trung vị toàn quốc", "National medians"),
+    "home_provinces": ("Các tỉnh, thành phố", "Provinces and cities"),
+    "home_isps": ("Các nhà mạng", "ISPs"),
+    "rankings_title": ("Xếp hạng tháng {month}", "Rankings, {month}"),
+    "rank_isps": ("Nhà mạng toàn quốc — {nt}", "ISPs nationally — {nt}"),
+    "rank_provinces": ("34 tỉnh, thành phố — {nt}", "The 34 provinces — {nt}"),
+    "rank_note": ("Hạng = 1 + số đơn vị có cận dưới KTC cao hơn cận trên KTC của đơn vị này; các đơn vị không "
+                  "phân biệt được thì đồng hạng (=).",
+                  "Rank = 1 + the number of cells whose CI low is above this cell's CI high; cells that "
+                  "cannot be told apart share a rank (=)."),
+    "province_title": ("{name}", "{name}"),
+    "province_isps": ("Nhà mạng tại {name} — {nt}", "ISPs in {name} — {nt}"),
+    "province_communes": ("Xã, phường tại {name} — {nt}", "Communes of {name} — {nt}"),
+    "communes_count": ("{n} xã, phường, đặc khu", "{n} communes and wards"),
+    "sort_hint": ("Bấm tiêu đề cột để sắp xếp.", "Select a column header to sort."),
+    "isp_title": ("{name}", "{name}"),
+    "isp_national": ("{name} toàn quốc", "{name} nationally"),
+    "isp_provinces": ("{name} theo tỉnh — {nt}", "{name} by province — {nt}"),
+    "isp_bundle": ("Gói dữ liệu công khai của {name} (CSV, JSON)", "{name}'s public data bundle (CSV, JSON)"),
+    "map_title": ("Bản đồ tốc độ tháng {month}", "Speed map, {month}"),
+    "map_communes": ("Xã, phường — tải xuống trung vị ({nt})", "Communes — median download ({nt})"),
+    "map_alt": ("Bản đồ chấm: mỗi chấm là tâm một xã, phường, tô màu theo tốc độ tải xuống trung vị ({nt}); "
+                "chấm xám: không đủ dữ liệu.",
+                "Dot map: each dot is a commune's centroid, coloured by median download ({nt}); grey dots: "
+                "insufficient data."),
+    "tiles_title": ("Tỉnh, thành phố — tải xuống trung vị ({nt})", "Provinces — median download ({nt})"),
+    "tiles_alt": ("Lưới ô: mỗi ô là một tỉnh, thành phố, xếp gần đúng theo vị trí địa lý, tô màu theo tốc độ "
+                  "tải xuống trung vị ({nt}).",
+                  "Tile grid: one tile per province, placed roughly by geography, coloured by median "
+                  "download ({nt})."),
+    "legend": ("Chú giải (Mbps)", "Legend (Mbps)"),
+    "legend_none": ("không đủ dữ liệu", "insufficient data"),
+    "methodology_title": ("Phương pháp phiên bản {version}", "Methodology version {version}"),
+    "downloads_title": ("Tải dữ liệu tháng {month}", "Downloads, {month}"),
+    "downloads_intro": ("Mọi bảng trên trang đều có bản CSV và JSON. Dữ liệu mở từng lượt đo không chứa địa chỉ IP; "
+                        "vị trí được làm tròn, mã thiết bị được băm.",
+                        "Every table of the site as CSV and JSON. The per-test open data holds no IP "
+                        "addresses; locations are rounded and device ids hashed."),
+    "dl_month_files": ("Tệp của tháng", "The month's files"),
+    "dl_opendata": ("Dữ liệu mở từng lượt đo ({n} lượt, CSV nén gzip)", "Per-test open data ({n} tests, gzip CSV)"),
+    "dl_isps": ("Gói dữ liệu theo nhà mạng", "Per-ISP bundles"),
+    "dl_tables": ("Các bảng", "Tables"),
+    "archive_title": ("Các tháng đã công bố", "Published months"),
+    "archive_built": ("xây dựng lúc {built}", "built {built}"),
+    "table_download": ("Tải bảng", "Download table"),
+    "suppressed": ("ẩn", "suppressed"),
+    "not_found": ("Không tìm thấy trang", "Page not found"),
+    "built_by": ("Xây dựng bởi ispeed — mã nguồn mở.", "Built by ispeed — open source."),
+    "mbps": ("Mbps", "Mbps"),
+    "ms": ("ms", "ms"),
+    "latest": ("Tháng mới nhất", "Latest month"),
+    "see_month": ("Xem tháng {month}", "See {month}"),
+    "month_to_date": ("Tháng {month} (tạm tính)", "{month} (provisional)"),
+}
+
+METHOD_TEXT: dict[str, tuple[str, str]] = {
+    "m1": ("Tháng là tháng dương lịch theo giờ Việt Nam (UTC+7).",
+           "A month is the calendar month in Vietnam local time (UTC+7)."),
+    "m2": ("Chỉ tính lượt đo hợp lệ: hoàn tất, tải xuống và tải lên lớn hơn 0, khớp với bộ đếm của máy chủ, không "
+           "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi bật rõ ràng hoặc ở kho dữ liệu trình diễn.",
+           "Valid tests only: finished, download and upload above 0, consistent with the server's own "
+           "counters, not flagged invalid; simulated results count only when explicitly included or in a "
+           "demo store."),
+    "m3": ("Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "
+           "trong ô thống kê. Thiết bị là mã thiết bị đã băm, hoặc IP đã băm khi không có. Người đo nhiều lần "
+           "không lấn át người khác.",
+           "A sample is one device-day: the median of that device's valid tests that local day, within the "
+           "cell. The device is the hashed device id, or the hashed IP when absent. Heavy testers do not "
+           "outweigh others."),
+    "m4": ("Số liệu của ô = trung vị các mẫu (tải xuống, tải lên, độ trễ, độ dao động). Trung vị của số phần tử "
+           "chẵn là trung bình hai giá trị giữa.",
+           "Cell figure = median of its samples (download, upload, latency, jitter). The median of an even "
+           "count is the mean of the two middle values."),
+    "m5": ("Chỉ công bố ô có ít nhất {min_samples} mẫu; ô khác chỉ hiện số lượt đo và số mẫu.",
+           "A cell is published only with at least {min_samples} samples; others show counts only."),
+    "m6": ("Khoảng tin cậy {ci}% của trung vị tải xuống: phi tham số, từ thống kê thứ tự theo phân phối nhị thức: "
+           "k = binom.ppf({tail}, n, 0.5); cận dưới = giá trị nhỏ thứ k, cận trên = giá trị nhỏ thứ n − k + 1.",
+           "{ci}% confidence interval of the download median: distribution-free, from binomial order "
+           "statistics: k = binom.ppf({tail}, n, 0.5); low = k-th smallest, high = (n − k + 1)-th smallest."),
+    "m7": ("Hạng (chỉ ô được công bố): nhà mạng so với các nhà mạng khác cùng loại mạng và địa bàn; tỉnh so với "
+           "mọi tỉnh; xã so với các xã cùng tỉnh. Hạng = 1 + số ô trong nhóm có cận dưới KTC cao hơn cận trên "
+           "KTC của ô này: các ô không phân biệt được thì đồng hạng.",
+           "Rank (published cells only): ISPs against the other ISPs of the same network type and place; "
+           "provinces against all provinces; communes against the communes of the same province. Rank = 1 + "
+           "the number of cells in the group whose CI low is above this cell's CI high: cells that cannot be "
+           "told apart share a rank."),
+    "m8": ("Ai cũng có thể tính lại mọi ô từ dữ liệu mở của tháng.",
+           "Anyone can recompute every cell from the month's open-data export."),
+}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    """`t(key, **fields)` for one language; an unknown key raises (a template typo must fail the build)."""
+    index = LANGUAGES.index(lang)
+
+    def t(key: str, **fields: object) -> str:
+        text = (TEXT.get(key) or METHOD_TEXT[key])[index]
+        return text.format(**fields) if fields else text
+
+    return t
+
+
+def number(value: float | int | None, lang: str, digits: int = 1) -> str:
+    """`1,234.5` in English, `1.234,5` in Vietnamese; '–' for a missing value."""
+    if value is None:
+        return "–"
+    text = f"{value:,.{digits}f}"
+    if lang == "vi":
+        text = text.replace(",", "\0").replace(".", ",").replace("\0", ".")
+    return text
+
+
+def signed_pct(value: float | None, lang: str) -> str:
+    if value is None:
+        return "–"
+    return ("+" if value > 0 else "") + number(value, lang, 1) + " %"
+
+
+def timestamp(ts: dt.datetime, lang: str) -> str:
+    """A build time in Vietnam local time, e.g. `2025-08-02 02:00 (giờ Việt Nam)`."""
+    from ispeed.core.timeutil import VN_TZ
+
+    local = ts.astimezone(VN_TZ).strftime("%Y-%m-%d %H:%M")
+    return f"{local} ({'giờ Việt Nam' if lang == 'vi' else 'Vietnam time'})"

@@ -1,0 +1,112 @@
+"""The ISP portal's audit log: one append-only store row per request, allowed or refused.
+
+Rows carry the key id the request claimed, the provider of that key, the raw request path, the
+time, the client's /24 (IPv4) or /48 (IPv6) network — never its address — the outcome and the
+HTTP status. `AuditLog.record` returns once the row's batch is in the store (batches of rows
+arriving together, so a flood of bad keys costs a few inserts, not one per request); every row
+is also logged to the `ispeed.server.audit` logger, so a store failure loses nothing silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, fields
+
+from ispeed.core.store import Store
+
+log = logging.getLogger("ispeed.server.audit")
+
+AUDIT_TYPES = {"at": "DateTime('UTC')", "key_id": "String", "provider": "String", "method": "String",
+               "path": "String", "client_network": "String", "outcome": "String", "status": "UInt16"}
+MAX_PATH_CHARS = 512
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: dt.datetime
+    key_id: str
+    provider: str
+    method: str
+    path: str
+    client_network: str
+    outcome: str
+    status: int
+
+
+def write_entries(store: Store, entries: list[AuditEntry]) -> None:
+    columns: dict[str, list[object]] = {f.name: [] for f in fields(AuditEntry)}
+    for e in entries:
+        for name, value in asdict(e).items():
+            if name == "at":
+                value = int(e.at.timestamp())
+            elif name == "path":
+                value = e.path[:MAX_PATH_CHARS]
+            columns[name].append(value)
+    store.insert_columns("isp_audit", columns, AUDIT_TYPES)
+
+
+def read_entries(store: Store, since: dt.datetime | None = None) -> list[AuditEntry]:
+    """Audit rows (oldest first), optionally from `since` on."""
+    rows = store.query(
+        "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status"
+        " FROM {db}.isp_audit WHERE at >= {since} ORDER BY at, key_id",
+        {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc)})
+    return [AuditEntry(dt.datetime.fromtimestamp(int(r[0]), dt.timezone.utc), str(r[1]), str(r[2]), str(r[3]),
+                       str(r[4]), str(r[5]), str(r[6]), int(r[7])) for r in rows]
+
+
+def last_used(store: Store) -> dict[str, dt.datetime]:
+    """Each key's newest allowed request."""
+    rows = store.query("SELECT key_id, max(toUnixTimestamp(at)) FROM {db}.isp_audit"
+                       " WHERE outcome = 'allowed' GROUP BY key_id")
+    return {kid: dt.datetime.fromtimestamp(int(at), dt.timezone.utc) for kid, at in rows}
+
+
+class AuditLog:
+    """Batches audit rows into the store through `run_in_store` (the server's store thread)."""
+
+    def __init__(self, run_in_store: Callable[[Callable[[Store], object]], Awaitable[object]],
+                 batch_wait_s: float = 0.02, max_batch: int = 2_000) -> None:
+        self._run_in_store = run_in_store
+        self._wait_s = batch_wait_s
+        self._max_batch = max_batch
+        self._pending: list[tuple[AuditEntry, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failed = 0
+
+    async def record(self, entry: AuditEntry) -> bool:
+        """True once the row is stored; False when the store refused it (it is in the log)."""
+        log.info("%s %s %s key=%s provider=%s net=%s -> %s %d", entry.at.isoformat(), entry.method,
+                 entry.path[:MAX_PATH_CHARS], entry.key_id or "-", entry.provider or "-",
+                 entry.client_network or "-", entry.outcome, entry.status)
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((entry, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon(), name="ispeed-isp-audit")
+        return await asyncio.shield(fut)
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self._wait_s)
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
+            entries = [e for e, _ in batch]
+            try:
+                await self._run_in_store(lambda store: write_entries(store, entries))
+                ok = True
+                self.written += len(entries)
+            except Exception as exc:  # noqa: BLE001 - reported here and by each request's answer
+                log.error("could not store %d ISP audit rows (%s); they are in this log above", len(entries), exc)
+                ok = False
+                self.failed += len(entries)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(ok)
+
+    async def close(self) -> None:
+        """Wait for rows still in flight (before the store closes)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)

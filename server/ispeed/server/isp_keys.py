@@ -1,0 +1,181 @@
+"""ISP access keys: created once, stored as salted hashes, verified per request, revoked by id.
+
+A key reads `isp_<id>_<secret>`: `id` is 12 lowercase hex digits (the lookup key, safe to show
+in lists and logs), `secret` 43 URL-safe base64 characters (256 random bits). The store keeps
+only `HMAC-SHA256(salt, id ‖ provider ‖ secret)` with a per-key random salt: binding the id and
+the provider into the hash means a row edited to name another provider no longer verifies. A
+fast hash suffices because the secret is random, not a password. Tables: migration 0003.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ispeed.core.errors import UsageError
+from ispeed.core.store import Store
+from ispeed.core.timeutil import VN_TZ, utcnow
+
+KEY_RE = re.compile(r"isp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
+KEY_ID_RE = re.compile(r"[0-9a-f]{12}")
+MAX_KEY_CHARS = 64  # longer Authorization values are refused before any parsing
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)  # expires_at of a key without expiry
+
+KEY_TYPES = {"key_id": "String", "provider": "String", "salt": "String", "key_hash": "String",
+             "created_at": "DateTime('UTC')", "expires_at": "DateTime('UTC')", "note": "String"}
+EVENT_TYPES = {"key_id": "String", "event": "String", "at": "DateTime('UTC')", "detail": "String"}
+
+Outcome = Literal["allowed", "malformed_key", "unknown_key", "bad_secret", "expired", "revoked"]
+
+_SELECT_KEYS = ("SELECT key_id, provider, toUnixTimestamp(created_at), toUnixTimestamp(expires_at), note, salt,"
+                " key_hash FROM {db}.isp_keys WHERE %s ORDER BY created_at, key_id")
+_SELECT_REVOKED = ("SELECT key_id, min(toUnixTimestamp(at)) FROM {db}.isp_key_events"
+                   " WHERE event = 'revoked' AND %s GROUP BY key_id")
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What the store knows about a key (never its secret)."""
+
+    key_id: str
+    provider: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None   # None = never
+    revoked_at: dt.datetime | None
+    note: str = ""
+    last_used_at: dt.datetime | None = None
+
+    def status(self, now: dt.datetime) -> Literal["active", "expired", "revoked"]:
+        if self.revoked_at is not None and self.revoked_at <= now:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key: `key` is the only copy of the secret; show it once."""
+
+    record: KeyRecord
+    key: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of presenting a key; `record` is set whenever the key id exists."""
+
+    outcome: Outcome
+    key_id: str = ""
+    record: KeyRecord | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allowed"
+
+
+def _ts(epoch: Any) -> dt.datetime | None:
+    epoch = int(epoch or 0)
+    return None if epoch == 0 else dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def expiry_from_date(day: dt.date) -> dt.datetime:
+    """A key created with `--expires DAY` works through DAY, Vietnam time (UTC+7)."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), VN_TZ).astimezone(dt.timezone.utc)
+
+
+def parse_key(text: str) -> tuple[str, str] | None:
+    """(id, secret) of a well-formed key, else None. ASCII only: look-alike characters fail here."""
+    if len(text) > MAX_KEY_CHARS or not text.isascii():
+        return None
+    m = KEY_RE.fullmatch(text)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def key_hash(salt: str, key_id: str, provider: str, secret: str) -> str:
+    return hmac.new(salt.encode(), f"{key_id}\n{provider}\n{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+def _read(store: Store, key_id: str | None = None) -> list[tuple[KeyRecord, str, str]]:
+    where = "key_id = {key_id}" if key_id else "1"
+    params = {"key_id": key_id} if key_id else None
+    rows = store.query(_SELECT_KEYS % where, params)
+    revoked = {kid: at for kid, at in store.query(_SELECT_REVOKED % where, params)} if rows else {}
+    out = []
+    for kid, provider, created, expires, note, salt, digest in rows:
+        record = KeyRecord(kid, provider, _ts(created) or NEVER, _ts(expires), _ts(revoked.get(kid)), note)
+        out.append((record, salt, digest))
+    return out
+
+
+def create_key(store: Store, provider: str, expires_at: dt.datetime | None = None, note: str = "",
+               now: dt.datetime | None = None) -> NewKey:
+    """Store a new key for `provider` (already its canonical name) and return it, secret included."""
+    if not provider:
+        raise UsageError("--provider '' is empty: name the ISP the key is for, e.g. --provider Viettel")
+    now = (now or utcnow()).replace(microsecond=0)
+    while True:
+        key_id = secrets.token_hex(6)
+        if not _read(store, key_id):
+            break
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    salt = secrets.token_hex(16)
+    store.insert_columns("isp_keys", {
+        "key_id": [key_id], "provider": [provider], "salt": [salt],
+        "key_hash": [key_hash(salt, key_id, provider, secret)], "created_at": [int(now.timestamp())],
+        "expires_at": [int(expires_at.timestamp()) if expires_at else 0], "note": [note],
+    }, KEY_TYPES)
+    record = KeyRecord(key_id, provider, now, expires_at, None, note)
+    return NewKey(record, f"isp_{key_id}_{secret}")
+
+
+def list_keys(store: Store) -> list[KeyRecord]:
+    """Every key, oldest first, with its last allowed use (from the audit log)."""
+    from ispeed.server.audit import last_used
+
+    used = last_used(store)
+    return [KeyRecord(r.key_id, r.provider, r.created_at, r.expires_at, r.revoked_at, r.note,
+                      used.get(r.key_id)) for r, _, _ in _read(store)]
+
+
+def find_key(store: Store, key_id: str) -> KeyRecord | None:
+    found = _read(store, key_id) if KEY_ID_RE.fullmatch(key_id) else []
+    return found[0][0] if found else None
+
+
+def revoke_key(store: Store, key_id_or_key: str, reason: str = "", now: dt.datetime | None = None) -> KeyRecord:
+    """Revoke a key (by id, or by the whole key); revoking twice keeps the first revocation."""
+    parsed = parse_key(key_id_or_key)
+    key_id = parsed[0] if parsed else key_id_or_key
+    record = find_key(store, key_id)
+    if record is None:
+        raise UsageError(f"key id {key_id_or_key!r} is unknown: see `ispeed isp-key list` for the ids")
+    if record.revoked_at is not None:
+        return record
+    now = (now or utcnow()).replace(microsecond=0)
+    store.insert_columns("isp_key_events", {"key_id": [key_id], "event": ["revoked"],
+                                            "at": [int(now.timestamp())], "detail": [reason]}, EVENT_TYPES)
+    return KeyRecord(record.key_id, record.provider, record.created_at, record.expires_at, now, record.note)
+
+
+def verify(store: Store, presented: str, now: dt.datetime | None = None) -> Verdict:
+    """Check a presented key against the store; one primary-key lookup, constant-time compare."""
+    parsed = parse_key(presented)
+    if parsed is None:
+        return Verdict("malformed_key")
+    key_id, secret = parsed
+    found = _read(store, key_id)
+    if not found:
+        return Verdict("unknown_key", key_id)
+    now = now or utcnow()
+    for record, salt, digest in found:  # one row unless an id was ever stored twice
+        if hmac.compare_digest(key_hash(salt, key_id, record.provider, secret), digest):
+            status = record.status(now)
+            return Verdict("allowed" if status == "active" else status, key_id, record)
+    return Verdict("bad_secret", key_id, found[0][0])

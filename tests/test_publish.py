@@ -1,0 +1,148 @@
+"""ispeed publish: what is due, the pages and downloads of a simulated month, unchanged months kept, CLI."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ispeed.aggregator import charts_svg, i18n
+from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
+from ispeed.aggregator.publish import PublishOptions, due_months, publish, read_manifest
+from ispeed.aggregator.simulate import SimulationConfig, simulate
+from ispeed.aggregator.site_model import slugify
+from ispeed.cli.main import main
+from ispeed.core.errors import UsageError
+from ispeed.core.store import open_store
+from ispeed.server.site_serving import parse_publish_at, seconds_until
+
+TODAY = dt.date(2025, 8, 10)
+MIN_SAMPLES = 20
+
+
+def test_due_months_are_the_last_complete_month_and_the_month_to_date() -> None:
+    due = due_months(TODAY)
+    assert [(d.label, d.status, d.data_until) for d in due] == [
+        ("2025-07", "final", dt.date(2025, 7, 31)), ("2025-08", "provisional", TODAY)]
+    january = due_months(dt.date(2026, 1, 3), ["2025-11"])
+    assert [d.label for d in january] == ["2025-11", "2025-12", "2026-01"]
+    with pytest.raises(UsageError, match="in the future"):
+        due_months(TODAY, ["2025-09"])
+
+
+def test_helpers_format_and_schedule() -> None:
+    assert i18n.number(1234.56, "vi") == "1.234,6" and i18n.number(1234.56, "en") == "1,234.6"
+    assert i18n.number(None, "en") == "–"
+    assert slugify("FPT Telecom") == "fpt-telecom" and slugify("Đắk Lắk") == "dak-lak"
+    assert charts_svg.colour_for(None) == charts_svg.NO_DATA_COLOUR
+    assert charts_svg.colour_for(10) != charts_svg.colour_for(500)
+    assert charts_svg.text_colour("#fde725") == "#000000" and charts_svg.text_colour("#440154") == "#ffffff"
+    assert parse_publish_at("off") is None and parse_publish_at("02:30") == dt.time(2, 30)
+    with pytest.raises(Exception, match="--publish-at"):
+        parse_publish_at("25:00")
+    # 01:00 UTC is 08:00 in Vietnam: the next 02:30 local is 18.5 hours later
+    now = dt.datetime(2025, 8, 10, 1, 0, tzinfo=dt.timezone.utc)
+    assert seconds_until(dt.time(2, 30), now) == pytest.approx(18.5 * 3600)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
+    root = tmp_path_factory.mktemp("publish")
+    store_url = f"chdb:{root / 'store'}"
+    out = root / "site"
+    with open_store(store_url) as store:
+        simulate(store, SimulationConfig(year=2025, month=7, tests=30_000, seed=3))
+        simulate(store, SimulationConfig(year=2025, month=6, tests=10_000, seed=4))
+        options = PublishOptions(out, Methodology(min_samples=MIN_SAMPLES, include_simulated=True), today=TODAY,
+                                 months=("2025-06",))
+        report = publish(store, options)
+    return out, store_url, report
+
+
+def test_publish_builds_every_page_in_both_languages(built: tuple[Path, str, object]) -> None:
+    out, _, report = built
+    assert report.built == ["2025-06", "2025-07", "2025-08"]  # type: ignore[attr-defined]
+    assert report.latest == "2025-07"  # type: ignore[attr-defined]
+    from ispeed.admin_geo import provinces
+
+    for prefix in ("", "en/"):
+        month = out / prefix / "2025-07"
+        for name in ("index.html", "rankings.html", "methodology.html", "downloads.html",
+                     "map/fixed.html", "map/mobile.html", "map/5g.html"):
+            assert (month / name).is_file(), name
+        assert sorted(p.stem for p in (month / "province").glob("*.html")) == sorted(p.code for p in provinces())
+        assert {p.stem for p in (month / "isp").glob("*.html")} >= {"viettel", "vnpt", "fpt-telecom"}
+        assert (out / prefix / "index.html").is_file() and (out / prefix / "archive.html").is_file()
+    vi = (out / "2025-07" / "index.html").read_text(encoding="utf-8")
+    en = (out / "en" / "2025-07" / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="vi">' in vi and '<html lang="en">' in en
+    # each page states the month, the methodology version and when it was built
+    assert "Tháng 2025-07 · Phương pháp phiên bản 1 · Xây dựng lúc" in vi
+    assert "Month 2025-07 · Methodology version 1 · Built" in en
+    assert "<svg" in vi and "http://" not in vi.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    provisional = (out / "en" / "2025-08" / "index.html").read_text(encoding="utf-8")
+    assert "Provisional: month 2025-08 is not over" in provisional
+    archive = (out / "en" / "archive.html").read_text(encoding="utf-8")
+    assert all(f'href="{m}/index.html"' in archive for m in ("2025-06", "2025-07", "2025-08"))
+    methodology = (out / "en" / "2025-07" / "methodology.html").read_text(encoding="utf-8")
+    assert f"<td>{MIN_SAMPLES}</td>" in methodology and "binom.ppf(0.025, n, 0.5)" in methodology
+
+
+def test_rankings_show_cis_ties_and_suppressed_cells(built: tuple[Path, str, object]) -> None:
+    out, _, _ = built
+    html = (out / "en" / "2025-07" / "rankings.html").read_text(encoding="utf-8")
+    assert html.count("<table") == 6 and "95% CI" in html
+    assert f"Insufficient data (&lt; {MIN_SAMPLES} samples)" in html
+    stats = list(csv.DictReader(io.StringIO((out / "data" / "2025-07" / "stats.csv").read_text())))
+    provinces = [r for r in stats if r["level"] == "province" and not r["provider"] and r["published"] == "true"
+                 and r["network_type"] == "fixed"]
+    ranks = [int(r["rank"]) for r in provinces]
+    if len(ranks) != len(set(ranks)):  # shared ranks are shown as ties
+        assert '<abbr title="tied">=' in html
+
+
+def test_downloads_tables_bundles_and_open_data(built: tuple[Path, str, object]) -> None:
+    out, _, _ = built
+    data = out / "data" / "2025-07"
+    for name in ("stats.csv", "stats.json", "changes.csv", "changes.json", "histograms.csv", "methodology.json"):
+        assert (data / name).is_file(), name
+    table = json.loads((data / "tables" / "provinces-fixed.json").read_text())
+    assert table["month"] == "2025-07" and table["min_samples"] == MIN_SAMPLES and len(table["rows"]) == 34
+    rows = list(csv.DictReader(io.StringIO((data / "tables" / "province-01-communes-fixed.csv").read_text())))
+    from ispeed.admin_geo import communes
+
+    assert {r["commune_code"] for r in rows} == {c.code for c in communes("01")}
+    bundle = list(csv.DictReader(io.StringIO((data / "isp" / "viettel.csv").read_text())))
+    assert bundle and {r["provider"] for r in bundle} == {"Viettel"} and list(bundle[0]) == list(STATS_COLUMNS)
+    stats = list(csv.DictReader(io.StringIO((data / "stats.csv").read_text())))
+    assert len(bundle) == sum(1 for r in stats if r["provider"] == "Viettel")
+    with gzip.open(data / "tests-2025-07.csv.gz", "rt", encoding="utf-8") as fh:
+        export = list(csv.DictReader(fh))
+    assert len(export) == 30_000 and "ip_hash" not in export[0]
+    downloads = (out / "en" / "2025-07" / "downloads.html").read_text(encoding="utf-8")
+    assert "tests-2025-07.csv.gz" in downloads and "isp/viettel.csv" in downloads
+    manifest = read_manifest(out)
+    assert manifest["months"]["2025-07"]["export_tests"] == 30_000 and manifest["latest"] == "2025-07"
+
+
+def test_unchanged_months_are_kept_and_the_cli_publishes(built: tuple[Path, str, object],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    out, store_url, _ = built
+    before = read_manifest(out)["months"]
+    page = out / "2025-07" / "index.html"
+    stamp = page.stat().st_mtime_ns
+    code = main(["publish", "--store", store_url, "--out", str(out), "--today", TODAY.isoformat(),
+                 "--include-simulated", "--min-samples", str(MIN_SAMPLES), "--no-export"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "unchanged 2025-07, 2025-08" in err and "built nothing" in err
+    assert page.stat().st_mtime_ns == stamp
+    after = read_manifest(out)["months"]
+    assert after["2025-07"]["fingerprint"] == before["2025-07"]["fingerprint"] and "2025-06" in after
+    assert main(["publish", "--store", store_url, "--out", str(out), "--month", "2025-13"]) == 2
+    assert "--month '2025-13' is not a month" in capsys.readouterr().err
