@@ -85,7 +85,7 @@ def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc
     step = max(1, math.ceil(len(months) / 6))
     for i, month in enumerate(months):
         last = i == len(months) - 1
-        if (i % step == 0 and len(months) - 1 - i >= step / 2) or last:
+        if (i % step == 0 and len(months) - 1 - i >= step) or last:  # the last label stands apart
             anchor = "end" if last and len(months) > 1 else "middle"
             out.append(f'<text x="{x(i) + (8 if anchor == "end" else 0):.1f}" y="{height - 12}" '
                        f'text-anchor="{anchor}" class="tick">{escape(month)}</text>')
