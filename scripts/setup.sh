@@ -12,7 +12,7 @@ case "$profile" in
   test)
     # a real ClickHouse server (and ZooKeeper for replicated tables), a real browser,
     # M-Lab's ndt7 client (npm, needs Node >= 18), and the network tools of the accuracy harness
-    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl)
+    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light)
     command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
     ;;
   *) echo "scripts/setup.sh: unknown profile '$profile': use run or test" >&2; exit 2 ;;

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -95,7 +97,7 @@ class Engine:
 
     # -- phases -----------------------------------------------------------------------------
     async def _phase(self, name: str, stream_fn: Callable[[int, list[int], float], Any],
-                     prober: _Prober | None) -> PhaseResult:
+                     prober: _Prober | None, rtt_ms: float | None = None) -> PhaseResult:
         loop = asyncio.get_running_loop()
         counters = [0] * self.cfg.streams
         start = loop.time()
@@ -130,7 +132,7 @@ class Engine:
         total = sum(counters)
         if total == 0:
             raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
-        return PhaseResult(method.steady_mbps(samples), total, samples, rtts)
+        return PhaseResult(method.steady_mbps(samples, rtt_ms), total, samples, rtts)
 
     def _download_stream(self, session: aiohttp.ClientSession, token: str) -> Callable[..., Any]:
         async def stream(i: int, counters: list[int], stop_at: float) -> None:
@@ -168,9 +170,10 @@ class Engine:
         return stream
 
     # -- the whole test -----------------------------------------------------------------------
-    def _session(self) -> aiohttp.ClientSession:
+    def _session(self, reset_on_close: bool = False) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.connect_timeout_s)
-        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0),
+        connector = aiohttp.TCPConnector(limit=0, socket_factory=_reset_on_close_socket if reset_on_close else None)
+        return aiohttp.ClientSession(timeout=timeout, connector=connector,
                                      read_bufsize=READ_BUFSIZE, auto_decompress=False)
 
     async def run(self) -> dict[str, Any]:
@@ -206,8 +209,13 @@ class Engine:
                         idle.append(rtt)
                     await asyncio.sleep(0.02)
                 self.progress("latency", 0.0, 0.0)
-                down = await self._phase("download", self._download_stream(session, token), prober)
-                up = await self._phase("upload", self._upload_stream(session, token), prober)
+                idle_rtt_ms = min(idle) if idle else None
+                down = await self._phase("download", self._download_stream(session, token), prober, idle_rtt_ms)
+                # upload streams reset their connections at the deadline: what still sits in the
+                # socket buffers is dropped, not flushed into the server's count after the phase
+                async with self._session(reset_on_close=True) as upload_session:
+                    up = await self._phase("upload", self._upload_stream(upload_session, token), prober,
+                                           idle_rtt_ms)
             await asyncio.sleep(0.2)   # let the server take in what was in flight
             counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}",
                                         params={"token": token})
@@ -248,6 +256,14 @@ class Engine:
             if cfg.accuracy_m is not None:
                 submission["accuracy_m"] = cfg.accuracy_m
         return result, submission
+
+
+def _reset_on_close_socket(addr_info: Any) -> socket.socket:
+    """A TCP socket whose close() sends RST (SO_LINGER 0) instead of flushing its send buffer."""
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return sock
 
 
 def _r(value: float | None) -> float | None:

@@ -62,13 +62,18 @@ class TestState:
             self.up_timeline.append((t, self.up_total))
 
     def upload_mbps(self) -> float:
-        """Server-measured steady upload (method v1 rule on this server's own timeline)."""
-        timeline = list(self.up_timeline)
+        """Server-measured steady upload (method v1 rule on this server's own timeline).
+
+        The timeline ends one phase length after the first byte: bytes a client's socket
+        buffers flush after it stopped (a tail at a falling rate) do not dilute the figure.
+        """
+        phase_s = self.claims.duration_s
+        timeline = [(t, b) for t, b in self.up_timeline if t <= phase_s]
         if self.first_up is not None and self.last_up is not None:
             t_last = self.last_up - self.first_up
-            if not timeline or timeline[-1][0] < t_last:
+            if t_last <= phase_s and (not timeline or timeline[-1][0] < t_last):
                 timeline.append((t_last, self.up_total))
-        return method.steady_mbps(timeline)
+        return method.steady_mbps(timeline, self.min_rtt_ms())
 
     def min_rtt_ms(self) -> float | None:
         rtts = [t.min_rtt_us for t in self.tcp if t.min_rtt_us]

@@ -1,0 +1,210 @@
+/* delayline: a userspace delay line between two network interfaces (kernels without sch_netem).
+ *
+ *   delayline IF_A IF_B DELAY_US LOSS MAX_SECONDS [SEED]
+ *
+ * Every Ethernet frame received on IF_A is sent out of IF_B (and B -> A) DELAY_US microseconds
+ * later, or dropped with probability LOSS (0..1, each direction, independently per frame).
+ * Frames leave through the interface's qdisc, so a tbf/htb on IF_A/IF_B egress is the
+ * bottleneck: a full tbf queue drops the frame (tail drop, counted as "qdrop").
+ * Built by perf/netlab.py with gcc at run time; it runs in the middle network namespace of the
+ * accuracy lab. Offloads (TSO/GSO/GRO/checksum) must be off on the veths: frames are <= MTU.
+ * Stops on SIGTERM/SIGINT or after MAX_SECONDS; prints one line of counters on stderr.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SLOTS 32768          /* frames in flight per direction (~48 MiB) */
+#define FRAME_MAX 1536
+#define BATCH 64
+#define EARLY_NS 50000ull    /* release frames due within 50 us: batches wake-ups (VM timers are costly) */
+
+struct frame { uint64_t due_ns; uint16_t len; unsigned char data[FRAME_MAX]; };
+
+struct line {                /* one direction: frames read from `in`, written to `out` */
+    int in, out;
+    struct frame *ring;
+    uint32_t head, tail;     /* tail: next to send; head: next free */
+    uint64_t fwd, lost, full, qdrop, maxdepth, late_max_ns, late_1ms;
+};
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state;
+static double rnd(void) {   /* xorshift64*: reproducible per seed */
+    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static int open_if(const char *name) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_ALL));
+    if (fd < 0) { perror("socket(AF_PACKET)"); exit(1); }
+    unsigned idx = if_nametoindex(name);
+    if (!idx) { fprintf(stderr, "delayline: no interface %s\n", name); exit(2); }
+    struct sockaddr_ll sll = {0};
+    sll.sll_family = AF_PACKET; sll.sll_protocol = htons(ETH_P_ALL); sll.sll_ifindex = (int)idx;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) { perror("bind"); exit(1); }
+    struct packet_mreq mr = {0};
+    mr.mr_ifindex = (int)idx; mr.mr_type = PACKET_MR_PROMISC;
+    setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr);
+    int one = 1, big = 64 << 20;
+#ifdef PACKET_IGNORE_OUTGOING
+    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+#endif
+    (void)one;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    return fd;
+}
+
+static void take(struct line *l, uint64_t delay_ns, double loss) {
+    struct mmsghdr msgs[BATCH];
+    struct iovec iov[BATCH];
+    struct sockaddr_ll from[BATCH];
+    for (int round = 0; round < 16; round++) {
+        uint32_t depth = l->head - l->tail;
+        unsigned room = SLOTS - depth;
+        if (room == 0) {   /* ring full: read and drop, so the kernel queue does not stall */
+            char junk[FRAME_MAX];
+            while (recv(l->in, junk, sizeof junk, MSG_DONTWAIT) > 0) l->full++;
+            return;
+        }
+        unsigned n = room < BATCH ? room : BATCH;
+        /* frames are read straight into free ring slots (contiguous or not) */
+        for (unsigned i = 0; i < n; i++) {
+            struct frame *f = &l->ring[(l->head + i) % SLOTS];
+            iov[i].iov_base = f->data; iov[i].iov_len = FRAME_MAX;
+            memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+            msgs[i].msg_hdr.msg_iov = &iov[i]; msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = &from[i]; msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+        }
+        int got = recvmmsg(l->in, msgs, n, MSG_DONTWAIT, NULL);
+        if (got <= 0) return;
+        uint64_t due = now_ns() + delay_ns;
+        uint32_t head = l->head;
+        for (int i = 0; i < got; i++) {
+            if (from[i].sll_pkttype == PACKET_OUTGOING) continue;
+            if (loss > 0 && rnd() < loss) { l->lost++; continue; }
+            struct frame *src = &l->ring[(l->head + (uint32_t)i) % SLOTS];
+            struct frame *dst = &l->ring[head % SLOTS];
+            if (dst != src) memcpy(dst->data, src->data, msgs[i].msg_len);
+            dst->len = (uint16_t)msgs[i].msg_len;
+            dst->due_ns = due;
+            head++;
+        }
+        l->head = head;
+        if (l->head - l->tail > l->maxdepth) l->maxdepth = l->head - l->tail;
+        if ((unsigned)got < n) return;
+    }
+}
+
+/* Send every due frame (in sendmmsg batches); returns 1 if the socket pushed back. */
+static int give(struct line *l) {
+    uint64_t t = now_ns();
+    while (l->tail != l->head) {
+        struct mmsghdr msgs[BATCH];
+        struct iovec iov[BATCH];
+        unsigned n = 0;
+        while (n < BATCH && l->tail + n != l->head) {
+            struct frame *f = &l->ring[(l->tail + n) % SLOTS];
+            if (f->due_ns > t + EARLY_NS) break;
+            iov[n].iov_base = f->data; iov[n].iov_len = f->len;
+            memset(&msgs[n].msg_hdr, 0, sizeof msgs[n].msg_hdr);
+            msgs[n].msg_hdr.msg_iov = &iov[n]; msgs[n].msg_hdr.msg_iovlen = 1;
+            n++;
+        }
+        if (n == 0) return 0;
+        int sent = sendmmsg(l->out, msgs, n, MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 1;
+            if (errno == ENOBUFS) l->qdrop++;   /* a full queue behind us: tail drop */
+            sent = 1;                           /* skip the frame that failed */
+        } else {
+            l->fwd += (uint64_t)sent;
+        }
+        for (int i = 0; i < sent; i++) {
+            struct frame *f = &l->ring[l->tail % SLOTS];
+            if (t > f->due_ns) {
+                if (t - f->due_ns > l->late_max_ns) l->late_max_ns = t - f->due_ns;
+                if (t - f->due_ns > 1000000ull) l->late_1ms++;
+            }
+            l->tail++;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 6) {
+        fprintf(stderr, "usage: delayline IF_A IF_B DELAY_US LOSS MAX_SECONDS [SEED]\n");
+        return 2;
+    }
+    uint64_t delay_ns = (uint64_t)(atof(argv[3]) * 1000.0);
+    double loss = atof(argv[4]);
+    double max_s = atof(argv[5]);
+    rng_state = argc > 6 ? strtoull(argv[6], NULL, 10) * 2654435761ull + 1 : 88172645463325252ull;
+    prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0);   /* wake-ups may coalesce within 50 us */
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    int a = open_if(argv[1]), b = open_if(argv[2]);
+    struct line lines[2] = {{.in = a, .out = b}, {.in = b, .out = a}};
+    for (int i = 0; i < 2; i++) {
+        lines[i].ring = calloc(SLOTS, sizeof(struct frame));
+        if (!lines[i].ring) { perror("calloc"); return 1; }
+    }
+    fprintf(stderr, "delayline ready %s<->%s delay_us=%s loss=%g\n", argv[1], argv[2], argv[3], loss);
+    uint64_t end = now_ns() + (uint64_t)(max_s * 1e9);
+    while (!stop && now_ns() < end) {
+        struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+        int blocked[2];
+        for (int i = 0; i < 2; i++) blocked[i] = give(&lines[i]);
+        if (blocked[0]) p[1].events |= POLLOUT;   /* line 0 writes to b */
+        if (blocked[1]) p[0].events |= POLLOUT;
+        uint64_t t = now_ns(), wait = 50000000ull;   /* at most 50 ms between checks */
+        for (int i = 0; i < 2; i++) {
+            struct line *l = &lines[i];
+            if (l->tail != l->head && !blocked[i]) {
+                uint64_t due = l->ring[l->tail % SLOTS].due_ns;
+                uint64_t w = due > t + EARLY_NS ? due - t - EARLY_NS : 0;
+                if (w < wait) wait = w;
+            }
+        }
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
+        int r = ppoll(p, 2, &ts, NULL);
+        if (r < 0 && errno != EINTR) { perror("ppoll"); break; }
+        if (r > 0) {
+            if (p[0].revents & POLLIN) take(&lines[0], delay_ns, loss);
+            if (p[1].revents & POLLIN) take(&lines[1], delay_ns, loss);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        struct line *l = &lines[i];
+        fprintf(stderr, "delayline %s->%s fwd=%llu lost=%llu full=%llu qdrop=%llu maxdepth=%llu late_max_us=%.1f late_1ms=%llu\n",
+                argv[1 + i], argv[2 - i], (unsigned long long)l->fwd, (unsigned long long)l->lost,
+                (unsigned long long)l->full, (unsigned long long)l->qdrop,
+                (unsigned long long)l->maxdepth, (double)l->late_max_ns / 1000.0, (unsigned long long)l->late_1ms);
+    }
+    return 0;
+}

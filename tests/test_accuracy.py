@@ -1,0 +1,65 @@
+"""Accuracy through an emulated link (CI two-point version of perf/accuracy.py --quick).
+
+100 Mbit/s × 10 ms and 20 Mbit/s × 80 ms, 5 s phases, with the kernel's default congestion
+control and with cubic. Needs root and `ip netns`; skips with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PERF = Path(__file__).resolve().parent.parent / "perf"
+sys.path.insert(0, str(PERF))
+
+from netlab import unavailable  # noqa: E402
+
+_REASON = unavailable()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"accuracy lab unavailable: {_REASON}")
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("accuracy") / "quick"
+    proc = subprocess.run([sys.executable, str(PERF / "accuracy.py"), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=400)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert not [r for r in data["rows"] if "error" in r], data["rows"]
+    return data["rows"]
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['cc']} {row['link']}"
+
+
+def test_matrix_covers_both_points_and_both_ccs(rows: list[dict[str, Any]]) -> None:
+    assert {(r["rate_mbit"], r["rtt_ms"]) for r in rows} == {(100.0, 10.0), (20.0, 80.0)}
+    assert "cubic" in {r["cc"] for r in rows} and len({r["cc"] for r in rows}) >= 1
+    assert all(r["truth_mbps"] == pytest.approx(r["rate_mbit"] * 1448 / 1514, abs=0.01) for r in rows)
+
+
+def test_download_within_2_percent_of_truth(rows: list[dict[str, Any]]) -> None:
+    bad = {_label(r): r["down_err"] for r in rows if abs(r["down_err"]) > 0.02}
+    assert not bad, f"download off truth by more than 2 %: {bad}"
+
+
+def test_idle_latency_within_1ms_plus_3_percent(rows: list[dict[str, Any]]) -> None:
+    bad = {_label(r): r["latency_ms"] for r in rows if abs(r["latency_err_ms"]) > 1 + 0.03 * r["rtt_ms"]}
+    assert not bad, f"idle latency off the added RTT: {bad}"
+
+
+def test_loaded_latency_above_idle(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        assert r["loaded_latency_down_ms"] > r["latency_ms"], _label(r)
+        assert r["loaded_latency_up_ms"] > r["latency_ms"], _label(r)
+
+
+def test_upload_within_2_percent_of_truth(rows: list[dict[str, Any]]) -> None:
+    bad = {_label(r): r["up_err"] for r in rows if abs(r["up_err"]) > 0.02}
+    assert not bad, f"upload off truth by more than 2 %: {bad}"
