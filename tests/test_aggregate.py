@@ -188,3 +188,34 @@ def test_cli_aggregate_and_bad_month(store_url: str, tmp_path: Path, capsys: pyt
     assert (tmp_path / "2024-02/stats.csv").exists()
     with pytest.raises(UsageError):
         Methodology(min_samples=0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 10, 37, 300, 4097, 100_003, 1_000_000])
+def test_store_medians_and_ci_band_match_a_full_sort(store: Store, n: int) -> None:
+    """The two quantilesExact levels give the exact median and the GRID band the exact CI slices.
+
+    The values repeat (ties straddle the band's edges), in a scrambled order.
+    """
+    from ispeed.aggregator.cells_sql import (CI_SLICES, CI_WIDTH, GRID_QUANTILES, LO_INDEX, MEDIAN_LEVELS,
+                                             ci_band_sql)
+
+    rows = store.query(f"""
+        SELECT samples, {CI_SLICES}, q_dl[{LO_INDEX}], q_dl[{LO_INDEX + 1}], q_med
+        FROM (
+            SELECT *, {ci_band_sql(0.95)}
+            FROM (
+                SELECT count() AS samples, groupArray(x) AS s_dl,
+                       arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl,
+                       quantilesExact({MEDIAN_LEVELS})(x) AS q_med
+                FROM (SELECT toFloat64((number * 7919) % 997) / 7 AS x FROM numbers({n}))
+            )
+        )""")
+    samples, lo_start, lo_slice, hi_start, hi_slice, q_lo, q_hi, q_med = rows[0]
+    values = np.sort(((np.arange(n, dtype=np.int64) * 7919) % 997).astype(np.float64) / 7)
+    assert int(samples) == n
+    assert (q_lo + q_hi) / 2 == float(np.median(values)) == (q_med[0] + q_med[1]) / 2
+    assert list(lo_slice) == list(values[int(lo_start) - 1: int(lo_start) - 1 + CI_WIDTH])
+    assert list(hi_slice) == list(values[int(hi_start) - 1: int(hi_start) - 1 + CI_WIDTH])
+    k = int(binom.ppf(0.025, n, 0.5))
+    if k:
+        assert median_ci(n, 0.025, lo_slice, int(lo_start), hi_slice, int(hi_start)) == (values[k - 1], values[n - k])

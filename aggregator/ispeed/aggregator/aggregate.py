@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ispeed.aggregator import stats_table
-from ispeed.aggregator.cells_sql import bin_edges_mbps, cells_query
+from ispeed.aggregator.cells_sql import bin_edges_mbps, month_cells_query
 from ispeed.aggregator.ci import median_ci
 from ispeed.aggregator.methodology import FIGURE_COLUMNS, LEVELS, Methodology
 from ispeed.aggregator.outputs import write_month_files
@@ -115,14 +115,17 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
     """Cells of one month for every network type, ranked; no previous-month changes yet."""
     start, end = month_bounds(year, month)
     label = month_text(year, month)
-    sql = cells_query(method.ci_level)
+    types = list(method.network_types)
+    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated)}
+    params.update({f"network_type_{i}": network_type for i, network_type in enumerate(types)})
+    if progress:
+        progress(f"{label}: {', '.join(types)} cells")
+    by_type: dict[str, list[Sequence[Any]]] = {network_type: [] for network_type in types}
+    for result in store.query(month_cells_query(method.ci_level, len(types)), params):
+        by_type[result[0]].append(result[1:])
     cells: list[dict[str, Any]] = []
     histograms: list[dict[str, Any]] = []
-    for network_type in method.network_types:
-        if progress:
-            progress(f"{label}: {network_type} cells")
-        rows = store.query(sql, {"start": start, "end": end, "network_type": network_type,
-                                 "include_simulated": int(method.include_simulated)})
+    for network_type, rows in by_type.items():
         if not rows:
             cells.append(_empty_national(label, network_type))
         for row in rows:

@@ -1,25 +1,36 @@
-"""The one SQL query behind a month's cells: device-day samples, exact medians, CI order statistics.
+"""The SQL behind a month's cells: device-day samples, exact medians, CI order statistics.
 
-One query per network type (the table's sort key starts with network_type, so the three
-queries together read the month once). From the innermost step out:
+One UNION ALL branch per network type (`month_cells_query`; the table's sort key starts with
+network_type, and ClickHouse runs the branches in parallel: 18.16 reads a FINAL in one stream
+per query, so this is what uses a second core). Inside a branch, from the innermost step out:
 
 1. valid tests of the month (FINAL: a replayed test_id counts once), one GROUP BY
-   (device, local_date): each device-day keeps its tests as an array of
-   (province, commune, provider, download, upload, latency, jitter);
-2. per device-day, with array functions only, the samples of the six cell kinds (national,
-   province, commune; all providers and per provider): for each kind the distinct cell keys of
-   that day's tests and, per key, exact medians of the matching tests (`arraySort` + index
-   arithmetic; the even case is `(a + b) / 2`, exactly what a pandas recompute does). Most
-   device-days are "pure" (all tests in one commune × provider cell): their one finest sample
-   is simply re-keyed to the five coarser kinds; only mixed days (a phone that moved, a device
-   on two providers) run the per-kind split, so this never regroups the tests;
-3. `ARRAY JOIN` of those samples, GROUP BY cell: test, sample and device counts; exact medians
-   of the sorted samples; for the download CI two short slices of the sorted samples around the
-   normal approximation of the binomial order statistics (the exact k = binom.ppf(…) is picked
-   from them in Python, `ispeed.aggregator.ci`); sample histograms on log-spaced bins (`sumMap`).
+   (device string, local_date) keeping the day's tests as an array `t` of
+   (province, commune, provider, download, upload, latency, jitter); nothing else is aggregated
+   there (every extra aggregate state costs more than reading `t`).
+2. per device-day, with array functions only: `pure` = every test in the same commune × provider
+   cell (exact string comparison). A pure day is one sample of kind PURE: its medians are
+   (first + last) / 2 up to two tests (exact: (x + x) / 2 = x, and the even case is (a + b) / 2),
+   else those of the sorted values. A mixed day (a phone that moved, a device on two providers)
+   emits its tests once per cell kind, keyed by that kind's cell.
+3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a pure group holds a
+   finest cell's samples as mergeable states (groupArrayState per metric, uniqExactState of the
+   device strings, histogram counts); a mixed group is one device-day in one cell, whose medians
+   come from quantilesExact at MEDIAN_LEVELS (exact, see there).
+4. each pure group is expanded to its six cells (national, province, commune; all providers and
+   its provider) and merged there (groupArrayMerge, uniqExactMerge, sums); mixed groups join their
+   own cell as one sample each. So the month's samples are grouped once, at the finest level, not
+   once per kind, and no sample array is ever fully sorted:
+5. per cell: medians from quantilesExact (nth_element) at MEDIAN_LEVELS; for the download CI,
+   `ci_band_sql` sorts only the samples between two quantiles that bracket the order statistics
+   needed (the exact k = binom.ppf(…) is then picked in Python, `ispeed.aggregator.ci`);
+   histograms on log-spaced bins from per-bin counts.
 
-Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window functions;
-nested lambdas take arrays as arguments, since 18.16 cannot capture columns in them).
+Exactness: devices are grouped and counted by their exact strings (uniqExact hashes strings to
+128 bits internally, as the first version of this query already relied on); cells are compared
+as strings. Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window
+functions; nested lambdas take arrays as arguments, and a column used only inside a lambda is
+also used outside one: 18.16 would not read it from the subquery otherwise).
 Missing latency/jitter travel as -1 and are dropped before their medians.
 """
 
@@ -32,6 +43,7 @@ CI_WIDTH = 2 * CI_MARGIN + 2
 BINS_PER_DECADE = 5
 LOWEST_BIN = -5  # 0.1 Mbps
 HIGHEST_BIN = 20  # 10 Gbps and up
+BINS = range(LOWEST_BIN, HIGHEST_BIN + 1)
 
 VALID_TESTS = """
     local_date >= {start} AND local_date < {end}
@@ -47,6 +59,17 @@ KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
     ("commune", True, True, False), ("commune", True, True, True),
 )
 _METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))
+PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded to the six kinds
+
+# quantilesExact(level) returns the element at 0-based index floor(level * n) (n - 1 for level 1):
+# with these two levels, the two middle elements for even n and the middle one twice for odd n,
+# for every n < 0.5 / 1e-10 = 5e9 (the lower level gives n/2 - 1 when n is even, (n-1)/2 when odd).
+MEDIAN_LO, MEDIAN_HI = 0.4999999999, 0.5
+MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
+# Levels bracketing the download CI's order statistics: 0, 1 and 0.5 -/+ 2^-j around the median.
+GRID: tuple[float, ...] = tuple(sorted(
+    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25)} | {0.5 + 2.0 ** -j for j in range(2, 25)}))
+LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 
 
 def median_of_sorted(arr: str, empty: str | None = "NULL") -> str:
@@ -69,97 +92,189 @@ def ci_start_sql(n: str, half_z: float, high: bool) -> str:
     return f"toUInt64(greatest(1, {centre} - {CI_MARGIN}))"
 
 
-def _kind_samples(i: int, level: str, keep_p: bool, keep_c: bool, keep_i: bool,
-                  source: str) -> tuple[list[str], str]:
-    """SQL aliases computing kind `i`'s samples from the tests array `source`, and their array."""
-    blank = "''"
-    key = f"(x.1, {'x.2' if keep_c else blank}, {'x.3' if keep_i else blank})"
-    if not keep_p:
-        key = f"('', '', {'x.3' if keep_i else blank})"
-    parts = [f"arrayMap(x -> {key}, {source}) AS k{i}", f"arrayDistinct(k{i}) AS d{i}",
-             f"arrayMap(x -> k{i}, d{i}) AS rk{i}"]
+def ci_band_sql(ci_level: float) -> str:
+    """SQL aliases: the download CI's slice starts, and `band`: the sorted samples between them.
+
+    Needs columns `samples` (n), `s_dl` (the samples, any order) and `q_dl` (quantilesExact at
+    GRID). Rather than sorting all n samples, it keeps those between two GRID quantiles that
+    bracket the ranks of both slices (ci_lo_start … ci_hi_start + CI_WIDTH - 1), sorts only them,
+    and counts the samples below (`below`): band[j] is then the (below + j)-th smallest sample.
+    A bracket's rank may be off by one from toUInt64(level * n) + 1 without harm: the lower one
+    is chosen strictly below ci_lo_start, the upper one strictly above the last needed rank, and
+    levels 0 and 1 (the minimum and maximum) always qualify.
+    """
+    half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
+    levels = ", ".join(repr(x) for x in GRID)
+    n_grid = len(GRID)
+    return f"""{ci_start_sql('samples', half_z, False)} AS ci_lo_start,
+        {ci_start_sql('samples', half_z, True)} AS ci_hi_start,
+        arrayMap(x -> toUInt64(x * samples) + 1, [{levels}]) AS grid_ranks,
+        q_dl[greatest(1, arrayCount(r -> r + 1 < ci_lo_start, grid_ranks))] AS band_low,
+        q_dl[least({n_grid}, {n_grid} + 1 - arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks))] AS band_high,
+        arrayCount(x -> x < band_low, s_dl) AS below,
+        arraySort(arrayFilter(x -> x >= band_low AND x <= band_high, s_dl)) AS band"""
+
+
+CI_SLICES = (f"ci_lo_start, arraySlice(band, ci_lo_start - below, {CI_WIDTH}) AS ci_lo_slice, "
+             f"ci_hi_start, arraySlice(band, ci_hi_start - below, {CI_WIDTH}) AS ci_hi_slice")
+GRID_QUANTILES = "quantilesExact(" + ", ".join(repr(x) for x in GRID) + ")"
+
+
+def _pure_sample() -> str:
+    """SQL: a pure device-day's sample medians: of its first and last test up to two, else sorted."""
+    parts = []
     for name, pos, optional in _METRICS:
-        keep = "kk = k AND v >= 0" if optional else "kk = k"
-        parts.append(
-            f"arrayMap((k, ks, vs) -> arraySort(arrayFilter((v, kk) -> {keep}, vs, ks)), "
-            f"d{i}, rk{i}, arrayMap(x -> v_{name}_{source}, d{i})) AS s{i}_{name}")
-        parts.append(f"arrayMap(s -> {median_of_sorted('s', '-1.' if optional else None)}, s{i}_{name}) AS m{i}_{name}")
-    samples = (f"arrayMap((k, a, b, c, d, e) -> ('{level}', k.1, k.2, k.3, {int(keep_i)}, a, b, c, d, e), "
-               f"d{i}, arrayMap(s -> length(s), s{i}_dl), m{i}_dl, m{i}_ul, m{i}_lat, m{i}_jit)")
-    return parts, samples
+        a, b = f"first.{pos}", f"last.{pos}"
+        values = f"arrayMap(x -> x.{pos}, t_big)"
+        if optional:  # -1 = missing
+            parts.append(f"arraySort(arrayFilter(v -> v >= 0, {values})) AS b_{name}")
+            small = f"multiIf({a} >= 0 AND {b} >= 0, ({a} + {b}) / 2, {a} >= 0, {a}, {b})"  # -1 if neither
+            big = f"if(length(b_{name}) = 0, -1., {median_of_sorted(f'b_{name}', None)})"
+        else:  # one test: (x + x) / 2 = x exactly; two: (a + b) / 2 as for any even count
+            parts.append(f"arraySort({values}) AS b_{name}")
+            small = f"({a} + {b}) / 2"
+            big = median_of_sorted(f"b_{name}", None)
+        parts.append(f"if(n <= 2, {small}, {big}) AS m_{name}")
+    return ",\n                        ".join(parts)
 
 
-def _rekey(level: str, keep_p: bool, keep_c: bool, keep_i: bool, finest: str) -> str:
-    """SQL: a pure device-day's finest-cell sample, moved to a coarser cell kind."""
-    p = "e.2" if keep_p else "''"
-    c = "e.3" if keep_c else "''"
-    i = "e.4" if keep_i else "''"
-    return (f"arrayMap(e -> ('{level}', {p}, {c}, {i}, {int(keep_i)}, e.6, e.7, e.8, e.9, e.10), "
-            f"arrayFilter(e -> pure, {finest}))")
+def _entries() -> str:
+    """SQL: a mixed device-day's tests, once per cell kind, keyed by the cell of that kind."""
+    maps = []
+    for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS):
+        p = "x.1" if keep_p else "''"
+        c = "x.2" if keep_c else "''"
+        isp = "x.3" if keep_i else "''"
+        maps.append(f"arrayMap(x -> (toUInt8({i}), {p}, {c}, {isp}, toUInt64(1), x.4, x.5, x.6, x.7, toUInt8(1)), t_mixed)")
+    return f"arrayConcat({', '.join(maps)})"
+
+
+def _expand() -> str:
+    """SQL: the cells a grouped row counts in: all six kinds for pure days' rows, else its own."""
+    keys = ", ".join(
+        f"(toUInt8({i}), {'g_p' if keep_p else blank}, {'g_c' if keep_c else blank}, {'g_i' if keep_i else blank})"
+        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS) for blank in ("''",))
+    return f"if(g_kind = {PURE}, [{keys}], [(g_kind, g_p, g_c, g_i)])"
+
+
+def _histogram(counts: str) -> str:
+    """SQL: (bins, counts) of the non-empty bins, like sumMap's result."""
+    bins = f"[{', '.join(f'toInt32({b})' for b in BINS)}]"
+    return f"(arrayFilter((b, k) -> k > 0, {bins}, {counts}), arrayFilter(k -> k > 0, {counts}))"
+
+
+def _one_hot(value: str) -> str:
+    return "[" + ", ".join(f"toUInt64({_bin(value)} = {b})" for b in BINS) + "]"
 
 
 def cells_query(ci_level: float) -> str:
-    """The per-network-type cells query; parameters: start, end, network_type, include_simulated."""
-    half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
-    finest = len(KINDS) - 1  # commune × provider: every test has exactly one such key
-    aliases = [f"arrayMap(x -> x.{pos}, {source}) AS v_{name}_{source}"
-               for source in ("t", "t_mixed") for name, pos, _ in _METRICS]
-    parts, finest_samples = _kind_samples(finest, *KINDS[finest], source="t")
-    aliases += parts
-    aliases += [f"length(d{finest}) = 1 AS pure", "arrayFilter(x -> NOT pure, t) AS t_mixed"]
-    kinds = [f"s{finest}"]
-    for i, kind in enumerate(KINDS[:finest]):
-        parts, samples = _kind_samples(i, *kind, source="t_mixed")  # empty unless the day is mixed
-        aliases += parts
-        kinds += [_rekey(*kind, finest=f"s{finest}"), samples]
-    aliases.append(f"{finest_samples} AS s{finest}")
-    per_kind = ",\n            ".join(aliases)
+    """One network type's cells; parameters: start, end, network_type, include_simulated."""
+    level_names = ", ".join(f"'{k[0]}'" for k in KINDS)
+    hist = {m: "[" + ", ".join(f"countIf({_bin(v)} = {b})" for b in BINS) + "]"
+            for m, v in (("dl", "e.6"), ("ul", "e.7"))}
+    merged = ",\n            ".join(
+        f"arrayConcat(groupArrayIfMerge(g_{name}), "
+        f"groupArrayIf(mm_{name}, mixed{f' AND mm_{name} >= 0' if optional else ''})) AS s_{name}"
+        for name, _, optional in _METRICS)
+    states = []
+    for name, pos, optional in _METRICS:
+        v = f"e.{pos + 2}"
+        valid = f" AND {v} >= 0" if optional else ""
+        states.append(f"groupArrayIfState({v}, e.10 = 0{valid}) AS g_{name}")
+        states.append(f"quantilesExactIf({MEDIAN_LEVELS})({v}, e.10 = 1{valid}) AS qm_{name}")
+        median = f"(qm_{name}[1] + qm_{name}[2]) / 2"
+        if optional:
+            states.append(f"countIf(e.10 = 1{valid}) AS n_{name}")
+            median = f"if(n_{name} = 0, -1., {median})"
+        states.append(f"{median} AS mm_{name}")
+    states_sql = ",\n                    ".join(states)
     return f"""
 SELECT
-    c_level AS level, c_province AS province_code, c_commune AS commune_code, c_provider AS provider,
+    {{network_type}} AS network_type,
+    [{level_names}][kind + 1] AS level, province_code, commune_code, provider,
     tests, samples, devices,
-    {median_of_sorted('s_dl', None)} AS download_median_mbps,
-    {median_of_sorted('s_ul', None)} AS upload_median_mbps,
-    {median_of_sorted('s_lat')} AS latency_median_ms,
-    {median_of_sorted('s_jit')} AS jitter_median_ms,
-    {ci_start_sql('samples', half_z, False)} AS ci_lo_start,
-    arraySlice(s_dl, ci_lo_start, {CI_WIDTH}) AS ci_lo_slice,
-    {ci_start_sql('samples', half_z, True)} AS ci_hi_start,
-    arraySlice(s_dl, ci_hi_start, {CI_WIDTH}) AS ci_hi_slice,
-    hist_dl, hist_ul
+    (q_dl[{LO_INDEX}] + q_dl[{LO_INDEX + 1}]) / 2 AS download_median_mbps,
+    (q_ul[1] + q_ul[2]) / 2 AS upload_median_mbps,
+    if(length(v_lat) = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
+    if(length(v_jit) = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
+    {CI_SLICES},
+    {_histogram('h_dl')} AS hist_dl,
+    {_histogram('h_ul')} AS hist_ul
 FROM (
     SELECT
-        c_level, c_province, c_commune, c_provider,
-        sum(e.6) AS tests,
-        count() AS samples,
-        uniqExact(device) AS devices,
-        arraySort(groupArray(e.7)) AS s_dl,
-        arraySort(groupArray(e.8)) AS s_ul,
-        arraySort(groupArrayIf(e.9, e.9 >= 0)) AS s_lat,
-        arraySort(groupArrayIf(e.10, e.10 >= 0)) AS s_jit,
-        sumMap([{_bin('e.7')}], [toUInt64(1)]) AS hist_dl,
-        sumMap([{_bin('e.8')}], [toUInt64(1)]) AS hist_ul
+        kind, province_code, commune_code, provider, tests, samples, devices, q_dl, h_dl, h_ul, s_dl, s_ul, s_lat, s_jit,
+        {ci_band_sql(ci_level)},
+        arrayReduce('quantilesExact({MEDIAN_LEVELS})', s_ul) AS q_ul,
+        s_lat AS v_lat,
+        arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_lat) AS q_lat,
+        s_jit AS v_jit,
+        arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_jit) AS q_jit
     FROM (
         SELECT
-            device,
-            {per_kind},
-            arrayConcat({", ".join(kinds)}) AS samples_of_day
+            k.1 AS kind, k.2 AS province_code, k.3 AS commune_code, k.4 AS provider,
+            sum(g_tests) AS tests,
+            sum(if(mixed, 1, g_samples)) AS samples,
+            uniqExactMerge(g_devices) AS devices,
+            {merged},
+            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl,
+            sumForEach(if(mixed, {_one_hot('mm_dl')}, g_hist_dl)) AS h_dl,
+            sumForEach(if(mixed, {_one_hot('mm_ul')}, g_hist_ul)) AS h_ul
         FROM (
-            SELECT
-                if(device_hash != '', device_hash, ip_hash) AS device,
-                local_date,
-                groupArray((province_code, commune_code, provider, download_mbps, upload_mbps,
-                            ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t
-            FROM {{db}}.measurements FINAL
-            WHERE {VALID_TESTS.strip()}
-            GROUP BY device, local_date
+                SELECT
+                    e.1 AS g_kind, e.2 AS g_p, e.3 AS g_c, e.4 AS g_i,
+                    if(e.10 = 0, '', device) AS g_device, if(e.10 = 0, toUInt16(0), day) AS g_day,
+                    g_day != 0 AS mixed,
+                    sum(e.5) AS g_tests,
+                    count() AS g_samples,
+                    uniqExactState(device) AS g_devices,
+                    {states_sql},
+                    {hist['dl']} AS g_hist_dl,
+                    {hist['ul']} AS g_hist_ul
+                FROM (
+                    SELECT
+                        device,
+                        length(t) AS n,
+                        t[1] AS first, t[-1] AS last,
+                        first.1 AS P, first.2 AS C, first.3 AS I,
+                        arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t) AS pure,
+                        arrayFilter(x -> pure AND n > 2, t) AS t_big,
+                        arrayFilter(x -> NOT pure, t) AS t_mixed,
+                        toUInt16(local_date) AS day,
+                        {_pure_sample()},
+                        arrayConcat(
+                            arrayFilter(x -> pure, [(toUInt8({PURE}), P, C, I, toUInt64(n), m_dl, m_ul, m_lat, m_jit, toUInt8(0))]),
+                            {_entries()}) AS entries
+                    FROM (
+                        SELECT
+                            if(device_hash != '', device_hash, ip_hash) AS device,
+                            local_date,
+                            groupArray((province_code, commune_code, provider, download_mbps, upload_mbps,
+                                        ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t
+                        FROM {{db}}.measurements FINAL
+                        WHERE {VALID_TESTS.strip()}
+                        GROUP BY device, local_date
+                    )
+                )
+                ARRAY JOIN entries AS e
+                GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
         )
+        ARRAY JOIN {_expand()} AS k
+        WHERE (k.1 < 2 OR k.2 != '') AND (k.1 < 4 OR k.3 != '') AND (k.1 % 2 = 0 OR k.4 != '')
+        GROUP BY kind, province_code, commune_code, provider
     )
-    ARRAY JOIN samples_of_day AS e
-    WHERE (e.1 = 'national' OR e.2 != '') AND (e.1 != 'commune' OR e.3 != '') AND (e.5 = 0 OR e.4 != '')
-    GROUP BY e.1 AS c_level, e.2 AS c_province, e.3 AS c_commune, e.4 AS c_provider
 )
 """
+
+
+def month_cells_query(ci_level: float, network_types: int) -> str:
+    """All network types' cells in one query: one UNION ALL branch per type (they run in parallel).
+
+    Parameters: start, end, include_simulated and network_type_0 … network_type_{n-1}; each row
+    starts with its network type.
+    """
+    branch = cells_query(ci_level)
+    return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
+                                 for i in range(network_types))
 
 
 def bin_edges_mbps(index: int) -> tuple[float, float]:
