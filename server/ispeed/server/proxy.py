@@ -21,7 +21,7 @@ from ispeed.server.keys import CONFIG
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-_CACHE = "ispeed.client_ip"
+_CACHE = web.RequestKey("ispeed.client_ip", str)
 
 
 def parse_trusted(cidrs: Iterable[str], flag: str = "--trusted-proxy") -> tuple[Network, ...]:
