@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,8 +29,6 @@ from ispeed.core.store import open_store
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TODAY = dt.date(2025, 8, 10)
 
 
@@ -112,22 +109,6 @@ def test_crawl_finds_no_broken_link_and_reaches_every_province_and_commune(site:
     assert {f"c-{c.code}" for c in communes()} <= commune_ids
     assert len(pages) > 170 and len(seen) > 1000  # pages, and every table's CSV/JSON
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("Debian's chromium is needed for the browser test (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the Python package playwright is needed to drive chromium (pip install playwright)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.mark.parametrize("path, heading", [
