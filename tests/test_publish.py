@@ -146,3 +146,18 @@ def test_unchanged_months_are_kept_and_the_cli_publishes(built: tuple[Path, str,
     assert after["2025-07"]["fingerprint"] == before["2025-07"]["fingerprint"] and "2025-06" in after
     assert main(["publish", "--store", store_url, "--out", str(out), "--month", "2025-13"]) == 2
     assert "--month '2025-13' is not a month" in capsys.readouterr().err
+
+
+def test_servers_page_shows_each_test_servers_health(built: tuple[Path, str, object]) -> None:
+    out, store_url, _ = built
+    with open_store(store_url) as store:
+        counts = dict(store.query(
+            "SELECT server_id, count() FROM {db}.measurements FINAL WHERE local_date >= '2025-07-01' "
+            "AND local_date < '2025-08-01' GROUP BY server_id"))
+    assert len(counts) > 1
+    for prefix, heading in (("", "Tình trạng máy chủ đo"), ("en/", "Test server health")):
+        html = (out / prefix / "2025-07" / "servers.html").read_text(encoding="utf-8")
+        assert heading in html
+        for server_id, tests in counts.items():
+            assert f'<th scope="row">{server_id}</th>\n  <td class="num">{tests}</td>' in html
+    assert 'servers.html"' in (out / "2025-07" / "index.html").read_text(encoding="utf-8")  # in the nav

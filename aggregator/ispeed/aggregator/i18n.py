@@ -18,6 +18,23 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav_isps": ("Nhà mạng", "ISPs"),
     "nav_map": ("Bản đồ", "Map"),
     "nav_methodology": ("Phương pháp", "Methodology"),
+    "nav_servers": ("Máy chủ đo", "Test servers"),
+    "servers_title": ("Tình trạng máy chủ đo", "Test server health"),
+    "servers_intro": ("Mỗi kết quả ghi máy chủ đã đo nó. Máy chủ quá tải (tải ≥ {share} % công suất trong "
+                      "một phút) có thể làm kết quả thấp hơn thực tế; các phút đó được liệt kê để có thể "
+                      "loại trừ.",
+                      "Every result records the server that measured it. A saturated server (load ≥ "
+                      "{share} % of its capacity within a minute) can under-report; those minutes are "
+                      "listed so their tests can be excluded."),
+    "servers_none": ("Chưa có kết quả nào trong tháng.", "No results this month."),
+    "col_server": ("Máy chủ", "Server"),
+    "col_valid": ("Hợp lệ", "Valid"),
+    "col_invalid_share": ("Không hợp lệ", "Invalid"),
+    "col_rtt": ("RTT TCP trung vị (ms)", "Median TCP RTT (ms)"),
+    "col_retrans": ("Tỷ lệ truyền lại", "Retransmissions"),
+    "col_peak_tests": ("Đo đồng thời cao nhất / phút", "Peak tests per minute"),
+    "col_peak_load": ("Tải cao nhất (Gbit/s)", "Peak load (Gbit/s)"),
+    "col_saturated": ("Phút quá tải", "Saturated minutes"),
     "nav_downloads": ("Tải dữ liệu", "Downloads"),
     "nav_archive": ("Lưu trữ", "Archive"),
     "nav_test": ("Đo tốc độ", "Run a test"),

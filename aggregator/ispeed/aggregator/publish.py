@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ispeed.aggregator.server_health import server_health
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
 from ispeed.aggregator.methodology import Methodology
@@ -204,6 +205,8 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
             export_tests = export_gzip(store, due.year, due.month, out / "data" / due.label / f"tests-{due.label}.csv.gz")
         md = MonthData(due.label, due.status, due.data_until, stats.method, now, stats.cells, stats.changes,
                        months, trend, export_tests, geography())
+        md.servers = [h.as_row() for h in server_health(store, due.year, due.month,
+                                                         include_simulated=stats.method.include_simulated)]
         report.pages += builder.build_month(md)
         built[due.label] = md
         report.built.append(due.label)

@@ -32,7 +32,7 @@ from ispeed.aggregator.site_model import TABLE_COLUMNS, MonthData, Table
 from ispeed.aggregator.site_pages import home_page, month_pages, month_tables, national_table, provider_slug
 from ispeed.core.assets import site_dir
 
-BUILDER_VERSION = "1"  # bump when templates change what a built month looks like
+BUILDER_VERSION = "2"  # bump when templates change what a built month looks like
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ class MonthData:
     trend: dict[tuple[str, str], list[float | None]]  # (network type, provider) -> download per month
     export_tests: int | None = None
     geo: Geography = field(default_factory=Geography.load)
+    servers: list[dict[str, Any]] = field(default_factory=list)  # per-test-server health (server_health)
 
     @cached_property
     def index(self) -> dict[CellKey, dict[str, Any]]:

@@ -113,6 +113,7 @@ def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
              {"tables": {k: tables[k] for nt in md.network_types for k in (f"isps-{nt}", f"provinces-{nt}")}},
              _bar_charts(md, tables)),
         Page("methodology.html", "methodology.html"),
+        Page("servers.html", "servers.html", {"servers": md.servers}),
         Page("downloads.html", "downloads.html", {"table_ids": sorted(tables)}),
     ]
     for nt in md.network_types:
