@@ -45,6 +45,18 @@ USERS = """<?xml version="1.0"?>
 """
 
 
+def terminate(proc: "subprocess.Popen[bytes] | None", grace_s: float = 15.0) -> None:
+    """End a process this test started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def find_server_binary() -> str | None:
     for path in SERVER_BINARY_CANDIDATES:
         if os.access(path, os.X_OK):
@@ -106,13 +118,7 @@ class ClickHouseServer:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self.proc = None
 
     def remove(self) -> None:

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clickhouse_server import free_port
+from clickhouse_server import free_port, terminate
 
 JAR_CANDIDATES = ("/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar")
 MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
@@ -76,13 +76,7 @@ class ZooKeeperServer:
             return False
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self.proc = None
 
     def remove(self) -> None:

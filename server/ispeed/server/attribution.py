@@ -20,13 +20,6 @@ class Attribution(Protocol):
     def place(self, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None) -> Placement: ...
 
 
-class NoAttribution:
-    """Stores results unattributed (tests of the ingest path that must not depend on geo data)."""
-
-    def place(self, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None) -> Placement:
-        return Placement()
-
-
 class GeoAttribution:
     """Attribution through ispeed.admin_geo: ISP from the IP databases, place from GPS, else IP."""
 

@@ -70,8 +70,6 @@ async def download(request: web.Request) -> web.StreamResponse:
     sock = request.transport.get_extra_info("socket") if request.transport else None
     deadline = state.deadline
     clock = time.monotonic
-    if state.first_down is None:
-        state.first_down = clock()
     state.active_streams += 1
     transport = request.transport
     if transport:
@@ -102,7 +100,6 @@ async def download(request: web.Request) -> web.StreamResponse:
         state.active_streams -= 1
         state.transports.discard(transport)
         state.bytes_down[stream] = state.bytes_down.get(stream, 0) + sent
-        state.last_down = clock()
         metrics.inc("bytes_sent_total", sent)
         info = tcpinfo.read(sock) or info
         if info:

@@ -125,17 +125,13 @@ async def download(request: web.Request) -> web.WebSocketResponse:
             sub.app_bytes += size
             offset = (offset + size) % PAYLOAD_BYTES
             size = m.next_message_size(size, sub.app_bytes)
-        if not ws.closed:
-            await _send_measurement(ws, sub, sock)
-            await ws.close(code=1000)
+        await _close_subtest(ws, sub, sock)
     except _DISCONNECTS as exc:
         sub.error = sub.error or f"{exc.__class__.__name__}: {exc}"
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-        sub.observe(int((clock() - sub.started) * 1e6), m.read_tcp_info(sock, int((clock() - sub.started) * 1e6)))
-        request.app[METRICS].inc("bytes_sent_total", sub.app_bytes)
-        request.app[NDT7_RESULTS].finish(sub)
+        _record_end(request, sub, sock, "bytes_sent_total")
     return ws
 
 
@@ -170,21 +166,31 @@ async def upload(request: web.Request) -> web.WebSocketResponse:
                 if msg.type == WSMsgType.ERROR:
                     sub.error = f"{msg.data}"
                 break
-        sender.cancel()
+        sender.cancel()   # no periodic message may race the final one
         await asyncio.gather(sender, return_exceptions=True)
-        if not ws.closed:
-            await _send_measurement(ws, sub, sock)
-            await ws.close(code=1000)
+        await _close_subtest(ws, sub, sock)
     except _DISCONNECTS as exc:
         sub.error = sub.error or f"{exc.__class__.__name__}: {exc}"
     finally:
         sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
-        elapsed_us = int((time.monotonic() - sub.started) * 1e6)
-        sub.observe(elapsed_us, m.read_tcp_info(sock, elapsed_us))
-        request.app[METRICS].inc("bytes_received_total", sub.app_bytes)
-        request.app[NDT7_RESULTS].finish(sub)
+        _record_end(request, sub, sock, "bytes_received_total")
     return ws
+
+
+async def _close_subtest(ws: web.WebSocketResponse, sub: Subtest, sock: socket.socket | None) -> None:
+    """Spec: a last measurement (the summary: counters only grow), then a normal close (1000)."""
+    if not ws.closed:
+        await _send_measurement(ws, sub, sock)
+        await ws.close(code=1000)
+
+
+def _record_end(request: web.Request, sub: Subtest, sock: socket.socket | None, metric: str) -> None:
+    """Final kernel counters of the subtest, the byte metric, and hand it to pairing/storage."""
+    elapsed_us = int((time.monotonic() - sub.started) * 1e6)
+    sub.observe(elapsed_us, m.read_tcp_info(sock, elapsed_us))
+    request.app[METRICS].inc(metric, sub.app_bytes)
+    request.app[NDT7_RESULTS].finish(sub)
 
 
 async def locate(request: web.Request) -> web.Response:

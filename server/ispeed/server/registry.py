@@ -23,8 +23,6 @@ class TestState:
     bytes_up: dict[int, int] = field(default_factory=dict)     # stream -> bytes received
     first_up: float | None = None                              # monotonic seconds
     last_up: float | None = None
-    first_down: float | None = None
-    last_down: float | None = None
     up_timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since first_up, total)
     up_total: int = 0
     tcp: list[TcpInfo] = field(default_factory=list)
@@ -40,6 +38,10 @@ class TestState:
     def deadline(self) -> float:
         """Monotonic time after which streams are cut: latency, download, upload and slack."""
         return self.created + 2 * self.claims.duration_s + 20.0
+
+    def is_open(self, now: float) -> bool:
+        """Not submitted, and moving bytes or still within its time (capacity counts these)."""
+        return not self.submitted and (self.active_streams > 0 or now < self.deadline)
 
     @property
     def total_down(self) -> int:
@@ -124,8 +126,8 @@ class Registry:
         return list(self._tests.values())
 
     def open_for_network(self, net_key: str) -> int:
-        return sum(1 for s in self._tests.values() if s.net_key == net_key and not s.submitted
-                   and (s.active_streams > 0 or time.monotonic() - s.created < 2 * s.claims.duration_s + 20))
+        now = time.monotonic()
+        return sum(1 for s in self._tests.values() if s.net_key == net_key and s.is_open(now))
 
     def get(self, test_id: str) -> TestState | None:
         return self._tests.get(test_id)
@@ -143,5 +145,4 @@ class Registry:
     def open_tests(self) -> int:
         """Tests issued recently and not yet submitted (capacity is counted on these)."""
         now = time.monotonic()
-        return sum(1 for s in self._tests.values() if not s.submitted
-                   and (s.active_streams > 0 or now - s.created < 2 * s.claims.duration_s + 20))
+        return sum(1 for s in self._tests.values() if s.is_open(now))
