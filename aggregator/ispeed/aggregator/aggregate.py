@@ -8,7 +8,6 @@ changes and histograms, over a few thousand cell rows — never over the month's
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ispeed.aggregator import stats_table
-from ispeed.aggregator.cells_sql import bin_edges_mbps, month_cells_query
-from ispeed.aggregator.ci import median_ci
+from ispeed.aggregator.cells_sql import bin_edges_mbps, month_cells_query, places_query
+from ispeed.aggregator.ci import ci_orders, median_ci
 from ispeed.aggregator.methodology import FIGURE_COLUMNS, LEVELS, Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
+from ispeed.core.errors import StoreError
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds, utcnow
 
@@ -75,7 +75,8 @@ def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]
                       c["commune_code"], c["provider"])
 
 
-def _cell(month: str, network_type: str, row: Sequence[Any], method: Methodology) -> dict[str, Any]:
+def _cell(month: str, network_type: str, row: Sequence[Any], method: Methodology,
+          k: int | None) -> dict[str, Any]:
     (level, province, commune, provider, tests, samples, devices, dl, ul, lat, jit,
      lo_start, lo_slice, hi_start, hi_slice, _, _) = row
     published = int(samples) >= method.min_samples
@@ -87,7 +88,7 @@ def _cell(month: str, network_type: str, row: Sequence[Any], method: Methodology
     for name in FIGURE_COLUMNS:
         cell[name] = None
     if published:
-        low, high = median_ci(int(samples), method.ci_tail, lo_slice, int(lo_start), hi_slice, int(hi_start))
+        low, high = median_ci(int(samples), method.ci_tail, lo_slice, int(lo_start), hi_slice, int(hi_start), k)
         cell.update({
             "download_median_mbps": float(dl), "download_ci_low_mbps": low, "download_ci_high_mbps": high,
             "upload_median_mbps": float(ul),
@@ -116,20 +117,25 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
     start, end = month_bounds(year, month)
     label = month_text(year, month)
     types = list(method.network_types)
-    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated)}
+    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
+                              "min_samples": method.min_samples}  # suppressed cells' figures stay empty
     params.update({f"network_type_{i}": network_type for i, network_type in enumerate(types)})
     if progress:
         progress(f"{label}: {', '.join(types)} cells")
+    names = _place_names(store.query(places_query(), {**params, "network_types": types}))
     by_type: dict[str, list[Sequence[Any]]] = {network_type: [] for network_type in types}
     for result in store.query(month_cells_query(method.ci_level, len(types)), params):
-        by_type[result[0]].append(result[1:])
+        level, province, commune, provider = result[1:5]
+        by_type[result[0]].append((level, names[0][province], names[1][commune], names[2][provider]) + tuple(result[5:]))
     cells: list[dict[str, Any]] = []
     histograms: list[dict[str, Any]] = []
+    counts = sorted({int(row[5]) for rows in by_type.values() for row in rows if int(row[5]) >= method.min_samples})
+    orders = dict(zip(counts, ci_orders(counts, method.ci_tail)))  # row[5]: samples
     for network_type, rows in by_type.items():
         if not rows:
             cells.append(_empty_national(label, network_type))
         for row in rows:
-            cell = _cell(label, network_type, row, method)
+            cell = _cell(label, network_type, row, method, orders.get(int(row[5])))
             cells.append(cell)
             if cell["published"] and cell["level"] in HISTOGRAM_LEVELS:
                 histograms.extend(_histograms(cell, row))
@@ -138,6 +144,20 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
     cells.sort(key=key)
     histograms.sort(key=lambda h: (key(h), h["metric"], h["bin"]))
     return MonthStats(label, method, cells, histograms, [])
+
+
+def _place_names(rows: Sequence[Sequence[Any]]) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+    """Hash → string for provinces, communes and providers (the cells query keys places by
+    cityHash64: fixed-width keys group and compare faster than strings). Two strings of one
+    column with the same hash would merge two places, so that stops the run."""
+    maps: tuple[dict[int, str], dict[int, str], dict[int, str]] = ({0: ""}, {0: ""}, {0: ""})
+    for row in rows:
+        for column, (text, digest) in enumerate(((row[0], row[3]), (row[1], row[4]), (row[2], row[5]))):
+            seen = maps[column].setdefault(int(digest), text)
+            if seen != text:
+                raise StoreError(f"cityHash64 collision between {seen!r} and {text!r}: "
+                                 "cells cannot be told apart; report this")
+    return maps
 
 
 def _empty_national(month: str, network_type: str) -> dict[str, Any]:

@@ -1,36 +1,40 @@
 """The SQL behind a month's cells: device-day samples, exact medians, CI order statistics.
 
 One UNION ALL branch per network type (`month_cells_query`; the table's sort key starts with
-network_type, and ClickHouse runs the branches in parallel: 18.16 reads a FINAL in one stream
-per query, so this is what uses a second core). Inside a branch, from the innermost step out:
+network_type). Inside a branch, from the innermost step out:
 
-1. valid tests of the month (FINAL: a replayed test_id counts once), one GROUP BY
-   (device string, local_date) keeping the day's tests as an array `t` of
-   (province, commune, provider, download, upload, latency, jitter); nothing else is aggregated
-   there (every extra aggregate state costs more than reading `t`).
+1. valid tests of the month, one GROUP BY (device, local_date) keeping the day's tests as an
+   array of (province, commune, provider, download, upload, latency, jitter) and their row keys.
+   No FINAL: 18.16 merges a FINAL read in one stream at ~1 CPU-s per million rows; instead a
+   replayed row (same sort key: provider, province, commune, started_at, test_id) is dropped
+   inside its device-day (arrayEnumerateUniq over the row keys), which holds every copy, since
+   the ingest writes a test's copies identical but for received_at.
 2. per device-day, with array functions only: `pure` = every test in the same commune × provider
-   cell (exact string comparison). A pure day is one sample of kind PURE: its medians are
-   (first + last) / 2 up to two tests (exact: (x + x) / 2 = x, and the even case is (a + b) / 2),
-   else those of the sorted values. A mixed day (a phone that moved, a device on two providers)
-   emits its tests once per cell kind, keyed by that kind's cell.
-3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a pure group holds a
-   finest cell's samples as mergeable states (groupArrayState per metric, uniqExactState of the
-   device strings, histogram counts); a mixed group is one device-day in one cell, whose medians
-   come from quantilesExact at MEDIAN_LEVELS (exact, see there).
+   cell. A pure day is one sample of kind PURE: its medians are (first + last) / 2 up to two
+   tests (exact: (x + x) / 2 = x, and the even case is (a + b) / 2), else those of the sorted
+   values. A mixed day (a phone that moved, a device on two providers) emits its tests once per
+   cell kind, keyed by that kind's cell.
+3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
+   as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
+   samples, a mixed group is one device-day in one cell, whose medians come from quantilesExact
+   at MEDIAN_LEVELS over its values (exact, see there).
 4. each pure group is expanded to its six cells (national, province, commune; all providers and
    its provider) and merged there (groupArrayMerge, uniqExactMerge, sums); mixed groups join their
    own cell as one sample each. So the month's samples are grouped once, at the finest level, not
    once per kind, and no sample array is ever fully sorted:
-5. per cell: medians from quantilesExact (nth_element) at MEDIAN_LEVELS; for the download CI,
-   `ci_band_sql` sorts only the samples between two quantiles that bracket the order statistics
-   needed (the exact k = binom.ppf(…) is then picked in Python, `ispeed.aggregator.ci`);
-   histograms on log-spaced bins from per-bin counts.
+5. per published cell (samples >= min_samples: suppressed cells keep counts only): medians from
+   quantilesExact (nth_element) at MEDIAN_LEVELS; for the download CI, `ci_band_sql` sorts only
+   the samples between two quantiles that bracket the order statistics needed (the exact
+   k = binom.ppf(…) is then picked in Python, `ispeed.aggregator.ci`); histograms of the
+   national and province levels by counting the samples below each bin edge.
 
-Exactness: devices are grouped and counted by their exact strings (uniqExact hashes strings to
-128 bits internally, as the first version of this query already relied on); cells are compared
-as strings. Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window
-functions; nested lambdas take arrays as arguments, and a column used only inside a lambda is
-also used outside one: 18.16 would not read it from the subquery otherwise).
+Keys: devices (hashed ids already) and places are carried as cityHash64 values: fixed-width keys
+group, compare and count faster than strings. Two devices with one 64-bit hash would count as
+one (probability ~ D² / 2^65: below 1e-6 for D = 4 million device-days); the places' hashes are
+named again from `places_query`, which stops the run on a collision rather than merge two places.
+Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window functions;
+nested lambdas take arrays as arguments, and a column used only inside a lambda is also used
+outside one: 18.16 would not read it from the subquery otherwise).
 Missing latency/jitter travel as -1 and are dropped before their medians.
 """
 
@@ -52,13 +56,15 @@ VALID_TESTS = """
     AND (simulated = 0 OR {include_simulated} = 1)
 """
 
+EMPTY = "cityHash64('')"  # a place column's hash when it is empty (0: the column is not kept)
+
 # Cell kinds: (level, keeps province, keeps commune, keeps provider).
 KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
     ("national", False, False, False), ("national", False, False, True),
     ("province", True, False, False), ("province", True, False, True),
     ("commune", True, True, False), ("commune", True, True, True),
 )
-_METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))
+_METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))  # positions in t
 PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded to the six kinds
 
 # quantilesExact(level) returns the element at 0-based index floor(level * n) (n - 1 for level 1):
@@ -68,7 +74,7 @@ MEDIAN_LO, MEDIAN_HI = 0.4999999999, 0.5
 MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
 # Levels bracketing the download CI's order statistics: 0, 1 and 0.5 -/+ 2^-j around the median.
 GRID: tuple[float, ...] = tuple(sorted(
-    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25)} | {0.5 + 2.0 ** -j for j in range(2, 25)}))
+    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25, 2)} | {0.5 + 2.0 ** -j for j in range(2, 25, 2)}))
 LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 
 
@@ -142,9 +148,9 @@ def _entries() -> str:
     """SQL: a mixed device-day's tests, once per cell kind, keyed by the cell of that kind."""
     maps = []
     for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS):
-        p = "x.1" if keep_p else "''"
-        c = "x.2" if keep_c else "''"
-        isp = "x.3" if keep_i else "''"
+        p = "x.1" if keep_p else "toUInt64(0)"
+        c = "x.2" if keep_c else "toUInt64(0)"
+        isp = "x.3" if keep_i else "toUInt64(0)"
         maps.append(f"arrayMap(x -> (toUInt8({i}), {p}, {c}, {isp}, toUInt64(1), x.4, x.5, x.6, x.7, toUInt8(1)), t_mixed)")
     return f"arrayConcat({', '.join(maps)})"
 
@@ -153,57 +159,71 @@ def _expand() -> str:
     """SQL: the cells a grouped row counts in: all six kinds for pure days' rows, else its own."""
     keys = ", ".join(
         f"(toUInt8({i}), {'g_p' if keep_p else blank}, {'g_c' if keep_c else blank}, {'g_i' if keep_i else blank})"
-        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS) for blank in ("''",))
+        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS) for blank in ("toUInt64(0)",))
     return f"if(g_kind = {PURE}, [{keys}], [(g_kind, g_p, g_c, g_i)])"
 
 
-def _histogram(counts: str) -> str:
+def _histogram(name: str, values: str) -> str:
+    """SQL alias h_<name>: the sample count of every bin of BINS, [10^(i/5), 10^((i+1)/5)) with
+    the lowest bin open below and the highest above (`bin_edges_mbps`): one arrayCount of the
+    values below each inner edge, then differences. A lambda over the values and a constant
+    runs vectorized, where counting bin numbers costs a pass and a copy of the array per bin."""
+    edges = [bin_edges_mbps(b)[1] for b in BINS[:-1]]
+    below = [f"arrayCount(x -> x < {e!r}, {values})" for e in edges]
+    for k, expr in enumerate(below):
+        below[k] = f"toUInt64({expr}) AS hb_{name}_{k}"
+    counts = [f"hb_{name}_0"] + [f"toUInt64(hb_{name}_{k} - hb_{name}_{k - 1})" for k in range(1, len(edges))]
+    counts.append(f"toUInt64(length({values}) - hb_{name}_{len(edges) - 1})")
+    return ",\n        ".join(below) + f",\n        [{', '.join(counts)}] AS h_{name}"
+
+
+def _histogram_pairs(counts: str) -> str:
     """SQL: (bins, counts) of the non-empty bins, like sumMap's result."""
     bins = f"[{', '.join(f'toInt32({b})' for b in BINS)}]"
     return f"(arrayFilter((b, k) -> k > 0, {bins}, {counts}), arrayFilter(k -> k > 0, {counts}))"
 
 
-def _one_hot(value: str) -> str:
-    return "[" + ", ".join(f"toUInt64({_bin(value)} = {b})" for b in BINS) + "]"
-
-
 def cells_query(ci_level: float) -> str:
-    """One network type's cells; parameters: start, end, network_type, include_simulated."""
+    """One network type's cells; parameters: start, end, network_type, include_simulated, min_samples."""
     level_names = ", ".join(f"'{k[0]}'" for k in KINDS)
-    hist = {m: "[" + ", ".join(f"countIf({_bin(v)} = {b})" for b in BINS) + "]"
-            for m, v in (("dl", "e.6"), ("ul", "e.7"))}
+    histogram_kinds = sum(1 for k in KINDS if k[0] in ("national", "province"))
     merged = ",\n            ".join(
-        f"arrayConcat(groupArrayIfMerge(g_{name}), "
-        f"groupArrayIf(mm_{name}, mixed{f' AND mm_{name} >= 0' if optional else ''})) AS s_{name}"
+        f"if(samples >= {{min_samples}}, arrayConcat(groupArray{'If' if optional else ''}MergeIf(g_{name}, NOT mixed), "
+        f"groupArrayIf(mm_{name}, mixed{f' AND mm_{name} >= 0' if optional else ''})), emptyArrayFloat64()) AS s_{name}"
         for name, _, optional in _METRICS)
     states = []
+    mixed_medians = []
     for name, pos, optional in _METRICS:
         v = f"e.{pos + 2}"
-        valid = f" AND {v} >= 0" if optional else ""
-        states.append(f"groupArrayIfState({v}, e.10 = 0{valid}) AS g_{name}")
-        states.append(f"quantilesExactIf({MEDIAN_LEVELS})({v}, e.10 = 1{valid}) AS qm_{name}")
-        median = f"(qm_{name}[1] + qm_{name}[2]) / 2"
+        states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
+                      else f"groupArrayState({v}) AS g_{name}")
+        # a mixed group is one device-day in one cell: its sample is the median of its tests
+        values = f"if(mixed, finalizeAggregation(g_{name}), emptyArrayFloat64())"
+        q = f"arrayReduce('quantilesExact({MEDIAN_LEVELS})', {values})"
+        median = f"({q}[1] + {q}[2]) / 2"
         if optional:
-            states.append(f"countIf(e.10 = 1{valid}) AS n_{name}")
-            median = f"if(n_{name} = 0, -1., {median})"
-        states.append(f"{median} AS mm_{name}")
+            median = f"if(length({values}) = 0, -1., {median})"
+        mixed_medians.append(f"{median} AS mm_{name}")
     states_sql = ",\n                    ".join(states)
+    mixed_sql = ",\n                ".join(mixed_medians)
     return f"""
 SELECT
     {{network_type}} AS network_type,
-    [{level_names}][kind + 1] AS level, province_code, commune_code, provider,
+    [{level_names}][kind + 1] AS level, province_h, commune_h, provider_h,
     tests, samples, devices,
     (q_dl[{LO_INDEX}] + q_dl[{LO_INDEX + 1}]) / 2 AS download_median_mbps,
     (q_ul[1] + q_ul[2]) / 2 AS upload_median_mbps,
     if(length(v_lat) = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
     if(length(v_jit) = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
     {CI_SLICES},
-    {_histogram('h_dl')} AS hist_dl,
-    {_histogram('h_ul')} AS hist_ul
+    {_histogram_pairs('h_dl')} AS hist_dl,
+    {_histogram_pairs('h_ul')} AS hist_ul
 FROM (
     SELECT
-        kind, province_code, commune_code, provider, tests, samples, devices, q_dl, h_dl, h_ul, s_dl, s_ul, s_lat, s_jit,
+        kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, s_ul, s_lat, s_jit,
         {ci_band_sql(ci_level)},
+        {_histogram('dl', f'if(kind < {histogram_kinds}, s_dl, emptyArrayFloat64())')},
+        {_histogram('ul', f'if(kind < {histogram_kinds}, s_ul, emptyArrayFloat64())')},
         arrayReduce('quantilesExact({MEDIAN_LEVELS})', s_ul) AS q_ul,
         s_lat AS v_lat,
         arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_lat) AS q_lat,
@@ -211,28 +231,28 @@ FROM (
         arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_jit) AS q_jit
     FROM (
         SELECT
-            k.1 AS kind, k.2 AS province_code, k.3 AS commune_code, k.4 AS provider,
+            k.1 AS kind, k.2 AS province_h, k.3 AS commune_h, k.4 AS provider_h,
             sum(g_tests) AS tests,
             sum(if(mixed, 1, g_samples)) AS samples,
             uniqExactMerge(g_devices) AS devices,
             {merged},
-            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl,
-            sumForEach(if(mixed, {_one_hot('mm_dl')}, g_hist_dl)) AS h_dl,
-            sumForEach(if(mixed, {_one_hot('mm_ul')}, g_hist_ul)) AS h_ul
+            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl
         FROM (
+            SELECT *,
+                {mixed_sql}
+            FROM (
                 SELECT
                     e.1 AS g_kind, e.2 AS g_p, e.3 AS g_c, e.4 AS g_i,
-                    if(e.10 = 0, '', device) AS g_device, if(e.10 = 0, toUInt16(0), day) AS g_day,
+                    if(e.10 = 0, toUInt64(0), device) AS g_device, if(e.10 = 0, toUInt16(0), day) AS g_day,
                     g_day != 0 AS mixed,
                     sum(e.5) AS g_tests,
                     count() AS g_samples,
                     uniqExactState(device) AS g_devices,
-                    {states_sql},
-                    {hist['dl']} AS g_hist_dl,
-                    {hist['ul']} AS g_hist_ul
+                    {states_sql}
                 FROM (
                     SELECT
                         device,
+                        arrayFilter((x, u) -> u = 1, t0, arrayEnumerateUniq(keys)) AS t,
                         length(t) AS n,
                         t[1] AS first, t[-1] AS last,
                         first.1 AS P, first.2 AS C, first.3 AS I,
@@ -246,23 +266,39 @@ FROM (
                             {_entries()}) AS entries
                     FROM (
                         SELECT
-                            if(device_hash != '', device_hash, ip_hash) AS device,
+                            cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
                             local_date,
-                            groupArray((province_code, commune_code, provider, download_mbps, upload_mbps,
-                                        ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t
-                        FROM {{db}}.measurements FINAL
+                            groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
+                                        download_mbps, upload_mbps,
+                                        ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
+                            groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
+                        FROM {{db}}.measurements
                         WHERE {VALID_TESTS.strip()}
                         GROUP BY device, local_date
                     )
                 )
                 ARRAY JOIN entries AS e
                 GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
+            )
         )
         ARRAY JOIN {_expand()} AS k
-        WHERE (k.1 < 2 OR k.2 != '') AND (k.1 < 4 OR k.3 != '') AND (k.1 % 2 = 0 OR k.4 != '')
-        GROUP BY kind, province_code, commune_code, provider
+        WHERE (k.1 < 2 OR k.2 != {EMPTY}) AND (k.1 < 4 OR k.3 != {EMPTY}) AND (k.1 % 2 = 0 OR k.4 != {EMPTY})
+        GROUP BY kind, province_h, commune_h, provider_h
     )
 )
+"""
+
+
+def places_query() -> str:
+    """The month's place strings and their cityHash64, to name the cells the cells query keys by
+    hash; parameters: start, end, include_simulated, network_types (a sequence)."""
+    where = VALID_TESTS.strip().replace("network_type = {network_type}", "network_type IN {network_types}")
+    return f"""
+SELECT province_code, commune_code, provider,
+       cityHash64(province_code), cityHash64(commune_code), cityHash64(provider)
+FROM {{db}}.measurements
+WHERE {where}
+GROUP BY province_code, commune_code, provider
 """
 
 

@@ -17,6 +17,19 @@ def ci_order(n: int, tail: float) -> int:
     return int(binom.ppf(tail, n, 0.5))
 
 
+def ci_orders(ns: Sequence[int], tail: float) -> list[int]:
+    """ci_order for many sample counts in one vectorized scipy call (one call per cell costs
+    ~0.1 ms each: seconds for a national month)."""
+    if not ns:
+        return []
+    import numpy as np
+    from scipy.stats import binom
+
+    counts = np.asarray(ns, dtype=np.int64)
+    ks = binom.ppf(tail, counts, 0.5)
+    return [int(k) if n > 0 else 0 for n, k in zip(ns, ks)]
+
+
 def pick(slice_values: Sequence[float], slice_start: int, position: int) -> float:
     """The `position`-th smallest (1-based) from a slice of the sorted samples starting there."""
     offset = position - slice_start
@@ -28,9 +41,11 @@ def pick(slice_values: Sequence[float], slice_start: int, position: int) -> floa
 
 
 def median_ci(n: int, tail: float, lo_slice: Sequence[float], lo_start: int,
-              hi_slice: Sequence[float], hi_start: int) -> tuple[float | None, float | None]:
-    """(low, high) of the median's interval from the two slices the cells query returns."""
-    k = ci_order(n, tail)
+              hi_slice: Sequence[float], hi_start: int, k: int | None = None) -> tuple[float | None, float | None]:
+    """(low, high) of the median's interval from the two slices the cells query returns
+    (k: ci_order(n, tail) when already known)."""
+    if k is None:
+        k = ci_order(n, tail)
     if k == 0:
         return None, None
     return pick(lo_slice, lo_start, k), pick(hi_slice, hi_start, n - k + 1)

@@ -2,8 +2,8 @@
 
 Definitions (recomputable from the open-data export):
 - valid test: `valid = 1`, download and upload > 0, `simulated = 0` unless simulated tests are
-  included, local date inside the month (Vietnam local calendar month); duplicates by test_id
-  count once (the store is read with FINAL);
+  included, local date inside the month (Vietnam local calendar month); copies of one stored
+  row (a replayed insert: same test_id, started_at and place) count once;
 - device: `device_hash`, or `ip_hash` when `device_hash` is empty;
 - sample: one (device, local_date) pair within a cell; its value is the median of that device's
   valid tests that day in that cell (latency and jitter over the tests that have them);
