@@ -8,6 +8,7 @@ process (so this process's peak RSS is the aggregator's), then times in one invo
 Prints wall times as ratios to the reference (target ≤ 5×) and the peak RSS (target < 1 GiB).
 
     python perf/bench_aggregate.py [--tests N] [--seed S] [--min-samples M]
+    python perf/bench_aggregate.py --store clickhouse://HOST:PORT/DB   # a store already holding 2025-07
 """
 
 from __future__ import annotations
@@ -54,16 +55,20 @@ def main() -> int:
     ap.add_argument("--tests", type=int, default=10_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-samples", type=int, default=300)
+    ap.add_argument("--store", help="time an existing store's 2025-07 instead of a throw-away server's")
     args = ap.parse_args()
 
-    server = ClickHouseServer().start()
+    server = None if args.store else ClickHouseServer().start()
     try:
-        url = f"{server.url}/bench"
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ispeed.cli.main", "simulate", "--month", "2025-07",
-                        "--tests", str(args.tests), "--seed", str(args.seed), "--store", url], check=True)
-        sim_s = time.perf_counter() - t0
-        print(f"simulate: {args.tests:,} tests in {sim_s:.1f} s ({args.tests / sim_s * 60 / 1e6:.2f} M rows/min)")
+        if server is None:
+            url = args.store
+        else:
+            url = f"{server.url}/bench"
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ispeed.cli.main", "simulate", "--month", "2025-07",
+                            "--tests", str(args.tests), "--seed", str(args.seed), "--store", url], check=True)
+            sim_s = time.perf_counter() - t0
+            print(f"simulate: {args.tests:,} tests in {sim_s:.1f} s ({args.tests / sim_s * 60 / 1e6:.2f} M rows/min)")
         with open_store(url) as store:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
@@ -83,7 +88,8 @@ def main() -> int:
         print(f"peak RSS of this process:   {peak_mib:.0f} MiB (before aggregate {rss_before / 1024:.0f} MiB; target < 1024)")
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
-        server.remove()
+        if server is not None:
+            server.remove()
     return 0
 
 
