@@ -1,6 +1,6 @@
 """Speed on loopback, as ratios against references run in the same invocation.
 
-    python perf/bench_server.py [--streams 4] [--gib 1] [--repeat 3] [--duration 10]
+    python perf/bench_server.py [--streams 4] [--gib 1] [--repeat 3] [--duration 10] [--e2e-only]
 
 (a) Server alone: the ispeed server's download and upload endpoints against nginx (one worker,
     like the one ispeed process) serving a static file of random bytes and receiving a POST,
@@ -134,8 +134,10 @@ def main() -> int:
     parser.add_argument("--gib", type=float, default=1.0, help="GiB per connection in the server-alone runs")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase end to end")
+    parser.add_argument("--e2e-only", action="store_true",
+                        help="run only part (b), `ispeed test` against iperf3 (no nginx, no curl)")
     args = parser.parse_args()
-    for tool in ("nginx", "curl", "iperf3"):
+    for tool in ("iperf3",) if args.e2e_only else ("nginx", "curl", "iperf3"):
         if shutil.which(tool) is None:
             print(f"bench_server: `{tool}` is not installed (Debian packages: nginx-light, curl, iperf3)",
                   file=sys.stderr)
@@ -148,65 +150,72 @@ def main() -> int:
         runs.setdefault(key, []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="ispeed-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
-        www = Path(tmp, "www")
-        www.mkdir()
-        blob = www / "blob.bin"
-        with blob.open("wb") as f:   # random, incompressible; 64 MiB pattern repeated
-            chunk = os.urandom(64 << 20)
-            for _ in range(max(1, size // len(chunk))):
-                f.write(chunk)
-        size = blob.stat().st_size
-        for path in (Path(tmp), www):   # nginx workers run as an unprivileged user
-            path.chmod(0o755)
-        blob.chmod(0o644)
-        port = free_port()
-        Path(tmp, "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port))
-        nginx = subprocess.Popen(["nginx", "-c", f"{tmp}/nginx.conf", "-p", tmp], stderr=subprocess.PIPE)
+        nginx: subprocess.Popen[bytes] | None = None
         server = ServeProcess(f"chdb:{tmp}/store")
         try:
-            time.sleep(1.0)
-            workers = subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()
-            if not workers:
-                raise RuntimeError("nginx did not start: " + (nginx.stderr.read().decode() if nginx.stderr else ""))
-            worker = int(workers[0])
+            if not args.e2e_only:
+                www = Path(tmp, "www")
+                www.mkdir()
+                blob = www / "blob.bin"
+                with blob.open("wb") as f:   # random, incompressible; 64 MiB pattern repeated
+                    chunk = os.urandom(64 << 20)
+                    for _ in range(max(1, size // len(chunk))):
+                        f.write(chunk)
+                size = blob.stat().st_size
+                for path in (Path(tmp), www):   # nginx workers run as an unprivileged user
+                    path.chmod(0o755)
+                blob.chmod(0o644)
+                port = free_port()
+                Path(tmp, "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port))
+                nginx = subprocess.Popen(["nginx", "-c", f"{tmp}/nginx.conf", "-p", tmp], stderr=subprocess.PIPE)
+                time.sleep(1.0)
+                workers = subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True,
+                                         text=True).stdout.split()
+                if not workers:
+                    raise RuntimeError("nginx did not start: " + (nginx.stderr.read().decode() if nginx.stderr else ""))
+                worker = int(workers[0])
             server.start()
             spid = server.proc.pid if server.proc else 0
-            ngx = f"http://127.0.0.1:{port}"
             for _ in range(args.repeat):
-                r = measure("nginx down", worker, [f"{ngx}/blob.bin"] * args.streams, None, size * args.streams)
-                add("nginx_down", r["gbps"]); add("nginx_down_cpu", r["cpu_s_per_gb"])
-                token = ispeed_token(server.url, args.streams)
-                urls = [f"{server.url}/api/v1/download?token={token}&stream={i}&bytes={size}" for i in range(args.streams)]
-                r = measure("ispeed down", spid, urls, None, size * args.streams)
-                add("ispeed_down", r["gbps"]); add("ispeed_down_cpu", r["cpu_s_per_gb"])
-                r = measure("nginx up", worker, [f"{ngx}/upload"] * args.streams, str(blob), size * args.streams)
-                add("nginx_up", r["gbps"]); add("nginx_up_cpu", r["cpu_s_per_gb"])
-                token = ispeed_token(server.url, args.streams)
-                urls = [f"{server.url}/api/v1/upload?token={token}&stream={i}" for i in range(args.streams)]
-                r = measure("ispeed up", spid, urls, str(blob), size * args.streams)
-                add("ispeed_up", r["gbps"]); add("ispeed_up_cpu", r["cpu_s_per_gb"])
+                if not args.e2e_only:
+                    ngx = f"http://127.0.0.1:{port}"
+                    r = measure("nginx down", worker, [f"{ngx}/blob.bin"] * args.streams, None, size * args.streams)
+                    add("nginx_down", r["gbps"]); add("nginx_down_cpu", r["cpu_s_per_gb"])
+                    token = ispeed_token(server.url, args.streams)
+                    urls = [f"{server.url}/api/v1/download?token={token}&stream={i}&bytes={size}"
+                            for i in range(args.streams)]
+                    r = measure("ispeed down", spid, urls, None, size * args.streams)
+                    add("ispeed_down", r["gbps"]); add("ispeed_down_cpu", r["cpu_s_per_gb"])
+                    r = measure("nginx up", worker, [f"{ngx}/upload"] * args.streams, str(blob), size * args.streams)
+                    add("nginx_up", r["gbps"]); add("nginx_up_cpu", r["cpu_s_per_gb"])
+                    token = ispeed_token(server.url, args.streams)
+                    urls = [f"{server.url}/api/v1/upload?token={token}&stream={i}" for i in range(args.streams)]
+                    r = measure("ispeed up", spid, urls, str(blob), size * args.streams)
+                    add("ispeed_up", r["gbps"]); add("ispeed_up_cpu", r["cpu_s_per_gb"])
                 e2e = ispeed_test(server.url, args.streams, args.duration)
                 add("test_down", e2e["down"]); add("test_up", e2e["up"])
                 add("iperf_down", iperf3(args.streams, args.duration, reverse=True))
                 add("iperf_up", iperf3(args.streams, args.duration, reverse=False))
         finally:
             server.stop()
-            if nginx.poll() is None:
-                nginx.send_signal(signal.SIGQUIT)
-            try:
-                nginx.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait(timeout=5)
+            if nginx is not None:
+                if nginx.poll() is None:
+                    nginx.send_signal(signal.SIGQUIT)
+                try:
+                    nginx.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    nginx.kill()
+                    nginx.wait(timeout=5)
     med = {k: statistics.median(v) for k, v in runs.items()}
     print(f"load average after: {os.getloadavg()}")
-    print(f"\n(a) server alone, curl × {args.streams}, {size / (1 << 30):.2f} GiB each, medians of {args.repeat}")
-    print(f"  download  ispeed {med['ispeed_down']:6.2f} Gbit/s  nginx {med['nginx_down']:6.2f}  "
-          f"ratio {med['ispeed_down'] / med['nginx_down']:.2f}  (target ≥ 1.0)")
-    print(f"  upload    ispeed {med['ispeed_up']:6.2f} Gbit/s  nginx {med['nginx_up']:6.2f}  "
-          f"ratio {med['ispeed_up'] / med['nginx_up']:.2f}  (target ≥ 1.0)")
-    print(f"  CPU s/GB  ispeed down {med['ispeed_down_cpu']:.3f} up {med['ispeed_up_cpu']:.3f}; "
-          f"nginx down {med['nginx_down_cpu']:.3f} up {med['nginx_up_cpu']:.3f}")
+    if not args.e2e_only:
+        print(f"\n(a) server alone, curl × {args.streams}, {size / (1 << 30):.2f} GiB each, medians of {args.repeat}")
+        print(f"  download  ispeed {med['ispeed_down']:6.2f} Gbit/s  nginx {med['nginx_down']:6.2f}  "
+              f"ratio {med['ispeed_down'] / med['nginx_down']:.2f}  (target ≥ 1.0)")
+        print(f"  upload    ispeed {med['ispeed_up']:6.2f} Gbit/s  nginx {med['nginx_up']:6.2f}  "
+              f"ratio {med['ispeed_up'] / med['nginx_up']:.2f}  (target ≥ 1.0)")
+        print(f"  CPU s/GB  ispeed down {med['ispeed_down_cpu']:.3f} up {med['ispeed_up_cpu']:.3f}; "
+              f"nginx down {med['nginx_down_cpu']:.3f} up {med['nginx_up_cpu']:.3f}")
     print(f"\n(b) end to end, {args.streams} streams, {args.duration:g} s, medians of {args.repeat}")
     print(f"  download  ispeed test {med['test_down']:6.2f} Gbit/s  iperf3 -R {med['iperf_down']:6.2f}  "
           f"ratio {med['test_down'] / med['iperf_down']:.2f}  (target ≥ 0.4, goal 0.6)")
