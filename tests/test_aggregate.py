@@ -88,6 +88,17 @@ def _as_columns(rows: list[Measurement]) -> tuple[dict, dict]:
     return to_columns(rows), dict(MEASUREMENT_COLUMNS)
 
 
+def test_vectorized_ci_orders_equal_binom_ppf_one_by_one() -> None:
+    """The aggregator's one-call k for every published cell is scipy.stats.binom.ppf's, exactly."""
+    from ispeed.aggregator.ci import ci_orders
+
+    rng = np.random.default_rng(7)
+    ns = list(range(1, 30_001)) + sorted(int(x) for x in rng.integers(30_001, 60_000_000, 2_000))
+    expected = [int(binom.ppf(0.025, n, 0.5)) for n in ns]
+    assert ci_orders(ns, 0.025) == expected
+    assert ci_orders([], 0.025) == []
+
+
 @pytest.mark.parametrize("n", [1, 5, 6, 7, 10, 37, 300, 1001, 4096])
 def test_ci_picks_the_binomial_order_statistics(n: int) -> None:
     values = np.sort(np.random.default_rng(n).lognormal(4, 1, n))

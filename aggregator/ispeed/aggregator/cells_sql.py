@@ -72,9 +72,10 @@ PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded t
 # for every n < 0.5 / 1e-10 = 5e9 (the lower level gives n/2 - 1 when n is even, (n-1)/2 when odd).
 MEDIAN_LO, MEDIAN_HI = 0.4999999999, 0.5
 MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
-# Levels bracketing the download CI's order statistics: 0, 1 and 0.5 -/+ 2^-j around the median.
+# Levels bracketing the download CI's order statistics: 0, 1 and 0.5 -/+ 2^-j around the median (every
+# fourth j: each level is an nth_element pass; the band between two levels stays ~16 sqrt(n) long).
 GRID: tuple[float, ...] = tuple(sorted(
-    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25, 2)} | {0.5 + 2.0 ** -j for j in range(2, 25, 2)}))
+    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25, 4)} | {0.5 + 2.0 ** -j for j in range(2, 25, 4)}))
 LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 
 
@@ -206,6 +207,7 @@ def cells_query(ci_level: float) -> str:
         mixed_medians.append(f"{median} AS mm_{name}")
     states_sql = ",\n                    ".join(states)
     mixed_sql = ",\n                ".join(mixed_medians)
+    zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
     return f"""
 SELECT
     {{network_type}} AS network_type,
@@ -222,8 +224,7 @@ FROM (
     SELECT
         kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, s_ul, s_lat, s_jit,
         {ci_band_sql(ci_level)},
-        {_histogram('dl', f'if(kind < {histogram_kinds}, s_dl, emptyArrayFloat64())')},
-        {_histogram('ul', f'if(kind < {histogram_kinds}, s_ul, emptyArrayFloat64())')},
+        h_dl, h_ul,
         arrayReduce('quantilesExact({MEDIAN_LEVELS})', s_ul) AS q_ul,
         s_lat AS v_lat,
         arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_lat) AS q_lat,
@@ -236,10 +237,14 @@ FROM (
             sum(if(mixed, 1, g_samples)) AS samples,
             uniqExactMerge(g_devices) AS devices,
             {merged},
-            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl
+            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl,
+            sumForEach(if(kind < {histogram_kinds}, h_g_dl, {zeros})) AS h_dl,
+            sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul
         FROM (
             SELECT *,
-                {mixed_sql}
+                {mixed_sql},
+                {_histogram('g_dl', 'if(mixed, [mm_dl], finalizeAggregation(g_dl))')},
+                {_histogram('g_ul', 'if(mixed, [mm_ul], finalizeAggregation(g_ul))')}
             FROM (
                 SELECT
                     e.1 AS g_kind, e.2 AS g_p, e.3 AS g_c, e.4 AS g_i,

@@ -23,10 +23,14 @@ def ci_orders(ns: Sequence[int], tail: float) -> list[int]:
     if not ns:
         return []
     import numpy as np
-    from scipy.stats import binom
 
     counts = np.asarray(ns, dtype=np.int64)
-    ks = binom.ppf(tail, counts, 0.5)
+    try:  # the ufunc binom.ppf evaluates for 0 < q < 1; scipy.stats itself takes ~1 s to import
+        from scipy.special._ufuncs import _binom_ppf
+        ks = _binom_ppf(tail, counts, 0.5)
+    except ImportError:  # another scipy layout: the public way
+        from scipy.stats import binom
+        ks = binom.ppf(tail, counts, 0.5)
     return [int(k) if n > 0 else 0 for n, k in zip(ns, ks)]
 
 
