@@ -157,10 +157,16 @@ class NetLab:
             self.ns_sh(ns, "sysctl", "-qw", "net.ipv4.tcp_wmem=4096 16384 16777216")
         self.set_link(self.link)
 
-    def set_link(self, link: LinkSpec) -> None:
-        """(Re)shape the path: both tbf queues, and a fresh delay line with the new delay/loss."""
+    def set_link(self, link: LinkSpec, seed: int | None = None) -> None:
+        """(Re)shape the path: both tbf queues, and a fresh delay line with the new delay/loss.
+
+        `seed` (default: the lab's) starts the delay line's loss generator afresh: runs that
+        should see the same loss process get the same seed, independent repetitions different ones.
+        """
         self._stop_delayline()
         self.link = link
+        if seed is not None:
+            self.seed = seed
         for ns, dev in ((self.ns_down, "rm"), (self.ns_up, "qm")):
             self.ns_sh(ns, "tc", "qdisc", "del", "dev", dev, "root", check=False)
         if link.rate_mbit > 0:   # the bottleneck queues sit before the delay line, each way
