@@ -3,7 +3,8 @@
 Starts a throw-away Debian clickhouse-server, simulates N tests (default 10,000,000) in a child
 process (so this process's peak RSS is the aggregator's), then times in one invocation:
 - the reference: one GROUP BY month, network type, provider, province with quantiles over
-  the same valid tests of the month (with FINAL, as the aggregator reads; without, for context);
+  the same valid tests of the month, read with FINAL (each stored row once, as the aggregator
+  counts them) and, for context, without;
 - the aggregator: every cell of methodology v1, ranks, changes, histograms, store write, files.
 Prints wall times as ratios to the reference (target ≤ 5×) and the peak RSS (target < 1 GiB).
 

@@ -87,6 +87,16 @@ async def fake_server(handler: Handler, host: str = "127.0.0.1",
     return server, server.sockets[0].getsockname()[1], accepted
 
 
+async def download_failure(handler: Handler) -> tuple[str, list[int], int]:
+    """Download from a scripted server until it fails: (the error's message, counters, connections)."""
+    server, port, accepted = await fake_server(handler)
+    async with server:
+        counters = [0]
+        with pytest.raises(MeasurementError) as err:
+            await run_for(f"http://127.0.0.1:{port}", "/d", 5.0, counters)
+        return str(err.value), counters, len(accepted)
+
+
 async def read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
@@ -200,14 +210,7 @@ def test_server_closing_mid_body_counts_what_arrived_and_says_so(loop: str) -> N
         writer.write(ok_head(1_000_000) + b"x" * 1000)
         await writer.drain()
 
-    async def main() -> tuple[str, list[int]]:
-        server, port, _ = await fake_server(handler)
-        async with server:
-            counters = [0]
-            with pytest.raises(MeasurementError) as err:
-                await run_for(f"http://127.0.0.1:{port}", "/d", 5.0, counters)
-            return str(err.value), counters
-    message, counters = run(main(), loop)
+    message, counters, _ = run(download_failure(handler), loop)
     assert counters == [1000]
     assert message == "download stream 0: the server closed the connection after 1000 of 1000000 body bytes"
 
@@ -216,14 +219,9 @@ def test_server_closing_a_new_connection_before_answering_fails_at_once() -> Non
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
 
-    async def main() -> str:
-        server, port, accepted = await fake_server(handler)
-        async with server:
-            with pytest.raises(MeasurementError) as err:
-                await run_for(f"http://127.0.0.1:{port}", "/d", 5.0, [0])
-            assert len(accepted) == 1
-            return str(err.value)
-    assert "closed the connection before the end of the response head" in asyncio.run(main())
+    message, _, connections = asyncio.run(download_failure(handler))
+    assert connections == 1
+    assert "closed the connection before the end of the response head" in message
 
 
 def test_kept_alive_connection_closed_between_answers_is_replaced() -> None:
@@ -282,14 +280,7 @@ def test_bytes_past_the_announced_length_are_an_error() -> None:
         await writer.drain()
         await reader.read()
 
-    async def main() -> tuple[str, list[int]]:
-        server, port, _ = await fake_server(handler)
-        async with server:
-            counters = [0]
-            with pytest.raises(MeasurementError) as err:
-                await run_for(f"http://127.0.0.1:{port}", "/d", 5.0, counters)
-            return str(err.value), counters
-    message, counters = asyncio.run(main())
+    message, counters, _ = asyncio.run(download_failure(handler))
     assert message == "download stream 0: the server sent 5 bytes past the 10-byte body it announced"
     assert counters == [10]
 

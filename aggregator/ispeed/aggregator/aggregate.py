@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ispeed.aggregator import stats_table
-from ispeed.aggregator.cells_sql import bin_edges_mbps, month_cells_query, places_query
+from ispeed.aggregator.cells_sql import HISTOGRAM_LEVELS, bin_edges_mbps, month_cells_query, places_query
 from ispeed.aggregator.ci import ci_orders, median_ci
 from ispeed.aggregator.methodology import FIGURE_COLUMNS, LEVELS, Methodology
 from ispeed.aggregator.outputs import write_month_files
@@ -25,7 +25,7 @@ from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds, utcnow
 
 log = logging.getLogger("ispeed.aggregator")
-HISTOGRAM_LEVELS = ("national", "province")
+SAMPLES = 5  # index of the sample count in a cells row (after its network type)
 
 
 @dataclass
@@ -129,13 +129,14 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
         by_type[result[0]].append((level, names[0][province], names[1][commune], names[2][provider]) + tuple(result[5:]))
     cells: list[dict[str, Any]] = []
     histograms: list[dict[str, Any]] = []
-    counts = sorted({int(row[5]) for rows in by_type.values() for row in rows if int(row[5]) >= method.min_samples})
-    orders = dict(zip(counts, ci_orders(counts, method.ci_tail)))  # row[5]: samples
+    counts = sorted({int(row[SAMPLES]) for rows in by_type.values() for row in rows
+                     if int(row[SAMPLES]) >= method.min_samples})
+    orders = dict(zip(counts, ci_orders(counts, method.ci_tail)))
     for network_type, rows in by_type.items():
         if not rows:
             cells.append(_empty_national(label, network_type))
         for row in rows:
-            cell = _cell(label, network_type, row, method, orders.get(int(row[5])))
+            cell = _cell(label, network_type, row, method, orders.get(int(row[SAMPLES])))
             cells.append(cell)
             if cell["published"] and cell["level"] in HISTOGRAM_LEVELS:
                 histograms.extend(_histograms(cell, row))

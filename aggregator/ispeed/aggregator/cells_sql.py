@@ -26,7 +26,8 @@ network_type). Inside a branch, from the innermost step out:
    quantilesExact (nth_element) at MEDIAN_LEVELS; for the download CI, `ci_band_sql` sorts only
    the samples between two quantiles that bracket the order statistics needed (the exact
    k = binom.ppf(…) is then picked in Python, `ispeed.aggregator.ci`); histograms of the
-   national and province levels by counting the samples below each bin edge.
+   national and province levels, summed from each grouped row's bin counts (counts add up:
+   each row's samples counted below each bin edge, before the expansion).
 
 Keys: devices (hashed ids already) and places are carried as cityHash64 values: fixed-width keys
 group, compare and count faster than strings. Two devices with one 64-bit hash would count as
@@ -49,14 +50,16 @@ LOWEST_BIN = -5  # 0.1 Mbps
 HIGHEST_BIN = 20  # 10 Gbps and up
 BINS = range(LOWEST_BIN, HIGHEST_BIN + 1)
 
-VALID_TESTS = """
-    local_date >= {start} AND local_date < {end}
-    AND network_type = {network_type}
-    AND valid = 1 AND download_mbps > 0 AND upload_mbps > 0
-    AND (simulated = 0 OR {include_simulated} = 1)
-"""
 
-EMPTY = "cityHash64('')"  # a place column's hash when it is empty (0: the column is not kept)
+def valid_tests(network_types: str) -> str:
+    """SQL condition: the month's valid tests of the network types the condition names."""
+    return (f"local_date >= {{start}} AND local_date < {{end}} AND {network_types} "
+            "AND valid = 1 AND download_mbps > 0 AND upload_mbps > 0 "
+            "AND (simulated = 0 OR {include_simulated} = 1)")
+
+EMPTY = "cityHash64('')"  # a place column's hash when it is empty
+NOT_KEPT = "toUInt64(0)"  # a place column the cell kind does not keep
+HISTOGRAM_LEVELS = ("national", "province")  # the levels whose histograms the site draws
 
 # Cell kinds: (level, keeps province, keeps commune, keeps provider).
 KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
@@ -85,11 +88,6 @@ def median_of_sorted(arr: str, empty: str | None = "NULL") -> str:
     median = (f"if({n} % 2 = 1, {arr}[intDiv({n} + 1, 2)], "
               f"({arr}[intDiv({n}, 2)] + {arr}[intDiv({n}, 2) + 1]) / 2)")
     return median if empty is None else f"if({n} = 0, {empty}, {median})"
-
-
-def _bin(x: str) -> str:
-    return (f"toInt32(least({HIGHEST_BIN}, greatest({LOWEST_BIN}, "
-            f"floor(log10(greatest({x}, 1e-9)) * {BINS_PER_DECADE}))))")
 
 
 def ci_start_sql(n: str, half_z: float, high: bool) -> str:
@@ -149,9 +147,9 @@ def _entries() -> str:
     """SQL: a mixed device-day's tests, once per cell kind, keyed by the cell of that kind."""
     maps = []
     for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS):
-        p = "x.1" if keep_p else "toUInt64(0)"
-        c = "x.2" if keep_c else "toUInt64(0)"
-        isp = "x.3" if keep_i else "toUInt64(0)"
+        p = "x.1" if keep_p else NOT_KEPT
+        c = "x.2" if keep_c else NOT_KEPT
+        isp = "x.3" if keep_i else NOT_KEPT
         maps.append(f"arrayMap(x -> (toUInt8({i}), {p}, {c}, {isp}, toUInt64(1), x.4, x.5, x.6, x.7, toUInt8(1)), t_mixed)")
     return f"arrayConcat({', '.join(maps)})"
 
@@ -159,8 +157,8 @@ def _entries() -> str:
 def _expand() -> str:
     """SQL: the cells a grouped row counts in: all six kinds for pure days' rows, else its own."""
     keys = ", ".join(
-        f"(toUInt8({i}), {'g_p' if keep_p else blank}, {'g_c' if keep_c else blank}, {'g_i' if keep_i else blank})"
-        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS) for blank in ("toUInt64(0)",))
+        f"(toUInt8({i}), {'g_p' if keep_p else NOT_KEPT}, {'g_c' if keep_c else NOT_KEPT}, {'g_i' if keep_i else NOT_KEPT})"
+        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS))
     return f"if(g_kind = {PURE}, [{keys}], [(g_kind, g_p, g_c, g_i)])"
 
 
@@ -170,9 +168,7 @@ def _histogram(name: str, values: str) -> str:
     values below each inner edge, then differences. A lambda over the values and a constant
     runs vectorized, where counting bin numbers costs a pass and a copy of the array per bin."""
     edges = [bin_edges_mbps(b)[1] for b in BINS[:-1]]
-    below = [f"arrayCount(x -> x < {e!r}, {values})" for e in edges]
-    for k, expr in enumerate(below):
-        below[k] = f"toUInt64({expr}) AS hb_{name}_{k}"
+    below = [f"toUInt64(arrayCount(x -> x < {e!r}, {values})) AS hb_{name}_{k}" for k, e in enumerate(edges)]
     counts = [f"hb_{name}_0"] + [f"toUInt64(hb_{name}_{k} - hb_{name}_{k - 1})" for k in range(1, len(edges))]
     counts.append(f"toUInt64(length({values}) - hb_{name}_{len(edges) - 1})")
     return ",\n        ".join(below) + f",\n        [{', '.join(counts)}] AS h_{name}"
@@ -187,7 +183,7 @@ def _histogram_pairs(counts: str) -> str:
 def cells_query(ci_level: float) -> str:
     """One network type's cells; parameters: start, end, network_type, include_simulated, min_samples."""
     level_names = ", ".join(f"'{k[0]}'" for k in KINDS)
-    histogram_kinds = sum(1 for k in KINDS if k[0] in ("national", "province"))
+    histogram_kinds = sum(1 for k in KINDS if k[0] in HISTOGRAM_LEVELS)  # the first kinds
     merged = ",\n            ".join(
         f"if(samples >= {{min_samples}}, arrayConcat(groupArray{'If' if optional else ''}MergeIf(g_{name}, NOT mixed), "
         f"groupArrayIf(mm_{name}, mixed{f' AND mm_{name} >= 0' if optional else ''})), emptyArrayFloat64()) AS s_{name}"
@@ -278,7 +274,7 @@ FROM (
                                         ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
                             groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
                         FROM {{db}}.measurements
-                        WHERE {VALID_TESTS.strip()}
+                        WHERE {valid_tests("network_type = {network_type}")}
                         GROUP BY device, local_date
                     )
                 )
@@ -297,12 +293,11 @@ FROM (
 def places_query() -> str:
     """The month's place strings and their cityHash64, to name the cells the cells query keys by
     hash; parameters: start, end, include_simulated, network_types (a sequence)."""
-    where = VALID_TESTS.strip().replace("network_type = {network_type}", "network_type IN {network_types}")
     return f"""
 SELECT province_code, commune_code, provider,
        cityHash64(province_code), cityHash64(commune_code), cityHash64(provider)
 FROM {{db}}.measurements
-WHERE {where}
+WHERE {valid_tests("network_type IN {network_types}")}
 GROUP BY province_code, commune_code, provider
 """
 
@@ -310,8 +305,9 @@ GROUP BY province_code, commune_code, provider
 def month_cells_query(ci_level: float, network_types: int) -> str:
     """All network types' cells in one query: one UNION ALL branch per type (they run in parallel).
 
-    Parameters: start, end, include_simulated and network_type_0 … network_type_{n-1}; each row
-    starts with its network type.
+    Parameters: start, end, include_simulated, min_samples and network_type_0 …
+    network_type_{n-1}; each row starts with its network type, places are cityHash64 values
+    (`places_query` names them).
     """
     branch = cells_query(ci_level)
     return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")

@@ -10,16 +10,12 @@ def ci_order(n: int, tail: float) -> int:
 
     k = scipy.stats.binom.ppf(tail, n, 0.5), tail = 0.025 for a 95% interval (coverage ≥ 95%).
     """
-    if n <= 0:
-        return 0
-    from scipy.stats import binom  # lazy: scipy is heavy
-
-    return int(binom.ppf(tail, n, 0.5))
+    return ci_orders([n], tail)[0]
 
 
 def ci_orders(ns: Sequence[int], tail: float) -> list[int]:
     """ci_order for many sample counts in one vectorized scipy call (one call per cell costs
-    ~0.1 ms each: seconds for a national month)."""
+    ~0.1 ms each: seconds for a national month); scipy is imported here, lazily: it is heavy."""
     if not ns:
         return []
     import numpy as np

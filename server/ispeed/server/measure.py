@@ -10,7 +10,7 @@ import asyncio
 import os
 import time
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
 from ispeed.server import tcpinfo, upload_fast
 from ispeed.server.errors import json_error
@@ -148,7 +148,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
     state, stream = test_state(request)
     if request.content_length is not None and request.content_length > cfg.max_request_bytes:
         raise json_error(413, f"upload body over {cfg.max_request_bytes} bytes", "Content-Length")
-    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+    if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
         # aiohttp would count the body after decompression: a gzip bomb would inflate the truth
         raise json_error(415, "upload bodies must not be compressed: the server counts the bytes "
                               "as they arrive; send them without Content-Encoding", "Content-Encoding")
