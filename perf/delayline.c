@@ -8,7 +8,10 @@
  * bottleneck: a full tbf queue drops the frame (tail drop, counted as "qdrop").
  * Built by perf/netlab.py with gcc at run time; it runs in the middle network namespace of the
  * accuracy lab. Offloads (TSO/GSO/GRO/checksum) must be off on the veths: frames are <= MTU.
- * Stops on SIGTERM/SIGINT or after MAX_SECONDS; prints one line of counters on stderr.
+ * Each direction runs in its own thread (its own ring, loss generator and wake-ups): the kernel work
+ * a send carries (veth hops, bridge, the receiving TCP) then spreads over both cores instead of one
+ * thread doing it for data and ACKs alike.
+ * Stops on SIGTERM/SIGINT or after MAX_SECONDS; prints one line of counters per direction on stderr.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -17,6 +20,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +40,8 @@ struct frame { uint64_t due_ns; uint16_t len; unsigned char data[FRAME_MAX]; };
 
 struct line {                /* one direction: frames read from `in`, written to `out` */
     int in, out;
+    uint64_t delay_ns, end_ns, rng;
+    double loss;
     struct frame *ring;
     uint32_t head, tail;     /* tail: next to send; head: next free */
     uint64_t fwd, lost, full, qdrop, maxdepth, late_max_ns, late_1ms;
@@ -50,10 +56,11 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t rng_state;
-static double rnd(void) {   /* xorshift64*: reproducible per seed */
-    rng_state ^= rng_state >> 12; rng_state ^= rng_state << 25; rng_state ^= rng_state >> 27;
-    return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+static double rnd(uint64_t *state) {   /* xorshift64*: reproducible per seed and direction */
+    uint64_t x = *state;
+    x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+    *state = x;
+    return (double)((x * 2685821657736338717ull) >> 11) / 9007199254740992.0;
 }
 
 static int open_if(const char *name) {
@@ -79,7 +86,7 @@ static int open_if(const char *name) {
     return fd;
 }
 
-static void take(struct line *l, uint64_t delay_ns, double loss) {
+static void take(struct line *l) {
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     struct sockaddr_ll from[BATCH];
@@ -102,11 +109,11 @@ static void take(struct line *l, uint64_t delay_ns, double loss) {
         }
         int got = recvmmsg(l->in, msgs, n, MSG_DONTWAIT, NULL);
         if (got <= 0) return;
-        uint64_t due = now_ns() + delay_ns;
+        uint64_t due = now_ns() + l->delay_ns;
         uint32_t head = l->head;
         for (int i = 0; i < got; i++) {
             if (from[i].sll_pkttype == PACKET_OUTGOING) continue;
-            if (loss > 0 && rnd() < loss) { l->lost++; continue; }
+            if (l->loss > 0 && rnd(&l->rng) < l->loss) { l->lost++; continue; }
             struct frame *src = &l->ring[(l->head + (uint32_t)i) % SLOTS];
             struct frame *dst = &l->ring[head % SLOTS];
             if (dst != src) memcpy(dst->data, src->data, msgs[i].msg_len);
@@ -156,6 +163,27 @@ static int give(struct line *l) {
     return 0;
 }
 
+/* One direction's loop: read what arrives, send what is due, sleep until the next frame is due. */
+static void *run_line(void *arg) {
+    struct line *l = arg;
+    while (!stop && now_ns() < l->end_ns) {
+        struct pollfd p[2] = {{.fd = l->in, .events = POLLIN}, {.fd = l->out, .events = 0}};
+        int blocked = give(l);
+        if (blocked) p[1].events = POLLOUT;
+        uint64_t t = now_ns(), wait = 50000000ull;   /* at most 50 ms between checks */
+        if (l->tail != l->head && !blocked) {
+            uint64_t due = l->ring[l->tail % SLOTS].due_ns;
+            wait = due > t + EARLY_NS ? due - t - EARLY_NS : 0;
+            if (wait > 50000000ull) wait = 50000000ull;
+        }
+        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
+        int r = ppoll(p, 2, &ts, NULL);
+        if (r < 0 && errno != EINTR) { perror("ppoll"); break; }
+        if (r > 0 && (p[0].revents & POLLIN)) take(l);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: delayline IF_A IF_B DELAY_US LOSS MAX_SECONDS [SEED]\n");
@@ -164,41 +192,35 @@ int main(int argc, char **argv) {
     uint64_t delay_ns = (uint64_t)(atof(argv[3]) * 1000.0);
     double loss = atof(argv[4]);
     double max_s = atof(argv[5]);
-    rng_state = argc > 6 ? strtoull(argv[6], NULL, 10) * 2654435761ull + 1 : 88172645463325252ull;
-    prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0);   /* wake-ups may coalesce within 50 us */
-    signal(SIGTERM, on_signal);
-    signal(SIGINT, on_signal);
+    uint64_t seed = argc > 6 ? strtoull(argv[6], NULL, 10) * 2654435761ull + 1 : 88172645463325252ull;
+    prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0);   /* wake-ups may coalesce within 50 us (inherited by threads) */
+    /* SIGTERM/SIGINT go to the main thread only; the line threads see `stop` within 50 ms */
+    sigset_t block, old;
+    sigemptyset(&block); sigaddset(&block, SIGTERM); sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     int a = open_if(argv[1]), b = open_if(argv[2]);
-    struct line lines[2] = {{.in = a, .out = b}, {.in = b, .out = a}};
+    uint64_t end = now_ns() + (uint64_t)(max_s * 1e9);
+    struct line lines[2] = {
+        {.in = a, .out = b, .delay_ns = delay_ns, .end_ns = end, .loss = loss, .rng = seed},
+        {.in = b, .out = a, .delay_ns = delay_ns, .end_ns = end, .loss = loss, .rng = seed ^ 0x9e3779b97f4a7c15ull},
+    };
+    pthread_t threads[2];
     for (int i = 0; i < 2; i++) {
         lines[i].ring = calloc(SLOTS, sizeof(struct frame));
         if (!lines[i].ring) { perror("calloc"); return 1; }
+        int err = pthread_create(&threads[i], NULL, run_line, &lines[i]);
+        if (err) { fprintf(stderr, "delayline: pthread_create: %s\n", strerror(err)); return 1; }
     }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     fprintf(stderr, "delayline ready %s<->%s delay_us=%s loss=%g\n", argv[1], argv[2], argv[3], loss);
-    uint64_t end = now_ns() + (uint64_t)(max_s * 1e9);
     while (!stop && now_ns() < end) {
-        struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-        int blocked[2];
-        for (int i = 0; i < 2; i++) blocked[i] = give(&lines[i]);
-        if (blocked[0]) p[1].events |= POLLOUT;   /* line 0 writes to b */
-        if (blocked[1]) p[0].events |= POLLOUT;
-        uint64_t t = now_ns(), wait = 50000000ull;   /* at most 50 ms between checks */
-        for (int i = 0; i < 2; i++) {
-            struct line *l = &lines[i];
-            if (l->tail != l->head && !blocked[i]) {
-                uint64_t due = l->ring[l->tail % SLOTS].due_ns;
-                uint64_t w = due > t + EARLY_NS ? due - t - EARLY_NS : 0;
-                if (w < wait) wait = w;
-            }
-        }
-        struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
-        int r = ppoll(p, 2, &ts, NULL);
-        if (r < 0 && errno != EINTR) { perror("ppoll"); break; }
-        if (r > 0) {
-            if (p[0].revents & POLLIN) take(&lines[0], delay_ns, loss);
-            if (p[1].revents & POLLIN) take(&lines[1], delay_ns, loss);
-        }
+        struct timespec nap = {0, 50000000L};
+        nanosleep(&nap, NULL);   /* a signal cuts the nap short */
     }
+    stop = 1;
+    for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
     for (int i = 0; i < 2; i++) {
         struct line *l = &lines[i];
         fprintf(stderr, "delayline %s->%s fwd=%llu lost=%llu full=%llu qdrop=%llu maxdepth=%llu late_max_us=%.1f late_1ms=%llu\n",

@@ -87,7 +87,7 @@ def build_delayline(out_dir: Path | None = None) -> Path:
     binary = out_dir / f"ispeed-delayline-{int(DELAYLINE_SRC.stat().st_mtime)}"
     if not binary.exists():
         tmp = binary.with_suffix(f".{os.getpid()}")
-        sh("gcc", "-O2", "-Wall", "-Wextra", "-o", str(tmp), str(DELAYLINE_SRC))
+        sh("gcc", "-O2", "-Wall", "-Wextra", "-pthread", "-o", str(tmp), str(DELAYLINE_SRC))
         tmp.replace(binary)
     return binary
 
