@@ -201,7 +201,7 @@ def test_cli_aggregate_and_bad_month(store_url: str, tmp_path: Path, capsys: pyt
         Methodology(min_samples=0)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 10, 37, 300, 4097, 100_003, 1_000_000])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 10, 37, 74, 76, 300, 4097, 100_003, 1_000_000, 2_000_003])
 def test_store_medians_and_ci_band_match_a_full_sort(store: Store, n: int) -> None:
     """The two quantilesExact levels give the exact median and the GRID band the exact CI slices.
 

@@ -17,17 +17,21 @@ network_type). Inside a branch, from the innermost step out:
 3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
    as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
    samples, a mixed group is one device-day in one cell, whose medians come from quantilesExact
-   at MEDIAN_LEVELS over its values (exact, see there).
+   at MEDIAN_LEVELS over its values (exact, see there). Each grouped row then turns its samples
+   (a pure group's values, a mixed group's one median) into the states its cells merge:
+   quantilesExact states at MEDIAN_LEVELS for upload, latency and jitter, at GRID plus a
+   groupArray for download, and its histogram counts (each row's samples counted below each bin
+   edge). 18.16 has no `if` over aggregate states, so a state is built per row with arrayReduce.
 4. each pure group is expanded to its six cells (national, province, commune; all providers and
-   its provider) and merged there (groupArrayMerge, uniqExactMerge, sums); mixed groups join their
-   own cell as one sample each. So the month's samples are grouped once, at the finest level, not
-   once per kind, and no sample array is ever fully sorted:
-5. per published cell (samples >= min_samples: suppressed cells keep counts only): medians from
-   quantilesExact (nth_element) at MEDIAN_LEVELS; for the download CI, `ci_band_sql` sorts only
-   the samples between two quantiles that bracket the order statistics needed (the exact
-   k = binom.ppf(…) is then picked in Python, `ispeed.aggregator.ci`); histograms of the
-   national and province levels, summed from each grouped row's bin counts (counts add up:
-   each row's samples counted below each bin edge, before the expansion).
+   its provider) and merged there (quantilesExactMerge, groupArrayMerge, uniqExactMerge, sums);
+   mixed groups join their own cell as one sample each. So the month's samples are grouped once,
+   at the finest level, not once per kind, and no sample array is ever fully sorted: the merged
+   quantile states give the medians (nth_element) and the download GRID.
+5. per published cell (samples >= min_samples; suppressed cells keep no sample array): for the
+   download CI, `ci_band_sql` sorts only the samples between two GRID quantiles that bracket
+   the order statistics needed (the exact k = binom.ppf(…) is then picked in Python,
+   `ispeed.aggregator.ci`); histograms of the national and province levels, summed from the
+   grouped rows' bin counts (counts add up).
 
 Keys: devices (hashed ids already) and places are carried as cityHash64 values: fixed-width keys
 group, compare and count faster than strings. Two devices with one 64-bit hash would count as
@@ -75,10 +79,15 @@ PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded t
 # for every n < 0.5 / 1e-10 = 5e9 (the lower level gives n/2 - 1 when n is even, (n-1)/2 when odd).
 MEDIAN_LO, MEDIAN_HI = 0.4999999999, 0.5
 MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
-# Levels bracketing the download CI's order statistics: 0, 1 and 0.5 -/+ 2^-j around the median (every
-# fourth j: each level is an nth_element pass; the band between two levels stays ~16 sqrt(n) long).
+# Levels bracketing the download CI's order statistics: 0.5 -/+ 2^-j around the median, every fourth j
+# (each level is an nth_element pass over the rest of the array). The CI's ranks lie within
+# 0.5 -/+ (0.98 / sqrt(n) + CI_MARGIN / n), so a usable bracket leaves a band of at most
+# ~32 sqrt(n) samples to sort, and for n beyond 2^20 the finest, 2^-10, leaves n / 512 (8,000 at
+# n = 4 million, a national cell). Below n ~ 75 no level brackets and the band is every sample.
+GRID_OFFSETS = (2, 6, 10)
 GRID: tuple[float, ...] = tuple(sorted(
-    {0.0, 1.0, MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in range(2, 25, 4)} | {0.5 + 2.0 ** -j for j in range(2, 25, 4)}))
+    {MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in GRID_OFFSETS} | {0.5 + 2.0 ** -j for j in GRID_OFFSETS}))
+BELOW_ALL, ABOVE_ALL = "toFloat64(-1)", "1e308"  # band bounds when no level brackets (speeds are > 0)
 LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 
 
@@ -105,8 +114,8 @@ def ci_band_sql(ci_level: float) -> str:
     bracket the ranks of both slices (ci_lo_start … ci_hi_start + CI_WIDTH - 1), sorts only them,
     and counts the samples below (`below`): band[j] is then the (below + j)-th smallest sample.
     A bracket's rank may be off by one from toUInt64(level * n) + 1 without harm: the lower one
-    is chosen strictly below ci_lo_start, the upper one strictly above the last needed rank, and
-    levels 0 and 1 (the minimum and maximum) always qualify.
+    is chosen strictly below ci_lo_start, the upper one strictly above the last needed rank; with
+    no such level the band is open on that side (BELOW_ALL, ABOVE_ALL).
     """
     half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
     levels = ", ".join(repr(x) for x in GRID)
@@ -114,8 +123,10 @@ def ci_band_sql(ci_level: float) -> str:
     return f"""{ci_start_sql('samples', half_z, False)} AS ci_lo_start,
         {ci_start_sql('samples', half_z, True)} AS ci_hi_start,
         arrayMap(x -> toUInt64(x * samples) + 1, [{levels}]) AS grid_ranks,
-        q_dl[greatest(1, arrayCount(r -> r + 1 < ci_lo_start, grid_ranks))] AS band_low,
-        q_dl[least({n_grid}, {n_grid} + 1 - arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks))] AS band_high,
+        arrayCount(r -> r + 1 < ci_lo_start, grid_ranks) AS grid_below,
+        arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks) AS grid_above,
+        if(grid_below = 0, {BELOW_ALL}, q_dl[greatest(1, grid_below)]) AS band_low,
+        if(grid_above = 0, {ABOVE_ALL}, q_dl[{n_grid} + 1 - greatest(1, grid_above)]) AS band_high,
         arrayCount(x -> x < band_low, s_dl) AS below,
         arraySort(arrayFilter(x -> x >= band_low AND x <= band_high, s_dl)) AS band"""
 
@@ -184,12 +195,9 @@ def cells_query(ci_level: float) -> str:
     """One network type's cells; parameters: start, end, network_type, include_simulated, min_samples."""
     level_names = ", ".join(f"'{k[0]}'" for k in KINDS)
     histogram_kinds = sum(1 for k in KINDS if k[0] in HISTOGRAM_LEVELS)  # the first kinds
-    merged = ",\n            ".join(
-        f"if(samples >= {{min_samples}}, arrayConcat(groupArray{'If' if optional else ''}MergeIf(g_{name}, NOT mixed), "
-        f"groupArrayIf(mm_{name}, mixed{f' AND mm_{name} >= 0' if optional else ''})), emptyArrayFloat64()) AS s_{name}"
-        for name, _, optional in _METRICS)
     states = []
     mixed_medians = []
+    row_values = []
     for name, pos, optional in _METRICS:
         v = f"e.{pos + 2}"
         states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
@@ -201,8 +209,18 @@ def cells_query(ci_level: float) -> str:
         if optional:
             median = f"if(length({values}) = 0, -1., {median})"
         mixed_medians.append(f"{median} AS mm_{name}")
+        # the grouped row's samples: a pure group's values, or a mixed group's one median
+        own = f"[mm_{name}]" if not optional else f"arrayFilter(x -> x >= 0, [mm_{name}])"
+        row_values.append(f"if(mixed, {own}, finalizeAggregation(g_{name})) AS v_{name}")
+        if name == "dl":   # the CI band needs the samples themselves
+            row_values.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
+            row_values.append(f"arrayReduce('{GRID_QUANTILES.replace('(', 'State(', 1)}', v_{name}) AS qs_{name}")
+        else:
+            row_values.append(f"arrayReduce('quantilesExactState({MEDIAN_LEVELS})', v_{name}) AS qs_{name}")
+        if optional:
+            row_values.append(f"length(v_{name}) AS n_{name}")
     states_sql = ",\n                    ".join(states)
-    mixed_sql = ",\n                ".join(mixed_medians)
+    mixed_sql = ",\n                ".join(mixed_medians + row_values)
     zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
     return f"""
 SELECT
@@ -211,36 +229,34 @@ SELECT
     tests, samples, devices,
     (q_dl[{LO_INDEX}] + q_dl[{LO_INDEX + 1}]) / 2 AS download_median_mbps,
     (q_ul[1] + q_ul[2]) / 2 AS upload_median_mbps,
-    if(length(v_lat) = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
-    if(length(v_jit) = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
+    if(n_lat = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
+    if(n_jit = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
     {CI_SLICES},
     {_histogram_pairs('h_dl')} AS hist_dl,
     {_histogram_pairs('h_ul')} AS hist_ul
 FROM (
     SELECT
-        kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, s_ul, s_lat, s_jit,
+        kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, q_ul, q_lat, n_lat, q_jit, n_jit,
         {ci_band_sql(ci_level)},
-        h_dl, h_ul,
-        arrayReduce('quantilesExact({MEDIAN_LEVELS})', s_ul) AS q_ul,
-        s_lat AS v_lat,
-        arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_lat) AS q_lat,
-        s_jit AS v_jit,
-        arrayReduce('quantilesExact({MEDIAN_LEVELS})', v_jit) AS q_jit
+        h_dl, h_ul
     FROM (
         SELECT
             k.1 AS kind, k.2 AS province_h, k.3 AS commune_h, k.4 AS provider_h,
             sum(g_tests) AS tests,
             sum(if(mixed, 1, g_samples)) AS samples,
             uniqExactMerge(g_devices) AS devices,
-            {merged},
-            arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl,
+            if(samples >= {{min_samples}}, groupArrayMerge(a_dl), emptyArrayFloat64()) AS s_dl,
+            {GRID_QUANTILES.replace('(', 'Merge(', 1)}(qs_dl) AS q_dl,
+            quantilesExactMerge({MEDIAN_LEVELS})(qs_ul) AS q_ul,
+            quantilesExactMerge({MEDIAN_LEVELS})(qs_lat) AS q_lat, sum(n_lat) AS n_lat,
+            quantilesExactMerge({MEDIAN_LEVELS})(qs_jit) AS q_jit, sum(n_jit) AS n_jit,
             sumForEach(if(kind < {histogram_kinds}, h_g_dl, {zeros})) AS h_dl,
             sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul
         FROM (
             SELECT *,
                 {mixed_sql},
-                {_histogram('g_dl', 'if(mixed, [mm_dl], finalizeAggregation(g_dl))')},
-                {_histogram('g_ul', 'if(mixed, [mm_ul], finalizeAggregation(g_ul))')}
+                {_histogram('g_dl', 'v_dl')},
+                {_histogram('g_ul', 'v_ul')}
             FROM (
                 SELECT
                     e.1 AS g_kind, e.2 AS g_p, e.3 AS g_c, e.4 AS g_i,
