@@ -179,6 +179,16 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
         assert (row["samples"], row["rank"], row["published"]) == (cell["samples"], cell["rank"], cell["published"])
 
 
+def test_csv_fields_are_plain_text_whatever_the_number_type() -> None:
+    from ispeed.aggregator.outputs import format_value
+
+    assert [format_value(v) for v in (None, True, False, 0, 17, -3, "", "x")] == \
+        ["", "true", "false", "0", "17", "-3", "", "x"]
+    assert [format_value(v) for v in (0.1, 1e-300, 95.0, math.nan, math.inf, -math.inf)] == \
+        ["0.1", "1e-300", "95.0", "", "", ""]
+    assert [format_value(v) for v in (np.float64(2.5), np.float64("nan"), np.int64(7))] == ["2.5", "", "7"]
+
+
 def test_empty_month_and_simulated_excluded_by_default(store: Store, tmp_path: Path) -> None:
     simulate(store, SimulationConfig(2025, 7, 2_000, seed=5))
     stats = aggregate_month(store, 2025, 7, Methodology(), tmp_path)

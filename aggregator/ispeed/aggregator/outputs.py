@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -31,12 +32,19 @@ HISTOGRAM_COLUMNS: tuple[str, ...] = (
 
 def format_value(value: Any) -> str:
     """One CSV field: '' for missing, true/false, shortest round-trip floats."""
+    kind = type(value)  # the common exact types first: a month's files hold ~1 million fields
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else ""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else ""
+    if isinstance(value, float):  # numpy's float64 too: its repr would name the type
+        return repr(float(value)) if math.isfinite(value) else ""
     return str(value)
 
 
