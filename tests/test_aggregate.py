@@ -179,6 +179,20 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
         assert (row["samples"], row["rank"], row["published"]) == (cell["samples"], cell["rank"], cell["published"])
 
 
+def test_histogram_bins_values_on_and_next_to_every_edge(store: Store) -> None:
+    """A value on an edge opens the upper bin, its float neighbours stay where they compare."""
+    from ispeed.aggregator.cells_sql import BINS, _histogram, bin_edges_mbps
+
+    edges = np.array([bin_edges_mbps(b)[1] for b in BINS[:-1]])
+    values = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
+                             [1e-9, 0.05, 3.7, 95.5, 2e4, 1e6]])
+    literal = "[" + ", ".join(repr(float(v)) for v in values) + "]"
+    rows = store.query(f"SELECT h_t FROM (SELECT {literal} AS v, {_histogram('t', 'v')})")
+    expected = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(BINS))
+    assert list(rows[0][0]) == expected.tolist()
+    assert expected.min() >= 2 and sum(rows[0][0]) == len(values)
+
+
 def test_csv_fields_are_plain_text_whatever_the_number_type() -> None:
     from ispeed.aggregator.outputs import format_value
 

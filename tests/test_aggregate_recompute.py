@@ -22,6 +22,9 @@ KINDS = [("national", False, False, False), ("national", False, False, True),
          ("province", True, False, False), ("province", True, False, True),
          ("commune", True, True, False), ("commune", True, True, True)]
 MIN_SAMPLES = 25
+# histogram bins (the site's, DESIGN.md): [10^(i/5), 10^((i+1)/5)) for i = -5 … 20, open at both ends
+FIRST_BIN, LAST_BIN = -5, 20
+BIN_EDGES = np.array([10 ** ((i + 1) / 5) for i in range(FIRST_BIN, LAST_BIN)])
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -32,14 +35,15 @@ def _num(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series.replace("", np.nan))
 
 
-def recompute(export_csv: Path, min_samples: int) -> pd.DataFrame:
-    """Methodology v1 from the open-data export alone (the issue's definitions, verbatim)."""
+def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Methodology v1 from the open-data export alone (the issue's definitions, verbatim):
+    the cells, and the national and province histograms of every cell's samples."""
     tests = _read(export_csv)
     for col in ("download_mbps", "upload_mbps", "latency_ms", "jitter_ms"):
         tests[col] = _num(tests[col])
     tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
     tests = tests.drop_duplicates("test_id")
-    frames = []
+    frames, histograms = [], []
     for level, keep_p, keep_c, keep_i in KINDS:
         t = tests.copy()
         t["level"] = level
@@ -59,6 +63,11 @@ def recompute(export_csv: Path, min_samples: int) -> pd.DataFrame:
         samples = day[["download_mbps", "upload_mbps", "latency_ms", "jitter_ms"]].median()
         samples["n_tests"] = day.size()
         samples = samples.reset_index()
+        if level in ("national", "province"):
+            for metric in ("download", "upload"):
+                bins = FIRST_BIN + np.searchsorted(BIN_EDGES, samples[f"{metric}_mbps"].to_numpy(), side="right")
+                counted = samples[KEYS].assign(metric=metric, bin=bins).value_counts().rename("samples")
+                histograms.append(counted.reset_index())
         cell = samples.groupby(KEYS, sort=False)
         out = pd.DataFrame({
             "tests": cell["n_tests"].sum(),
@@ -94,7 +103,7 @@ def recompute(export_csv: Path, min_samples: int) -> pd.DataFrame:
         lows = members["download_ci_low_mbps"].fillna(-np.inf).to_numpy()
         for idx, high in members["download_ci_high_mbps"].fillna(np.inf).items():
             cells.loc[idx, "rank"] = 1 + int((lows > high).sum())
-    return cells
+    return cells, pd.concat(histograms, ignore_index=True)
 
 
 @pytest.fixture
@@ -114,7 +123,8 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
     export_csv = tmp_path / "tests.csv"
     export_month(store, 2025, 7, export_csv)
 
-    expected = recompute(export_csv, MIN_SAMPLES).set_index(KEYS).sort_index()
+    expected, hist = recompute(export_csv, MIN_SAMPLES)
+    expected = expected.set_index(KEYS).sort_index()
     got = _read(tmp_path / "out" / "2025-07" / "stats.csv").set_index(KEYS).sort_index()
     assert list(got.index) == list(expected.index)
     for col in ("tests", "samples", "devices"):
@@ -130,3 +140,13 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
         assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
     # several ranks actually differ somewhere (the check above is not vacuous)
     assert expected.loc[pub, "rank"].max() > 1
+
+    # histograms: published national and province cells, every non-empty bin, exact counts
+    published = expected[pub].reset_index()[KEYS]
+    hist = hist.merge(published, on=KEYS).set_index(KEYS + ["metric", "bin"]).sort_index()
+    got_hist = _read(tmp_path / "out" / "2025-07" / "histograms.csv")
+    got_hist["bin"] = got_hist["bin"].astype(int)
+    got_hist = got_hist.set_index(KEYS + ["metric", "bin"]).sort_index()
+    assert list(got_hist.index) == list(hist.index)
+    assert (got_hist["samples"].astype(int) == hist["samples"]).all()
+    assert len(hist.index.get_level_values("bin").unique()) >= 8
