@@ -8,8 +8,13 @@ process (so this process's peak RSS is the aggregator's), then times in one invo
 - the aggregator: every cell of methodology v1, ranks, changes, histograms, store write, files.
 Prints wall times as ratios to the reference (target ≤ 5×) and the peak RSS (target < 1 GiB).
 
+The FINAL reference depends on how many parts the month sits in: right after simulate (~7 parts)
+it takes ~4.7 s, merged into one part ~2.6 s, while the aggregate hardly changes. So on a
+throw-away server (or with --merged) the script then runs OPTIMIZE … FINAL and times both again:
+a month that has sat in a store for a while is the merged case.
+
     python perf/bench_aggregate.py [--tests N] [--seed S] [--min-samples M]
-    python perf/bench_aggregate.py --store clickhouse://HOST:PORT/DB   # a store already holding 2025-07
+    python perf/bench_aggregate.py --store clickhouse://HOST:PORT/DB [--merged]   # a store holding 2025-07
 """
 
 from __future__ import annotations
@@ -51,12 +56,30 @@ def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
+def measure(store, args: argparse.Namespace) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Reference (FINAL, 3 runs before and 3 after), reference without FINAL, one aggregate."""
+    parts = store.query("SELECT count() FROM system.parts WHERE database = {database} "
+                        "AND table = 'measurements' AND active", {"database": store.database})[0][0]
+    ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
+    ref_plain = timed(lambda: store.query(REFERENCE.format(final="")), repeat=3)
+    method = Methodology(min_samples=args.min_samples, include_simulated=True)
+    with tempfile.TemporaryDirectory() as out:
+        holder: dict[str, object] = {}
+        agg = timed(lambda: holder.update(stats=aggregate_month(store, 2025, 7, method, Path(out))))
+    ref_after = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
+    stats = holder["stats"]
+    return {"parts": parts, "ref": statistics.median([ref_final, ref_after]), "ref_plain": ref_plain, "agg": agg,
+            "cells": len(stats.cells), "published": stats.published}  # type: ignore[attr-defined]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tests", type=int, default=10_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-samples", type=int, default=300)
     ap.add_argument("--store", help="time an existing store's 2025-07 instead of a throw-away server's")
+    ap.add_argument("--merged", action="store_true",
+                    help="with --store: also OPTIMIZE the table FINAL and time again (always on a throw-away server)")
     args = ap.parse_args()
 
     server = None if args.store else ClickHouseServer().start()
@@ -72,20 +95,19 @@ def main() -> int:
             print(f"simulate: {args.tests:,} tests in {sim_s:.1f} s ({args.tests / sim_s * 60 / 1e6:.2f} M rows/min)")
         with open_store(url) as store:
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
-            ref_plain = timed(lambda: store.query(REFERENCE.format(final="")), repeat=3)
-            method = Methodology(min_samples=args.min_samples, include_simulated=True)
-            with tempfile.TemporaryDirectory() as out:
-                holder: dict[str, object] = {}
-                agg = timed(lambda: holder.update(stats=aggregate_month(store, 2025, 7, method, Path(out))))
-            ref_after = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
-            stats = holder["stats"]
-        ref = statistics.median([ref_final, ref_after])
+            layouts = [("as stored", measure(store, args))]
+            if server is not None or args.merged:
+                t0 = time.perf_counter()
+                store.execute("OPTIMIZE TABLE {db}.measurements FINAL")
+                print(f"OPTIMIZE TABLE measurements FINAL: {time.perf_counter() - t0:.1f} s")
+                layouts.append(("merged", measure(store, args)))
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"reference query (FINAL):    {ref:.2f} s   (without FINAL: {ref_plain:.2f} s)")
-        print(f"aggregate (all cells):      {agg:.2f} s   cells={len(stats.cells):,} "  # type: ignore[attr-defined]
-              f"published={stats.published:,}")  # type: ignore[attr-defined]
-        print(f"ratio aggregate/reference:  {agg / ref:.1f}x   (vs reference without FINAL: {agg / ref_plain:.1f}x; target <= 5x)")
+        for name, m in layouts:
+            print(f"[{name}: {m['parts']} parts]")
+            print(f"reference query (FINAL):    {m['ref']:.2f} s   (without FINAL: {m['ref_plain']:.2f} s)")
+            print(f"aggregate (all cells):      {m['agg']:.2f} s   cells={m['cells']:,} published={m['published']:,}")
+            print(f"ratio aggregate/reference:  {m['agg'] / m['ref']:.1f}x   "
+                  f"(vs reference without FINAL: {m['agg'] / m['ref_plain']:.1f}x; target <= 5x)")
         print(f"peak RSS of this process:   {peak_mib:.0f} MiB (before aggregate {rss_before / 1024:.0f} MiB; target < 1024)")
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
