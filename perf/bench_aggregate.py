@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -35,7 +36,7 @@ from clickhouse_server import ClickHouseServer  # noqa: E402
 
 from ispeed.aggregator.aggregate import aggregate_month  # noqa: E402
 from ispeed.aggregator.methodology import Methodology  # noqa: E402
-from ispeed.core.store import open_store  # noqa: E402
+from ispeed.core.store import Store, open_store  # noqa: E402
 
 REFERENCE = """
 SELECT toYYYYMM(local_date) AS month, network_type, provider, province_code, count() AS tests,
@@ -47,7 +48,7 @@ GROUP BY month, network_type, provider, province_code
 """
 
 
-def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
+def timed(fn: Callable[[], object], repeat: int = 1) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -56,7 +57,7 @@ def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def measure(store, args: argparse.Namespace) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
     """Reference (FINAL, 3 runs before and 3 after), reference without FINAL, one aggregate."""
     parts = store.query("SELECT count() FROM system.parts WHERE database = {database} "
                         "AND table = 'measurements' AND active", {"database": store.database})[0][0]

@@ -88,6 +88,7 @@ GRID_OFFSETS = (2, 6, 10)
 GRID: tuple[float, ...] = tuple(sorted(
     {MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in GRID_OFFSETS} | {0.5 + 2.0 ** -j for j in GRID_OFFSETS}))
 BELOW_ALL, ABOVE_ALL = "toFloat64(-1)", "1e308"  # band bounds when no level brackets (speeds are > 0)
+GRID_LEVELS = ", ".join(repr(x) for x in GRID)
 LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 
 
@@ -118,11 +119,10 @@ def ci_band_sql(ci_level: float) -> str:
     no such level the band is open on that side (BELOW_ALL, ABOVE_ALL).
     """
     half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
-    levels = ", ".join(repr(x) for x in GRID)
     n_grid = len(GRID)
     return f"""{ci_start_sql('samples', half_z, False)} AS ci_lo_start,
         {ci_start_sql('samples', half_z, True)} AS ci_hi_start,
-        arrayMap(x -> toUInt64(x * samples) + 1, [{levels}]) AS grid_ranks,
+        arrayMap(x -> toUInt64(x * samples) + 1, [{GRID_LEVELS}]) AS grid_ranks,
         arrayCount(r -> r + 1 < ci_lo_start, grid_ranks) AS grid_below,
         arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks) AS grid_above,
         if(grid_below = 0, {BELOW_ALL}, q_dl[greatest(1, grid_below)]) AS band_low,
@@ -133,7 +133,7 @@ def ci_band_sql(ci_level: float) -> str:
 
 CI_SLICES = (f"ci_lo_start, arraySlice(band, ci_lo_start - below, {CI_WIDTH}) AS ci_lo_slice, "
              f"ci_hi_start, arraySlice(band, ci_hi_start - below, {CI_WIDTH}) AS ci_hi_slice")
-GRID_QUANTILES = "quantilesExact(" + ", ".join(repr(x) for x in GRID) + ")"
+GRID_QUANTILES = f"quantilesExact({GRID_LEVELS})"
 
 
 def _pure_sample() -> str:
@@ -214,13 +214,13 @@ def cells_query(ci_level: float) -> str:
         row_values.append(f"if(mixed, {own}, finalizeAggregation(g_{name})) AS v_{name}")
         if name == "dl":   # the CI band needs the samples themselves
             row_values.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
-            row_values.append(f"arrayReduce('{GRID_QUANTILES.replace('(', 'State(', 1)}', v_{name}) AS qs_{name}")
+            row_values.append(f"arrayReduce('quantilesExactState({GRID_LEVELS})', v_{name}) AS qs_{name}")
         else:
             row_values.append(f"arrayReduce('quantilesExactState({MEDIAN_LEVELS})', v_{name}) AS qs_{name}")
         if optional:
             row_values.append(f"length(v_{name}) AS n_{name}")
     states_sql = ",\n                    ".join(states)
-    mixed_sql = ",\n                ".join(mixed_medians + row_values)
+    row_sql = ",\n                ".join(mixed_medians + row_values)
     zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
     return f"""
 SELECT
@@ -246,7 +246,7 @@ FROM (
             sum(if(mixed, 1, g_samples)) AS samples,
             uniqExactMerge(g_devices) AS devices,
             if(samples >= {{min_samples}}, groupArrayMerge(a_dl), emptyArrayFloat64()) AS s_dl,
-            {GRID_QUANTILES.replace('(', 'Merge(', 1)}(qs_dl) AS q_dl,
+            quantilesExactMerge({GRID_LEVELS})(qs_dl) AS q_dl,
             quantilesExactMerge({MEDIAN_LEVELS})(qs_ul) AS q_ul,
             quantilesExactMerge({MEDIAN_LEVELS})(qs_lat) AS q_lat, sum(n_lat) AS n_lat,
             quantilesExactMerge({MEDIAN_LEVELS})(qs_jit) AS q_jit, sum(n_jit) AS n_jit,
@@ -254,7 +254,7 @@ FROM (
             sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul
         FROM (
             SELECT *,
-                {mixed_sql},
+                {row_sql},
                 {_histogram('g_dl', 'v_dl')},
                 {_histogram('g_ul', 'v_ul')}
             FROM (
