@@ -24,6 +24,7 @@ from ispeed.client import rawhttp
 from ispeed.client.config import TestConfig
 from ispeed.client.engine import Engine
 from ispeed.core.errors import MeasurementError, ServerUnreachable
+from ispeed.core.tcpinfo import OooCounter
 from ispeed.server.app import running
 from ispeed.server.config import ServerConfig
 from ispeed.server.keys import REGISTRY
@@ -176,13 +177,16 @@ def test_the_engine_download_phase_counts_with_rawhttp(tmp_path: Path) -> None:
 
     async def body(url: str, state: Any, token: str) -> Any:
         engine = Engine(TestConfig(server_url=url, streams=4, duration_s=1, submit=False))
-        result = await engine._phase("download", engine._download_stream(NoGet(), token),  # type: ignore[arg-type]
-                                     None, 0.1)
+        ooo = OooCounter()
+        result = await engine._phase("download", engine._download_stream(NoGet(), token, ooo),  # type: ignore[arg-type]
+                                     None, 0.1, ooo)
         await asyncio.sleep(0.2)
         return result, state.total_down
     result, server_sent = with_app(tmp_path, body)
     assert result.mbps > 100 and 0 < result.bytes <= server_sent
     assert result.samples[0] == (0.0, 0) and len(result.samples) >= 9   # sampled every 100 ms for 1 s
+    # the streams' sockets were watched for receive holes (method v1 §5); loopback never reorders
+    assert result.ooo is not None and len(result.ooo) == len(result.samples) and set(result.ooo) == {0}
 
 
 def test_ipv6_loopback(tmp_path: Path) -> None:
@@ -303,7 +307,7 @@ def test_a_chunked_answer_is_left_to_aiohttp() -> None:
                 await run_for(f"http://127.0.0.1:{port}", "/d", 5.0, counters)
             engine = Engine(TestConfig(server_url=f"http://127.0.0.1:{port}", streams=2, duration_s=1, submit=False))
             async with engine._session() as session:
-                result = await engine._phase("download", engine._download_stream(session, "t"), None, None)
+                result = await engine._phase("download", engine._download_stream(session, "t", OooCounter()), None, None)
             return counters, result
     counters, result = asyncio.run(main())
     assert counters == [0]   # nothing of the chunked body was counted by rawhttp

@@ -127,6 +127,9 @@ def test_content_length_body_is_counted_exactly_off_the_socket(loop: str, tmp_pa
             assert await reader.read() == b""   # and the server closed it
             writer.close()
             assert state.bytes_up == {1: n} and state.up_total == n and state.up_timeline[0] == (0.0, 0)
+            # its socket was watched for receive holes (method v1 §5), one reading per sample
+            assert state.up_sockets.known and len(state.up_ooo) == len(state.up_timeline)
+            assert set(state.up_ooo) == {0}   # loopback never reorders
             assert state.active_streams == 0 and not state.transports and state.tcp
             assert srv.counter("bytes_received_total") == n and srv.counter("streams_cut_total") == 0
     run(loop, main)

@@ -26,6 +26,7 @@ from ispeed.client import rawhttp
 from ispeed.client.config import TestConfig
 from ispeed.core import method
 from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachable
+from ispeed.core.tcpinfo import OooCounter
 
 CHUNK_BYTES = 1 << 20
 REQUEST_BYTES = 1 << 30         # per download response / upload body; streams repeat requests
@@ -41,6 +42,7 @@ class PhaseResult:
     bytes: int
     samples: list[tuple[float, int]] = field(default_factory=list)
     loaded_rtts_ms: list[float] = field(default_factory=list)
+    ooo: list[int] | None = None   # the receiver's out-of-order packets at each sample, if read
 
 
 class _Prober:
@@ -101,7 +103,10 @@ class Engine:
 
     # -- phases -----------------------------------------------------------------------------
     async def _phase(self, name: str, stream_fn: Callable[[int, list[int], float], Any],
-                     prober: _Prober | None, rtt_ms: float | None = None) -> PhaseResult:
+                     prober: _Prober | None, rtt_ms: float | None = None,
+                     ooo: OooCounter | None = None) -> PhaseResult:
+        """Run the streams for the phase's duration, sampling their total every 100 ms; `ooo`
+        (download: this end receives) adds the out-of-order count at each sample (method v1 §5)."""
         loop = asyncio.get_running_loop()
         counters = [0] * self.cfg.streams
         start = loop.time()
@@ -110,6 +115,7 @@ class Engine:
         rtts: list[float] = []
         probe_task = asyncio.create_task(prober.loaded(stop_at, rtts)) if prober else None
         samples = [(0.0, 0)]
+        ooo_samples = [0]
         try:
             while True:
                 now = loop.time()
@@ -125,6 +131,8 @@ class Engine:
                 t, total = loop.time() - start, sum(counters)
                 prev_t, prev_b = samples[-1]
                 samples.append((t, total))
+                if ooo is not None:
+                    ooo_samples.append(ooo.total())
                 self.progress(name, t, (total - prev_b) * 8 / max(t - prev_t, 1e-6) / 1e6)
         finally:
             for task in tasks:
@@ -136,9 +144,10 @@ class Engine:
         total = sum(counters)
         if total == 0:
             raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
-        return PhaseResult(method.steady_mbps(samples, rtt_ms), total, samples, rtts)
+        seen = ooo_samples if ooo is not None and ooo.known and len(ooo_samples) == len(samples) else None
+        return PhaseResult(method.steady_mbps(samples, rtt_ms, seen), total, samples, rtts, seen)
 
-    def _download_stream(self, session: aiohttp.ClientSession, token: str) -> Callable[..., Any]:
+    def _download_stream(self, session: aiohttp.ClientSession, token: str, ooo: OooCounter) -> Callable[..., Any]:
         origin = rawhttp.Origin.from_url(self.base)
         buffer = rawhttp.read_buffer()   # one for all streams: they share this event loop
 
@@ -149,7 +158,7 @@ class Engine:
                 target = f"{origin.path_prefix}/api/v1/download?{urlencode(params)}"
                 try:
                     await rawhttp.count_downloads(origin, target, counters, i, stop_at, self.cfg.connect_timeout_s,
-                                                  f"download stream {i}", buffer)
+                                                  f"download stream {i}", buffer, ooo)
                     return
                 except rawhttp.Unsupported:
                     pass   # e.g. a chunked answer from a proxy: aiohttp counts it for the rest of the phase
@@ -225,7 +234,9 @@ class Engine:
                     await asyncio.sleep(0.02)
                 self.progress("latency", 0.0, 0.0)
                 idle_rtt_ms = min(idle) if idle else None
-                down = await self._phase("download", self._download_stream(session, token), prober, idle_rtt_ms)
+                ooo = OooCounter()
+                down = await self._phase("download", self._download_stream(session, token, ooo), prober,
+                                         idle_rtt_ms, ooo)
                 # upload streams reset their connections at the deadline: what still sits in the
                 # socket buffers is dropped, not flushed into the server's count after the phase
                 async with self._session(reset_on_close=True) as upload_session:

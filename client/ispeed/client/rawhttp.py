@@ -16,12 +16,14 @@ response this module does not count by itself (Transfer-Encoding, e.g. chunked) 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
 from ispeed.core.errors import MeasurementError, ServerUnreachable
+from ispeed.core.tcpinfo import OooCounter
 
 READ_BUFFER_BYTES = 1 << 20      # one recv_into per readiness event; 256 KiB cost ~40 % more CPU
                                  # per GB when the client is starved (more reads), 2-4 MiB no better
@@ -274,28 +276,38 @@ def _parse_head(lines: list[str]) -> _Response:
 
 
 async def count_downloads(origin: Origin, target: str, counters: list[int], index: int, stop_at: float,
-                          connect_timeout_s: float, what: str, buffer: memoryview | None = None) -> None:
+                          connect_timeout_s: float, what: str, buffer: memoryview | None = None,
+                          ooo: OooCounter | None = None) -> None:
     """GET `target` again and again until the loop's clock passes `stop_at` (or the task is
     cancelled), adding body bytes to counters[index]; one kept-alive connection at a time.
-    `buffer` (from `read_buffer()`) may be shared by the streams of one event loop.
+    `buffer` (from `read_buffer()`) may be shared by the streams of one event loop; `ooo`, when
+    given, watches each connection's out-of-order arrivals (method v1's window edges).
 
     Raises MeasurementError for error answers and broken connections, ServerUnreachable when
     no connection can be made, Unsupported for answers to leave to a full HTTP client."""
     loop = asyncio.get_running_loop()
     buffer = buffer if buffer is not None else read_buffer()
     protocol: _CountingProtocol | None = None
+    sock: socket.socket | None = None
     try:
         while loop.time() < stop_at:
             if protocol is None or not protocol.reusable:
+                if ooo is not None:
+                    ooo.unwatch(sock)
                 if protocol is not None and protocol.transport is not None:
                     protocol.transport.abort()
                 protocol = await _connect(origin, counters, index, connect_timeout_s, what, buffer)
+                if ooo is not None and protocol.transport is not None:
+                    sock = protocol.transport.get_extra_info("socket")
+                    ooo.watch(sock)
             try:
                 await protocol.get(target, origin.host_header)
             except _Stale:
                 protocol.reusable = False   # reconnect and ask again; a new connection is never stale
     finally:
         # abort, not close: nothing to flush, and a TLS close would first wait for the peer
+        if ooo is not None:
+            ooo.unwatch(sock)   # before the abort: its last count is read from the open socket
         if protocol is not None and protocol.transport is not None:
             protocol.transport.abort()
 

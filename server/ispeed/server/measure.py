@@ -12,7 +12,8 @@ import time
 
 from aiohttp import WSMsgType, hdrs, web
 
-from ispeed.server import tcpinfo, upload_fast
+from ispeed.core import tcpinfo
+from ispeed.server import upload_fast
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, PAYLOAD, REGISTRY
 from ispeed.server.registry import TestState
@@ -123,6 +124,7 @@ class _UpCount:
         self.metrics = request.app[METRICS]
         self.transport = request.transport
         self.sock = self.transport.get_extra_info("socket") if self.transport else None
+        state.up_sockets.watch(self.sock)   # receive holes, for the upload window's edges
         self.deadline = state.deadline
         self.received = 0
         self.cut = False
@@ -177,6 +179,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
         state.active_streams -= 1
         state.transports.discard(transport)
         count.metrics.inc("bytes_received_total", count.received)
+        state.up_sockets.unwatch(count.sock)
         info = tcpinfo.read(count.sock) or count.info
         if info:
             state.tcp.append(info)

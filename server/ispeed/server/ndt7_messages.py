@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ispeed.core.schema import NETWORK_TYPES
-from ispeed.server import tcpinfo
+from ispeed.core import tcpinfo
 
 SUBPROTOCOL = "net.measurementlab.ndt.v7"          # Sec-WebSocket-Protocol (spec §"Protocol")
 DOWNLOAD_PATH = "/ndt/v7/download"

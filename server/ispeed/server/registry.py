@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ispeed.core import method
 from ispeed.server.receipts import Counters
-from ispeed.server.tcpinfo import TcpInfo
+from ispeed.core.tcpinfo import OooCounter, TcpInfo
 from ispeed.server.tokens import TestClaims
 
 
@@ -24,7 +24,9 @@ class TestState:
     first_up: float | None = None                              # monotonic seconds
     last_up: float | None = None
     up_timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since first_up, total)
+    up_ooo: list[int] = field(default_factory=list)     # out-of-order packets at each timeline sample
     up_total: int = 0
+    up_sockets: OooCounter = field(default_factory=OooCounter)   # the upload streams' receive side
     tcp: list[TcpInfo] = field(default_factory=list)
     latency_probes: int = 0
     submitted: bool = False
@@ -58,10 +60,12 @@ class TestState:
         if self.first_up is None:
             self.first_up = now
             self.up_timeline.append((0.0, 0))
+            self.up_ooo.append(self.up_sockets.total())
         self.last_up = now
         t = now - self.first_up
         if t - self.up_timeline[-1][0] >= method.SAMPLE_INTERVAL_S:
             self.up_timeline.append((t, self.up_total))
+            self.up_ooo.append(self.up_sockets.total())   # a few getsockopt calls per 100 ms
 
     def upload_mbps(self) -> float:
         """Server-measured steady upload (method v1 rule on this server's own timeline).
@@ -70,12 +74,17 @@ class TestState:
         buffers flush after it stopped (a tail at a falling rate) do not dilute the figure.
         """
         phase_s = self.claims.duration_s
-        timeline = [(t, b) for t, b in self.up_timeline if t <= phase_s]
+        kept = [i for i, (t, _) in enumerate(self.up_timeline) if t <= phase_s]
+        timeline = [self.up_timeline[i] for i in kept]
+        watched = self.up_sockets.known and len(self.up_ooo) == len(self.up_timeline)
+        ooo = [self.up_ooo[i] for i in kept] if watched else None
         if self.first_up is not None and self.last_up is not None:
             t_last = self.last_up - self.first_up
             if t_last <= phase_s and (not timeline or timeline[-1][0] < t_last):
                 timeline.append((t_last, self.up_total))
-        return method.steady_mbps(timeline, self.min_rtt_ms())
+                if ooo is not None:
+                    ooo.append(self.up_sockets.total())
+        return method.steady_mbps(timeline, self.min_rtt_ms(), ooo)
 
     def min_rtt_ms(self) -> float | None:
         rtts = [t.min_rtt_us for t in self.tcp if t.min_rtt_us]

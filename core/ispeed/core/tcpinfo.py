@@ -1,6 +1,6 @@
 """Read the kernel's TCP_INFO for a connected socket (Linux `struct tcp_info`, linux/tcp.h).
 
-One parser for the whole server: `read_fields` gives every field under the names M-Lab's ndt7
+One parser for server and client: `read_fields` gives every field under the names M-Lab's ndt7
 uses (the kernel's names in CamelCase); `read` condenses the ones our counters keep.
 """
 
@@ -78,3 +78,56 @@ def read(sock: socket.socket | None) -> TcpInfo | None:
     """The condensed TCP_INFO of `sock`, or None when the socket is gone."""
     fields = read_fields(sock)
     return None if fields is None else TcpInfo(**{k: fields[v] for k, v in _KEEP.items()})
+
+
+_OOO_OFFSET = struct.calcsize("=8B" + "".join(fmt for name, fmt in LAYOUT[:[n for n, _ in LAYOUT].index("RcvOooPack")]))
+_OOO_END = _OOO_OFFSET + 4
+
+
+def ooo_packets(sock: socket.socket | None) -> int | None:
+    """The receiver's count of packets that arrived out of order (`tcpi_rcv_ooopack`, Linux 5.4+):
+    None when the socket is gone or the kernel's tcp_info is too short to hold it."""
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _OOO_END)
+    except (OSError, ValueError):
+        return None
+    return int.from_bytes(raw[_OOO_OFFSET:_OOO_END], "little") if len(raw) >= _OOO_END else None
+
+
+class OooCounter:
+    """Out-of-order packets received over a set of sockets that come and go (streams reconnect).
+
+    `total()` reads each watched socket and adds what it gained since its last reading, so a
+    connection that closes keeps what it counted. `known` is False when no socket could be read
+    (no sockets, or a kernel without the field): the count then says nothing.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[socket.socket, int] = {}
+        self._total = 0
+        self.known = False
+
+    def watch(self, sock: socket.socket | None) -> None:
+        if sock is not None and sock not in self._last:
+            n = ooo_packets(sock)
+            if n is not None:
+                self._last[sock] = n   # a reused connection's earlier count is not this phase's
+                self.known = True
+
+    def unwatch(self, sock: socket.socket | None) -> None:
+        if sock in self._last:
+            self._read(sock)
+            del self._last[sock]
+
+    def total(self) -> int:
+        for sock in list(self._last):
+            self._read(sock)
+        return self._total
+
+    def _read(self, sock: socket.socket) -> None:
+        n = ooo_packets(sock)
+        if n is not None and n > self._last[sock]:
+            self._total += n - self._last[sock]
+            self._last[sock] = n
