@@ -90,6 +90,8 @@ def test_degenerate_timelines() -> None:
     assert method.steady_mbps([(0.0, 0)]) == 0.0
     assert method.steady_mbps([(0.0, 0), (0.0, 10)]) == 0.0
     assert method.steady_mbps([(0.0, 0), (1.0, 125_000)], ooo=[0, 0]) == pytest.approx(1.0)
+    # bytes only before the ramp: nothing moved in the window, and that is what it says
+    assert method.steady_mbps([(0.0, 0), (0.2, 500_000), (1.0, 500_000), (2.0, 500_000)], ooo=[0, 0, 0, 0]) == 0.0
 
 
 def test_ooo_counter_reads_real_sockets_and_keeps_counts_of_closed_ones(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,7 +63,9 @@ def steady_mbps(samples: Sequence[tuple[float, int]], rtt_ms: float | None = Non
                       if samples[i][0] <= samples[ramp][0] + shift and _clear(ooo, i)), ramp)
         end = next((i for i in range(last, start, -1)
                     if samples[i][0] >= t_end - shift and _clear(ooo, i)), last)
-    return _rate(samples, start, end) or _rate(samples, 0, last)
+    if samples[end][0] <= samples[start][0]:
+        start, end = 0, last   # no time after the ramp: the whole phase
+    return _rate(samples, start, end)
 
 
 def _clear(ooo: Sequence[int], i: int) -> bool:
