@@ -14,6 +14,13 @@ Targets (issue 9): loss-free points within ±2 % of truth each way; lossy points
 iperf3 (same streams, same CC, `-O 2`, `-l 1M`) through the same link; idle latency within
 ±(1 ms + 3 %) of the added RTT; loaded latency above idle. Writes JSON and a Markdown table.
 
+A loss-free run during which the delay line fell more than STALL_LIMIT_MS (10 ms) behind is run
+again, up to `--attempts` (3) times: on this 2-core VM the line sometimes stands still for
+20-100 ms, the tbf after it idles, and the run reads 1-3 % low whatever the method does (quick
+runs: every row off by more than 1 % had its line 23-74 ms late; rows within 5 ms were all
+within 0.2 %). The first attempt within the limit is judged, else the least late one; the
+choice looks only at the lab's own counters, and every attempt is kept in the row.
+
 Lossy points are repeated (`--lossy-repeats`, default 7) with longer phases (`--lossy-duration`,
 default 30 s), identically for both tools, and judged on the medians. Under random loss the
 throughput is set by TCP and by the loss draws themselves: a 10 s cubic run at 1 % loss sees
@@ -37,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -58,6 +66,8 @@ LOSSY_TOLERANCE = 0.05
 LOSSY_REPEATS = 7
 TOOL_SEED_OFFSET = {"ispeed": 0, "iperf3_down": 1, "iperf3_up": 2}
 LOSSY_DURATION_S = 30.0
+STALL_LIMIT_MS = 10.0   # a loss-free run whose delay line fell further behind is run again
+ATTEMPTS = 3
 ISPEED_KEYS = ("download_mbps", "upload_mbps", "upload_mbps_client", "latency_ms", "jitter_ms",
                "loaded_latency_down_ms", "loaded_latency_up_ms", "tcp_min_rtt_ms")
 REPO = Path(__file__).resolve().parent.parent
@@ -101,23 +111,46 @@ def ispeed_test(lab: NetLab, url: str, link: LinkSpec, streams: int, duration_s:
 
 
 def run_point(lab: NetLab, url: str, link: LinkSpec, args: argparse.Namespace) -> dict[str, Any]:
-    """Reshape the lab to `link`, run `ispeed test` (and iperf3 references), judge it."""
+    """Reshape the lab to `link`, run `ispeed test` (and iperf3 references), judge it.
+
+    A run during which the delay line fell more than STALL_LIMIT_MS behind measured the lab, not
+    the method (the link stood still meanwhile): it is run again, up to `args.attempts` times.
+    The first attempt within the limit is judged, else the one whose line was least late; the
+    choice looks only at the lab's counters, never at the figures. Every attempt is kept.
+    """
     if link.loss > 0:
         return run_lossy_point(lab, url, link, args)
-    lab.set_link(link, seed=args.seed)
     row: dict[str, Any] = {"rate_mbit": link.rate_mbit, "rtt_ms": link.rtt_ms, "loss": link.loss, "cc": lab.cc,
                            "truth_mbps": round(link.truth_mbps, 2), "streams": args.streams,
                            "duration_s": args.duration}
-    result = ispeed_test(lab, url, link, args.streams, args.duration)
-    qdisc = lab.qdisc_stats()
+    attempts: list[dict[str, Any]] = []
+    for _ in range(args.attempts):
+        lab.set_link(link, seed=args.seed)
+        result = ispeed_test(lab, url, link, args.streams, args.duration)
+        qdisc = lab.qdisc_stats()
+        lab.set_link(link)   # stop the delay line to read its counters (late frames = lab not faithful)
+        stats = lab.delayline_stats.replace("\n", "; ")
+        attempts.append({**result, "delayline": stats, "tbf_dropped": _tbf_dropped(qdisc),
+                         "late_max_ms": late_max_ms(stats)})
+        if attempts[-1]["late_max_ms"] <= STALL_LIMIT_MS:
+            break
+    chosen = next((a for a in attempts if a["late_max_ms"] <= STALL_LIMIT_MS),
+                  min(attempts, key=lambda a: a["late_max_ms"]))
+    row.update(chosen)
+    row["attempt"] = attempts.index(chosen) + 1
+    row["attempts"] = [{k: a[k] for k in ("download_mbps", "upload_mbps", "late_max_ms")} for a in attempts]
     if args.iperf == "all":
+        lab.set_link(link, seed=args.seed)
         row["iperf_down_mbps"] = round(iperf3(lab, args.streams, args.duration, reverse=True), 2)
         row["iperf_up_mbps"] = round(iperf3(lab, args.streams, args.duration, reverse=False), 2)
-    lab.set_link(link)   # stop the delay line to read its counters (late frames = lab not faithful)
-    row.update(result)
-    row["delayline"] = lab.delayline_stats.replace("\n", "; ")
-    row["tbf_dropped"] = _tbf_dropped(qdisc)
+        lab.set_link(link)
     return judge(row)
+
+
+def late_max_ms(delayline_stats: str) -> float:
+    """How far the delay line fell behind at worst, either direction (its `late_max_us` counters)."""
+    lates = [float(v) for v in re.findall(r"late_max_us=([0-9.]+)", delayline_stats)]
+    return round(max(lates) / 1000, 3) if lates else float("inf")
 
 
 def run_lossy_point(lab: NetLab, url: str, link: LinkSpec, args: argparse.Namespace) -> dict[str, Any]:
@@ -192,7 +225,10 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# ispeed accuracy matrix ({meta['started']})", "",
              f"Load before: {meta['load_before']}; streams {meta['streams']}, phases {meta['duration_s']} s. "
              "Truth = rate × 1448/1514; lossy points compare with iperf3 (-O 2, -l 1M, same streams & CC): "
-             "medians of repeated runs of both tools, each run listed below the table."]
+             "medians of repeated runs of both tools, each run listed below the table. A loss-free run whose "
+             f"delay line fell more than {STALL_LIMIT_MS:g} ms behind is run again (up to "
+             f"{meta.get('attempts', ATTEMPTS)} attempts; the "
+             "first within the limit is judged, else the least late)."]
     for m in meta.get("merges", []):
         lines.append(f"Re-run and merged on {m['started']}: {m['points']} with {m['ccs']} (load before "
                      f"{m['load_before']:.2f}, after {m['load_after']:.2f}; git {m.get('git', {}).get('head', '?')}).")
@@ -205,6 +241,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             continue
         ip = (f"{r['iperf_down_mbps']:.1f} / {r['iperf_up_mbps']:.1f}" if r.get("iperf_down_mbps") else "")
         runs = f"{r.get('repeats', 1)} × {r['duration_s']:g} s" + (" (median)" if r.get("repeats", 1) > 1 else "")
+        if len(r.get("attempts", ())) > 1:
+            lates = ", ".join(f"{a['late_max_ms']:.0f}" for a in r["attempts"])
+            runs += f", attempt {r['attempt']} of {len(r['attempts'])} (line late {lates} ms)"
         failed = ", ".join(k for k, v in r["checks"].items() if not v)
         lines.append(
             f"| {r['cc']} | {r['link']} | {runs} | {r['truth_mbps']:.1f} | {r['download_mbps']:.1f} "
@@ -266,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"runs of each tool per lossy point, judged on the medians (default {LOSSY_REPEATS})")
     parser.add_argument("--lossy-duration", type=float, default=LOSSY_DURATION_S,
                         help=f"seconds per phase at lossy points, ispeed and iperf3 alike (default {LOSSY_DURATION_S:g})")
+    parser.add_argument("--attempts", type=int, default=ATTEMPTS,
+                        help=f"runs of a loss-free point while the delay line stalls (> {STALL_LIMIT_MS:g} ms "
+                             f"late) (default {ATTEMPTS})")
     parser.add_argument("--quick", action="store_true", help=f"CI version: {QUICK_POINTS}, 5 s phases")
     parser.add_argument("--seed", type=int,
                         help="base loss seed of the delay line (default: random, recorded in the results); "
@@ -275,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help="replace only the rows run now (same CC and link) in the existing results at --out")
     args = parser.parse_args(argv)
-    if args.lossy_repeats < 1 or args.lossy_duration < 3:
-        parser.error("--lossy-repeats must be >= 1 and --lossy-duration >= 3 s")
+    if args.lossy_repeats < 1 or args.lossy_duration < 3 or args.attempts < 1:
+        parser.error("--lossy-repeats and --attempts must be >= 1 and --lossy-duration >= 3 s")
     reason = unavailable()
     if reason:
         print(f"accuracy: cannot run the network lab: {reason}", file=sys.stderr)
@@ -291,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()[0],
             "streams": args.streams, "duration_s": args.duration, "points": point_text, "ccs": ",".join(ccs),
             "lossy_repeats": args.lossy_repeats, "lossy_duration_s": args.lossy_duration, "seed": args.seed,
+            "attempts": args.attempts,
             "kernel": os.uname().release, "git": git_state()}
     max_phase = max(30.0, args.duration, args.lossy_duration)
     rows: list[dict[str, Any]] = []
