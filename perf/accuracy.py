@@ -16,7 +16,7 @@ iperf3 (same streams, same CC, `-O 2`, `-l 1M`) through the same link; idle late
 
 A loss-free run during which the delay line fell more than STALL_LIMIT_MS (10 ms) behind is run
 again, up to `--attempts` (3) times: on this 2-core VM the line sometimes stands still for
-20-100 ms, the tbf after it idles, and the run reads 1-3 % low whatever the method does (quick
+20-100 ms, the tbf after it idles, and the run reads 1-3 % off whatever the method does (quick
 runs: every row off by more than 1 % had its line 23-74 ms late; rows within 5 ms were all
 within 0.2 %). The first attempt within the limit is judged, else the least late one; the
 choice looks only at the lab's own counters, and every attempt is kept in the row.

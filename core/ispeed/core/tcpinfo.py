@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 from dataclasses import dataclass
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
@@ -80,7 +81,8 @@ def read(sock: socket.socket | None) -> TcpInfo | None:
     return None if fields is None else TcpInfo(**{k: fields[v] for k, v in _KEEP.items()})
 
 
-_OOO_OFFSET = struct.calcsize("=8B" + "".join(fmt for name, fmt in LAYOUT[:[n for n, _ in LAYOUT].index("RcvOooPack")]))
+_OOO_FIELD = [name for name, _ in LAYOUT].index("RcvOooPack")
+_OOO_OFFSET = struct.calcsize("=8B" + "".join(fmt for _, fmt in LAYOUT[:_OOO_FIELD]))   # 224
 _OOO_END = _OOO_OFFSET + 4
 
 
@@ -93,7 +95,7 @@ def ooo_packets(sock: socket.socket | None) -> int | None:
         raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _OOO_END)
     except (OSError, ValueError):
         return None
-    return int.from_bytes(raw[_OOO_OFFSET:_OOO_END], "little") if len(raw) >= _OOO_END else None
+    return int.from_bytes(raw[_OOO_OFFSET:_OOO_END], sys.byteorder) if len(raw) >= _OOO_END else None
 
 
 class OooCounter:
