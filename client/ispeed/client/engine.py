@@ -144,7 +144,7 @@ class Engine:
         total = sum(counters)
         if total == 0:
             raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
-        seen = ooo_samples if ooo is not None and ooo.known and len(ooo_samples) == len(samples) else None
+        seen = ooo_samples if ooo is not None and ooo.known else None   # one reading per sample
         return PhaseResult(method.steady_mbps(samples, rtt_ms, seen), total, samples, rtts, seen)
 
     def _download_stream(self, session: aiohttp.ClientSession, token: str, ooo: OooCounter) -> Callable[..., Any]:

@@ -76,8 +76,7 @@ class TestState:
         phase_s = self.claims.duration_s
         kept = [i for i, (t, _) in enumerate(self.up_timeline) if t <= phase_s]
         timeline = [self.up_timeline[i] for i in kept]
-        watched = self.up_sockets.known and len(self.up_ooo) == len(self.up_timeline)
-        ooo = [self.up_ooo[i] for i in kept] if watched else None
+        ooo = [self.up_ooo[i] for i in kept] if self.up_sockets.known else None   # add_up keeps both in step
         if self.first_up is not None and self.last_up is not None:
             t_last = self.last_up - self.first_up
             if t_last <= phase_s and (not timeline or timeline[-1][0] < t_last):
