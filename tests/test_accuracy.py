@@ -1,7 +1,7 @@
 """Accuracy through an emulated link (CI two-point version of perf/accuracy.py --quick).
 
 100 Mbit/s × 10 ms and 20 Mbit/s × 80 ms, 5 s phases, with the kernel's default congestion
-control and with cubic. A run whose delay line stalled (> 10 ms late) is run again, up to three
+control and with cubic. A run whose delay line stalled (> 5 ms late) is run again, up to three
 times (perf/accuracy.py). Needs root and `ip netns`; skips with the reason otherwise.
 """
 
