@@ -76,10 +76,37 @@ def test_device_day_samples_even_medians_and_invalid_tests(store: Store) -> None
 
 def test_duplicates_count_once(store: Store) -> None:
     rows = [_test(4, 30.0), _test(5, 40.0)]
+    store.execute("SYSTEM STOP MERGES {db}.measurements")  # a merge would collapse the copy first
     store.insert_measurements(rows)
     store.insert_columns("measurements", *_as_columns(rows[:1]))  # bypass insert-time dedup
     nat = _cells(store)[("fixed", "national", "", "", "")]
     assert nat["tests"] == 2
+
+
+def test_replayed_copies_never_change_a_device_day_sample(store: Store) -> None:
+    """A replayed row (same test, a second stored copy) before, between or after the day's other
+    tests: the day's sample stays the median of its distinct tests, on the fast paths too."""
+    a, b = _test(6, 30.0, device="dA", provider="A"), _test(6, 40.0, device="dA", provider="A")
+    c, d = _test(6, 50.0, device="dB", provider="B"), _test(6, 70.0, device="dB", provider="B")
+    e, f, g = (_test(6, v, device="dC", provider="C") for v in (10.0, 20.0, 90.0))
+    m1, m2 = _test(7, 30.0, device="dM", provider="M1"), _test(7, 40.0, device="dM", provider="M2")
+    store.execute("SYSTEM STOP MERGES {db}.measurements")  # keep the copies apart until they are read
+    store.insert_measurements([a, b, c, e, f, g, m1, m2])
+    for row in (a, c, g, m1):  # bypass insert-time dedup, one part each
+        store.insert_columns("measurements", *_as_columns([row]))
+    store.insert_measurements([d])  # dB's second test lands after its first test's copy
+    cells = _cells(store)
+    assert store.query("SELECT count() FROM {db}.measurements")[0][0] == 13  # the copies were there
+
+    def cell(provider: str) -> dict:
+        return cells[("fixed", "national", "", "", provider)]
+
+    assert (cell("A")["tests"], cell("A")["download_median_mbps"]) == (2, 35.0)
+    assert (cell("B")["tests"], cell("B")["download_median_mbps"]) == (2, 60.0)
+    assert (cell("C")["tests"], cell("C")["download_median_mbps"]) == (3, 20.0)  # 55 if 90 counted twice
+    assert (cell("M1")["download_median_mbps"], cell("M2")["download_median_mbps"]) == (30.0, 40.0)
+    nat = cell("")  # samples 35 (dA), 60 (dB), 20 (dC), 35 (dM: its two distinct tests)
+    assert (nat["tests"], nat["samples"], nat["download_median_mbps"]) == (9, 4, 35.0)
 
 
 def _as_columns(rows: list[Measurement]) -> tuple[dict, dict]:

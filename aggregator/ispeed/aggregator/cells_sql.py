@@ -10,10 +10,13 @@ network_type). Inside a branch, from the innermost step out:
    inside its device-day (arrayEnumerateUniq over the row keys), which holds every copy, since
    the ingest writes a test's copies identical but for received_at.
 2. per device-day, with array functions only: `pure` = every test in the same commune × provider
-   cell. A pure day is one sample of kind PURE: its medians are (first + last) / 2 up to two
-   tests (exact: (x + x) / 2 = x, and the even case is (a + b) / 2), else those of the sorted
-   values. A mixed day (a phone that moved, a device on two providers) emits its tests once per
-   cell kind, keyed by that kind's cell.
+   cell. A pure day is one sample of kind PURE, kept as plain columns: up to two distinct tests
+   its medians are (a + b) / 2 of its first row and the first row of another test (a = b for
+   one test: (x + x) / 2 = x exactly; the even case is (a + b) / 2), else those of the sorted,
+   deduplicated values. Only a mixed day (a phone that moved, a device on two providers) keeps
+   its deduplicated tests as an array (`t_mixed`, empty for pure days, so nothing else copies a
+   tuple array); `ARRAY JOIN … AS j` then gives a pure day one row (j = 0) and a mixed day one
+   row per test and cell kind, keyed by that kind's cell.
 3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
    as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
    samples, a mixed group is one device-day in one cell, whose medians come from quantilesExact
@@ -137,32 +140,49 @@ GRID_QUANTILES = f"quantilesExact({GRID_LEVELS})"
 
 
 def _pure_sample() -> str:
-    """SQL: a pure device-day's sample medians: of its first and last test up to two, else sorted."""
+    """SQL: a pure device-day's sample medians. Up to two distinct tests, from its first row and
+    the first row of another test (`first`, `second`; the same row when there is one test):
+    (x + x) / 2 = x exactly, and (a + b) / 2 as for any even count, replayed copies ignored; an
+    optional figure (-1 = missing) is the one present value when the other is missing. More
+    tests: the median of the sorted, deduplicated values (`t_big`)."""
     parts = []
     for name, pos, optional in _METRICS:
-        a, b = f"first.{pos}", f"last.{pos}"
+        a, b = f"first.{pos}", f"second.{pos}"
         values = f"arrayMap(x -> x.{pos}, t_big)"
         if optional:  # -1 = missing
             parts.append(f"arraySort(arrayFilter(v -> v >= 0, {values})) AS b_{name}")
             small = f"multiIf({a} >= 0 AND {b} >= 0, ({a} + {b}) / 2, {a} >= 0, {a}, {b})"  # -1 if neither
             big = f"if(length(b_{name}) = 0, -1., {median_of_sorted(f'b_{name}', None)})"
-        else:  # one test: (x + x) / 2 = x exactly; two: (a + b) / 2 as for any even count
+        else:
             parts.append(f"arraySort({values}) AS b_{name}")
             small = f"({a} + {b}) / 2"
             big = median_of_sorted(f"b_{name}", None)
         parts.append(f"if(n <= 2, {small}, {big}) AS m_{name}")
-    return ",\n                        ".join(parts)
+    return ",\n                            ".join(parts)
 
 
-def _entries() -> str:
-    """SQL: a mixed device-day's tests, once per cell kind, keyed by the cell of that kind."""
-    maps = []
-    for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS):
-        p = "x.1" if keep_p else NOT_KEPT
-        c = "x.2" if keep_c else NOT_KEPT
-        isp = "x.3" if keep_i else NOT_KEPT
-        maps.append(f"arrayMap(x -> (toUInt8({i}), {p}, {c}, {isp}, toUInt64(1), x.4, x.5, x.6, x.7, toUInt8(1)), t_mixed)")
-    return f"arrayConcat({', '.join(maps)})"
+def _kind_has(flag: int) -> str:
+    """SQL: whether cell kind `g_kind` keeps place column `flag` (1 province, 2 commune, 3 provider)."""
+    kinds = [i for i, kind in enumerate(KINDS) if kind[flag]]
+    return f"has([{', '.join(f'toUInt8({i})' for i in kinds)}], g_kind)"
+
+
+def _entry_columns() -> str:
+    """SQL: the grouped stream's columns after `ARRAY JOIN … AS j`: j = 0 is a pure device-day's
+    one sample (PURE), j = 1 … 6 m a mixed day's m tests, once per cell kind (kind (j - 1) / m,
+    test (j - 1) % m + 1), each keyed by the cell of that kind and counted as one test."""
+    cols = [
+        f"if(j = 0, toUInt8({PURE}), toUInt8(intDiv(j - 1, m))) AS g_kind",
+        "t_mixed[toUInt32((j + m - 1) % m + 1)] AS x",  # m = 1 for a pure day: its empty array's default
+        f"if(j = 0, P, if({_kind_has(1)}, x.1, {NOT_KEPT})) AS g_p",
+        f"if(j = 0, C, if({_kind_has(2)}, x.2, {NOT_KEPT})) AS g_c",
+        f"if(j = 0, I, if({_kind_has(3)}, x.3, {NOT_KEPT})) AS g_i",
+        "if(j = 0, toUInt64(0), device) AS g_device",
+        "if(j = 0, toUInt16(0), day) AS g_day",
+        "if(j = 0, n, toUInt64(1)) AS e_tests",
+    ]
+    cols += [f"if(j = 0, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
+    return ",\n                        ".join(cols)
 
 
 def _expand() -> str:
@@ -199,7 +219,7 @@ def cells_query(ci_level: float) -> str:
     mixed_medians = []
     row_values = []
     for name, pos, optional in _METRICS:
-        v = f"e.{pos + 2}"
+        v = f"e_{name}"
         states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
                       else f"groupArrayState({v}) AS g_{name}")
         # a mixed group is one device-day in one cell: its sample is the median of its tests
@@ -259,42 +279,45 @@ FROM (
                 {_histogram('g_ul', 'v_ul')}
             FROM (
                 SELECT
-                    e.1 AS g_kind, e.2 AS g_p, e.3 AS g_c, e.4 AS g_i,
-                    if(e.10 = 0, toUInt64(0), device) AS g_device, if(e.10 = 0, toUInt16(0), day) AS g_day,
+                    g_kind, g_p, g_c, g_i, g_device, g_day,
                     g_day != 0 AS mixed,
-                    sum(e.5) AS g_tests,
+                    sum(e_tests) AS g_tests,
                     count() AS g_samples,
                     uniqExactState(device) AS g_devices,
                     {states_sql}
                 FROM (
                     SELECT
                         device,
-                        arrayFilter((x, u) -> u = 1, t0, arrayEnumerateUniq(keys)) AS t,
-                        length(t) AS n,
-                        t[1] AS first, t[-1] AS last,
-                        first.1 AS P, first.2 AS C, first.3 AS I,
-                        arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t) AS pure,
-                        arrayFilter(x -> pure AND n > 2, t) AS t_big,
-                        arrayFilter(x -> NOT pure, t) AS t_mixed,
-                        toUInt16(local_date) AS day,
-                        {_pure_sample()},
-                        arrayConcat(
-                            arrayFilter(x -> pure, [(toUInt8({PURE}), P, C, I, toUInt64(n), m_dl, m_ul, m_lat, m_jit, toUInt8(0))]),
-                            {_entries()}) AS entries
+                        {_entry_columns()}
                     FROM (
                         SELECT
-                            cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
-                            local_date,
-                            groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
-                                        download_mbps, upload_mbps,
-                                        ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
-                            groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
-                        FROM {{db}}.measurements
-                        WHERE {valid_tests("network_type = {network_type}")}
-                        GROUP BY device, local_date
+                            device,
+                            toUInt16(local_date) AS day,
+                            arrayEnumerateUniq(keys) AS u,
+                            arrayCount(v -> v = 1, u) AS n,
+                            t0[1] AS first, keys[1] AS first_key,
+                            t0[if(n = 2, arrayFirstIndex(k -> k != first_key, keys), 1)] AS second,
+                            first.1 AS P, first.2 AS C, first.3 AS I,
+                            arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
+                            arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
+                            arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
+                            greatest(length(t_mixed), 1) AS m,
+                            {_pure_sample()}
+                        FROM (
+                            SELECT
+                                cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
+                                local_date,
+                                groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
+                                            download_mbps, upload_mbps,
+                                            ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
+                                groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
+                            FROM {{db}}.measurements
+                            WHERE {valid_tests("network_type = {network_type}")}
+                            GROUP BY device, local_date
+                        )
                     )
+                    ARRAY JOIN if(pure, [toUInt64(0)], arrayMap(i -> toUInt64(i + 1), range({len(KINDS)} * length(t_mixed)))) AS j
                 )
-                ARRAY JOIN entries AS e
                 GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
             )
         )
