@@ -81,6 +81,7 @@ def test_duplicates_count_once(store: Store) -> None:
     store.insert_columns("measurements", *_as_columns(rows[:1]))  # bypass insert-time dedup
     nat = _cells(store)[("fixed", "national", "", "", "")]
     assert nat["tests"] == 2
+    assert store.query("SELECT count() FROM {db}.measurements")[0][0] == 3  # the copy was there
 
 
 def test_replayed_copies_never_change_a_device_day_sample(store: Store) -> None:

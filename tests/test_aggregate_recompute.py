@@ -109,9 +109,11 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
 @pytest.fixture
 def simulated_month(store: Store) -> Store:
     cfg = SimulationConfig(2025, 7, 30_000, seed=11, anonymous_share=0.0)
+    store.execute("SYSTEM STOP MERGES {db}.measurements")  # a merge would collapse the replays first
     simulate(store, cfg)
-    first = next(generate(cfg, load_places()))  # replay 400 tests: FINAL must count them once
+    first = next(generate(cfg, load_places()))  # replay 400 tests: export (FINAL) and aggregate count them once
     store.insert_columns("measurements", {k: v[:400] for k, v in first.items()}, dict(MEASUREMENT_COLUMNS))
+    assert store.query("SELECT count() FROM {db}.measurements")[0][0] == 30_400
     return store
 
 

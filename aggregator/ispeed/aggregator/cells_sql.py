@@ -218,7 +218,7 @@ def cells_query(ci_level: float) -> str:
     states = []
     mixed_medians = []
     row_values = []
-    for name, pos, optional in _METRICS:
+    for name, _, optional in _METRICS:
         v = f"e_{name}"
         states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
                       else f"groupArrayState({v}) AS g_{name}")
