@@ -19,9 +19,10 @@ network_type). Inside a branch, from the innermost step out:
    row per test and cell kind, keyed by that kind's cell.
 3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
    as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
-   samples, a mixed group is one device-day in one cell, whose medians come from quantilesExact
-   at MEDIAN_LEVELS over its values (exact, see there). Each grouped row then turns its samples
-   (a pure group's values, a mixed group's one median) into the states its cells merge:
+   samples, a mixed group is one device-day in one cell, whose medians are those of its sorted
+   values. A second GROUP BY (kind, cell) gathers a cell's mixed groups into one row of their
+   medians (a pure group stays one row), so the states below are built once per cell, not once
+   per mixed device-day: each row turns its samples into the states its cells merge:
    quantilesExact states at MEDIAN_LEVELS for upload, latency and jitter, at GRID plus a
    groupArray for download, and its histogram counts (each row's samples counted below each bin
    edge). 18.16 has no `if` over aggregate states, so a state is built per row with arrayReduce.
@@ -158,7 +159,7 @@ def _pure_sample() -> str:
             small = f"({a} + {b}) / 2"
             big = median_of_sorted(f"b_{name}", None)
         parts.append(f"if(n <= 2, {small}, {big}) AS m_{name}")
-    return ",\n                            ".join(parts)
+    return ",\n                                    ".join(parts)
 
 
 def _kind_has(flag: int) -> str:
@@ -182,7 +183,7 @@ def _entry_columns() -> str:
         "if(j = 0, n, toUInt64(1)) AS e_tests",
     ]
     cols += [f"if(j = 0, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
-    return ",\n                        ".join(cols)
+    return ",\n                                ".join(cols)
 
 
 def _expand() -> str:
@@ -217,30 +218,31 @@ def cells_query(ci_level: float) -> str:
     histogram_kinds = sum(1 for k in KINDS if k[0] in HISTOGRAM_LEVELS)  # the first kinds
     states = []
     mixed_medians = []
-    row_values = []
+    cell_values = []
+    row_states = []
     for name, _, optional in _METRICS:
         v = f"e_{name}"
         states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
                       else f"groupArrayState({v}) AS g_{name}")
         # a mixed group is one device-day in one cell: its sample is the median of its tests
-        values = f"if(mixed, finalizeAggregation(g_{name}), emptyArrayFloat64())"
-        q = f"arrayReduce('quantilesExact({MEDIAN_LEVELS})', {values})"
-        median = f"({q}[1] + {q}[2]) / 2"
-        if optional:
-            median = f"if(length({values}) = 0, -1., {median})"
+        mixed_medians.append(f"arraySort(if(mixed, finalizeAggregation(g_{name}), emptyArrayFloat64())) AS ms_{name}")
+        median = median_of_sorted(f"ms_{name}", "-1." if optional else "0.")
         mixed_medians.append(f"{median} AS mm_{name}")
-        # the grouped row's samples: a pure group's values, or a mixed group's one median
-        own = f"[mm_{name}]" if not optional else f"arrayFilter(x -> x >= 0, [mm_{name}])"
-        row_values.append(f"if(mixed, {own}, finalizeAggregation(g_{name})) AS v_{name}")
+        # a cell group's samples: its pure group's values, or its mixed groups' medians
+        keep = f"mixed AND mm_{name} >= 0" if optional else "mixed"
+        merge = "groupArrayIfMergeIf" if optional else "groupArrayMergeIf"  # g_<name>'s function, merged
+        cell_values.append(f"arrayConcat({merge}(g_{name}, NOT mixed), groupArrayIf(mm_{name}, {keep})) AS v_{name}")
         if name == "dl":   # the CI band needs the samples themselves
-            row_values.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
-            row_values.append(f"arrayReduce('quantilesExactState({GRID_LEVELS})', v_{name}) AS qs_{name}")
+            row_states.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
+            row_states.append(f"arrayReduce('quantilesExactState({GRID_LEVELS})', v_{name}) AS qs_{name}")
         else:
-            row_values.append(f"arrayReduce('quantilesExactState({MEDIAN_LEVELS})', v_{name}) AS qs_{name}")
+            row_states.append(f"arrayReduce('quantilesExactState({MEDIAN_LEVELS})', v_{name}) AS qs_{name}")
         if optional:
-            row_values.append(f"length(v_{name}) AS n_{name}")
-    states_sql = ",\n                    ".join(states)
-    row_sql = ",\n                ".join(mixed_medians + row_values)
+            row_states.append(f"length(v_{name}) AS n_{name}")
+    states_sql = ",\n                            ".join(states)
+    mixed_sql = ",\n                        ".join(mixed_medians)
+    cell_sql = ",\n                    ".join(cell_values)
+    row_sql = ",\n                ".join(row_states)
     zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
     return f"""
 SELECT
@@ -262,9 +264,9 @@ FROM (
     FROM (
         SELECT
             k.1 AS kind, k.2 AS province_h, k.3 AS commune_h, k.4 AS provider_h,
-            sum(g_tests) AS tests,
-            sum(if(mixed, 1, g_samples)) AS samples,
-            uniqExactMerge(g_devices) AS devices,
+            sum(c_tests) AS tests,
+            sum(c_samples) AS samples,
+            uniqExactMerge(c_devices) AS devices,
             if(samples >= {{min_samples}}, groupArrayMerge(a_dl), emptyArrayFloat64()) AS s_dl,
             quantilesExactMerge({GRID_LEVELS})(qs_dl) AS q_dl,
             quantilesExactMerge({MEDIAN_LEVELS})(qs_ul) AS q_ul,
@@ -279,46 +281,59 @@ FROM (
                 {_histogram('g_ul', 'v_ul')}
             FROM (
                 SELECT
-                    g_kind, g_p, g_c, g_i, g_device, g_day,
-                    g_day != 0 AS mixed,
-                    sum(e_tests) AS g_tests,
-                    count() AS g_samples,
-                    uniqExactState(device) AS g_devices,
-                    {states_sql}
+                    g_kind, g_p, g_c, g_i,
+                    sum(g_tests) AS c_tests,
+                    sum(if(mixed, 1, g_samples)) AS c_samples,
+                    uniqExactMergeState(g_devices) AS c_devices,
+                    {cell_sql}
                 FROM (
-                    SELECT
-                        device,
-                        {_entry_columns()}
+                    SELECT *,
+                        {mixed_sql}
                     FROM (
                         SELECT
-                            device,
-                            toUInt16(local_date) AS day,
-                            arrayEnumerateUniq(keys) AS u,
-                            arrayCount(v -> v = 1, u) AS n,
-                            t0[1] AS first, keys[1] AS first_key,
-                            t0[if(n = 2, arrayFirstIndex(k -> k != first_key, keys), 1)] AS second,
-                            first.1 AS P, first.2 AS C, first.3 AS I,
-                            arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
-                            arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
-                            arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
-                            greatest(length(t_mixed), 1) AS m,
-                            {_pure_sample()}
+                            g_kind, g_p, g_c, g_i, g_device, g_day,
+                            g_day != 0 AS mixed,
+                            sum(e_tests) AS g_tests,
+                            count() AS g_samples,
+                            uniqExactState(device) AS g_devices,
+                            {states_sql}
                         FROM (
                             SELECT
-                                cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
-                                local_date,
-                                groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
-                                            download_mbps, upload_mbps,
-                                            ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
-                                groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
-                            FROM {{db}}.measurements
-                            WHERE {valid_tests("network_type = {network_type}")}
-                            GROUP BY device, local_date
+                                device,
+                                {_entry_columns()}
+                            FROM (
+                                SELECT
+                                    device,
+                                    toUInt16(local_date) AS day,
+                                    arrayEnumerateUniq(keys) AS u,
+                                    arrayCount(v -> v = 1, u) AS n,
+                                    t0[1] AS first, keys[1] AS first_key,
+                                    t0[if(n = 2, arrayFirstIndex(k -> k != first_key, keys), 1)] AS second,
+                                    first.1 AS P, first.2 AS C, first.3 AS I,
+                                    arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
+                                    arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
+                                    arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
+                                    greatest(length(t_mixed), 1) AS m,
+                                    {_pure_sample()}
+                                FROM (
+                                    SELECT
+                                        cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
+                                        local_date,
+                                        groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
+                                                    download_mbps, upload_mbps,
+                                                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
+                                        groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
+                                    FROM {{db}}.measurements
+                                    WHERE {valid_tests("network_type = {network_type}")}
+                                    GROUP BY device, local_date
+                                )
+                            )
+                            ARRAY JOIN if(pure, [toUInt64(0)], arrayMap(i -> toUInt64(i + 1), range({len(KINDS)} * length(t_mixed)))) AS j
                         )
+                        GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
                     )
-                    ARRAY JOIN if(pure, [toUInt64(0)], arrayMap(i -> toUInt64(i + 1), range({len(KINDS)} * length(t_mixed)))) AS j
                 )
-                GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
+                GROUP BY g_kind, g_p, g_c, g_i
             )
         )
         ARRAY JOIN {_expand()} AS k
