@@ -4,11 +4,12 @@ One UNION ALL branch per network type (`month_cells_query`; the table's sort key
 network_type). Inside a branch, from the innermost step out:
 
 1. valid tests of the month, one GROUP BY (device, local_date) keeping the day's tests as an
-   array of (province, commune, provider, download, upload, latency, jitter) and their row keys.
-   No FINAL: 18.16 merges a FINAL read in one stream at ~1 CPU-s per million rows; instead a
-   replayed row (same sort key: provider, province, commune, started_at, test_id) is dropped
-   inside its device-day (arrayEnumerateUniq over the row keys), which holds every copy, since
-   the ingest writes a test's copies identical but for received_at.
+   array of (province, commune, provider, download, upload, latency, jitter, row key) tuples: one
+   array, as one aggregate state per day costs less than two. No FINAL: 18.16 merges a FINAL
+   read in one stream at ~1 CPU-s per million rows; instead a replayed row (same sort key:
+   provider, province, commune, started_at, test_id) is dropped inside its device-day
+   (arrayEnumerateUniq over the row keys, t0.8), which holds every copy, since the ingest writes
+   a test's copies identical but for received_at.
 2. per device-day, with array functions only: `pure` = every test in the same commune × provider
    cell. A pure day is one sample of kind PURE, kept as plain columns: up to two distinct tests
    its medians are (a + b) / 2 of its first row and the first row of another test (a = b for
@@ -305,10 +306,10 @@ FROM (
                                 SELECT
                                     device,
                                     toUInt16(local_date) AS day,
-                                    arrayEnumerateUniq(keys) AS u,
+                                    arrayEnumerateUniq(arrayMap(x -> x.8, t0)) AS u,
                                     arrayCount(v -> v = 1, u) AS n,
-                                    t0[1] AS first, keys[1] AS first_key,
-                                    t0[if(n = 2, arrayFirstIndex(k -> k != first_key, keys), 1)] AS second,
+                                    t0[1] AS first, first.8 AS first_key,
+                                    t0[if(n = 2, arrayFirstIndex(x -> x.8 != first_key, t0), 1)] AS second,
                                     first.1 AS P, first.2 AS C, first.3 AS I,
                                     arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
                                     arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
@@ -321,8 +322,8 @@ FROM (
                                         local_date,
                                         groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
                                                     download_mbps, upload_mbps,
-                                                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.))) AS t0,
-                                        groupArray(cityHash64(provider, province_code, commune_code, started_at, test_id)) AS keys
+                                                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.),
+                                                    cityHash64(provider, province_code, commune_code, started_at, test_id))) AS t0
                                     FROM {{db}}.measurements
                                     WHERE {valid_tests("network_type = {network_type}")}
                                     GROUP BY device, local_date
