@@ -170,20 +170,20 @@ def _kind_has(flag: int) -> str:
 
 
 def _entry_columns() -> str:
-    """SQL: the grouped stream's columns after `ARRAY JOIN … AS j`: j = 0 is a pure device-day's
-    one sample (PURE), j = 1 … 6 m a mixed day's m tests, once per cell kind (kind (j - 1) / m,
-    test (j - 1) % m + 1), each keyed by the cell of that kind and counted as one test."""
+    """SQL: the grouped stream's columns after `ARRAY JOIN … AS j`: a pure device-day's one sample
+    (kind PURE, j = 0), or a mixed day's m tests once per cell kind (j = 0 … 6 m - 1: kind j / m,
+    test j % m + 1), each keyed by the cell of that kind and counted as one test."""
     cols = [
-        f"if(j = 0, toUInt8({PURE}), toUInt8(intDiv(j - 1, m))) AS g_kind",
-        "t_mixed[toUInt32((j + m - 1) % m + 1)] AS x",  # m = 1 for a pure day: its empty array's default
-        f"if(j = 0, P, if({_kind_has(1)}, x.1, {NOT_KEPT})) AS g_p",
-        f"if(j = 0, C, if({_kind_has(2)}, x.2, {NOT_KEPT})) AS g_c",
-        f"if(j = 0, I, if({_kind_has(3)}, x.3, {NOT_KEPT})) AS g_i",
-        "if(j = 0, toUInt64(0), device) AS g_device",
-        "if(j = 0, toUInt16(0), day) AS g_day",
-        "if(j = 0, n, toUInt64(1)) AS e_tests",
+        f"if(pure, toUInt8({PURE}), toUInt8(intDiv(j, m))) AS g_kind",
+        "t_mixed[j % m + 1] AS x",  # a pure day's empty array gives the default tuple, unused
+        f"if(pure, P, if({_kind_has(1)}, x.1, {NOT_KEPT})) AS g_p",
+        f"if(pure, C, if({_kind_has(2)}, x.2, {NOT_KEPT})) AS g_c",
+        f"if(pure, I, if({_kind_has(3)}, x.3, {NOT_KEPT})) AS g_i",
+        "if(pure, toUInt64(0), device) AS g_device",
+        "if(pure, toUInt16(0), day) AS g_day",
+        "if(pure, n, toUInt64(1)) AS e_tests",
     ]
-    cols += [f"if(j = 0, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
+    cols += [f"if(pure, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
     return ",\n                                ".join(cols)
 
 
@@ -329,7 +329,7 @@ FROM (
                                     GROUP BY device, local_date
                                 )
                             )
-                            ARRAY JOIN if(pure, [toUInt64(0)], arrayMap(i -> toUInt64(i + 1), range({len(KINDS)} * length(t_mixed)))) AS j
+                            ARRAY JOIN range(if(pure, 1, {len(KINDS)} * length(t_mixed))) AS j
                         )
                         GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
                     )
