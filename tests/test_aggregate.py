@@ -110,6 +110,28 @@ def test_replayed_copies_never_change_a_device_day_sample(store: Store) -> None:
     assert (nat["tests"], nat["samples"], nat["download_median_mbps"]) == (9, 4, 35.0)
 
 
+def test_a_mixed_day_keeps_missing_latency_out_of_each_cell(store: Store) -> None:
+    """A device in two communes on one day (a mixed day) whose tests in one commune have no
+    latency: that commune's sample has no latency (NULL median, not -1), the day's national
+    sample takes the latency of the tests that have one, and download counts in both."""
+    store.insert_measurements([
+        _test(8, 10.0, device="dL", latency=None), _test(8, 30.0, device="dL", latency=None),
+        _test(8, 50.0, device="dL", commune="00008", latency=30.0),
+        _test(8, 70.0, device="dL", commune="00008", latency=50.0),
+    ])
+    cells = _cells(store)
+    for provider in ("", "Viettel"):
+        without = cells[("fixed", "commune", "01", "00004", provider)]
+        assert (without["samples"], without["tests"], without["download_median_mbps"]) == (1, 2, 20.0)
+        assert without["latency_median_ms"] is None and without["jitter_median_ms"] is None
+        other = cells[("fixed", "commune", "01", "00008", provider)]
+        assert (other["download_median_mbps"], other["latency_median_ms"]) == (60.0, 40.0)
+    for key in (("national", "", "", ""), ("province", "01", "", "Viettel")):
+        day = cells[("fixed", *key)]  # one sample: the median of the day's four tests
+        assert (day["samples"], day["tests"], day["devices"]) == (1, 4, 1)
+        assert (day["download_median_mbps"], day["latency_median_ms"], day["jitter_median_ms"]) == (40.0, 40.0, 1.0)
+
+
 def _as_columns(rows: list[Measurement]) -> tuple[dict, dict]:
     from ispeed.core.schema import MEASUREMENT_COLUMNS, to_columns
 
