@@ -14,10 +14,10 @@ network_type). Inside a branch, from the innermost step out:
    cell. A pure day is one sample of kind PURE, kept as plain columns: up to two distinct tests
    its medians are (a + b) / 2 of its first row and the first row of another test (a = b for
    one test: (x + x) / 2 = x exactly; the even case is (a + b) / 2), else those of the sorted,
-   deduplicated values. Only a mixed day (a phone that moved, a device on two providers) keeps
-   its deduplicated tests as an array (`t_mixed`, empty for pure days, so nothing else copies a
-   tuple array); `ARRAY JOIN … AS j` then gives a pure day one row (j = 0) and a mixed day one
-   row per test and cell kind, keyed by that kind's cell.
+   deduplicated values (`t_big`, empty unless a pure day has more than two tests). Only a mixed
+   day (a phone that moved, a device on two providers) keeps its deduplicated tests as an array
+   past this step (`t_mixed`, empty for pure days); `ARRAY JOIN … AS j` then gives a pure day one
+   row (j = 0) and a mixed day one row per test and cell kind, keyed by that kind's cell.
 3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
    as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
    samples, a mixed group is one device-day in one cell, whose medians are those of its sorted
@@ -26,10 +26,12 @@ network_type). Inside a branch, from the innermost step out:
    per mixed device-day: each row turns its samples into the states its cells merge:
    quantilesExact states at MEDIAN_LEVELS for upload, latency and jitter, at GRID plus a
    groupArray for download, and its histogram counts (each row's samples counted below each bin
-   edge). 18.16 has no `if` over aggregate states, so a state is built per row with arrayReduce.
+   edge), built per row with arrayReduce. (Building them in the GROUP BY instead, a row picking
+   its state as `[mixed_state, pure_state][i]` since 18.16 has no `if` over states, was slower:
+   six states per group cost more than these copies; perf/README.md.)
 4. each pure group is expanded to its six cells (national, province, commune; all providers and
    its provider) and merged there (quantilesExactMerge, groupArrayMerge, uniqExactMerge, sums);
-   mixed groups join their own cell as one sample each. So the month's samples are grouped once,
+   a cell's row of mixed medians joins that cell only. So the month's samples are grouped once,
    at the finest level, not once per kind, and no sample array is ever fully sorted: the merged
    quantile states give the medians (nth_element) and the download GRID.
 5. per published cell (samples >= min_samples; suppressed cells keep no sample array): for the
