@@ -230,7 +230,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              f"{meta.get('attempts', ATTEMPTS)} attempts; the "
              "first within the limit is judged, else the least late)."]
     for m in meta.get("merges", []):
-        lines.append(f"Re-run and merged on {m['started']}: {m['points']} with {m['ccs']} (load before "
+        limit = f"stall limit {m['stall_limit_ms']:g} ms, " if "stall_limit_ms" in m else ""
+        lines.append(f"Re-run and merged on {m['started']}: {m['points']} with {m['ccs']} ({limit}load before "
                      f"{m['load_before']:.2f}, after {m['load_after']:.2f}; git {m.get('git', {}).get('head', '?')}).")
     lines += ["", "| CC | link | runs | truth | download (err) | upload (err) | iperf3 down/up | idle RTT (err) | "
               "loaded down/up | ok |",
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()[0],
             "streams": args.streams, "duration_s": args.duration, "points": point_text, "ccs": ",".join(ccs),
             "lossy_repeats": args.lossy_repeats, "lossy_duration_s": args.lossy_duration, "seed": args.seed,
-            "attempts": args.attempts,
+            "attempts": args.attempts, "stall_limit_ms": STALL_LIMIT_MS,
             "kernel": os.uname().release, "git": git_state()}
     max_phase = max(30.0, args.duration, args.lossy_duration)
     rows: list[dict[str, Any]] = []
