@@ -331,7 +331,7 @@ FROM (
                                     GROUP BY device, local_date
                                 )
                             )
-                            ARRAY JOIN range(if(pure, 1, {len(KINDS)} * length(t_mixed))) AS j
+                            ARRAY JOIN range(if(pure, 1, {len(KINDS)} * m)) AS j
                         )
                         GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
                     )
