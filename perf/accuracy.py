@@ -19,11 +19,11 @@ again, up to `--attempts` (3) times: on this 2-core VM the line sometimes stands
 20-230 ms. Some stalls leave the link idle with no burst after (the run reads low); in others
 the held data reaches the receiver later in a burst above the link's rate, since the tbf sits
 before the line (the run reads high: 100 ms samples of 0.9-1.3 Gbit/s through 500 Mbit/s;
-perf/README.md has both). Either way the run reads 1-3 % off
-whatever the method does (quick runs: rows off by 1.4-2.1 % had their line 23-74 ms late, one
-8.9 ms late read -1.0 %; the 2026-11-24 matrix read within 0.7 % at <= 4.6 ms late). The
-first attempt within the limit is judged, else
-the least late one; the choice looks only at the lab's own counters, and every attempt is kept.
+perf/README.md has both). Either way the run reads 1-3 % off whatever the method does (quick
+runs: rows off by 1.4-2.1 % had their line 23-74 ms late, one 8.9 ms late read -1.0 %; the
+2026-11-24 matrix read within 0.7 % at <= 4.6 ms late). The first attempt within the limit is
+judged, else the least late one; the choice looks only at the lab's own counters, and every
+attempt is kept.
 
 Lossy points are repeated (`--lossy-repeats`, default 7) with longer phases (`--lossy-duration`,
 default 30 s), identically for both tools, and judged on the medians. Under random loss the
