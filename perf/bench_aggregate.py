@@ -5,7 +5,10 @@ process (so this process's peak RSS is the aggregator's), then times in one invo
 - the reference: one GROUP BY month, network type, provider, province with quantiles over
   the same valid tests of the month, read with FINAL (each stored row once, as the aggregator
   counts them) and, for context, without;
-- the aggregator: every cell of methodology v1, ranks, changes, histograms, store write, files.
+- the aggregator: every cell of methodology v1, ranks, changes, histograms, store write, files;
+- for context, the aggregator's floor: the month's device-day samples alone (steps 1-2 of
+  `cells_sql`, `device_days_query`), which any exact per-device-day method computes before its
+  first cell statistic.
 Prints wall times as ratios to the reference (target ≤ 5×) and the peak RSS (target < 1 GiB).
 
 The FINAL reference depends on how many parts the month sits in: right after simulate (~7 parts)
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -35,8 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from clickhouse_server import ClickHouseServer  # noqa: E402
 
 from ispeed.aggregator.aggregate import aggregate_month  # noqa: E402
+from ispeed.aggregator.cells_sql import device_days_query  # noqa: E402
 from ispeed.aggregator.methodology import Methodology  # noqa: E402
 from ispeed.core.store import Store, open_store  # noqa: E402
+from ispeed.core.timeutil import month_bounds  # noqa: E402
 
 REFERENCE = """
 SELECT toYYYYMM(local_date) AS month, network_type, provider, province_code, count() AS tests,
@@ -58,19 +64,27 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> float:
 
 
 def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
-    """Reference (FINAL, 3 runs before and 3 after), reference without FINAL, one aggregate."""
+    """Reference (FINAL, 3 runs before and 3 after), reference without FINAL, one aggregate, and
+    the device-day samples alone (once)."""
     parts = store.query("SELECT count() FROM system.parts WHERE database = {database} "
                         "AND table = 'measurements' AND active", {"database": store.database})[0][0]
     ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
     ref_plain = timed(lambda: store.query(REFERENCE.format(final="")), repeat=3)
     method = Methodology(min_samples=args.min_samples, include_simulated=True)
     with tempfile.TemporaryDirectory() as out:
-        holder: dict[str, object] = {}
+        holder: dict[str, Any] = {}
         agg = timed(lambda: holder.update(stats=aggregate_month(store, 2025, 7, method, Path(out))))
     ref_after = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
+    types = list(method.network_types)
+    start, end = month_bounds(2025, 7)
+    params = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
+              **{f"network_type_{i}": network_type for i, network_type in enumerate(types)}}
+    floor = timed(lambda: holder.update(days=store.query(device_days_query(len(types)), params)))
     stats = holder["stats"]
+    device_days = sum(int(row[1]) for row in holder["days"])
     return {"parts": parts, "ref": statistics.median([ref_final, ref_after]), "ref_plain": ref_plain, "agg": agg,
-            "cells": len(stats.cells), "published": stats.published}  # type: ignore[attr-defined]
+            "floor": floor, "device_days": device_days,
+            "cells": len(stats.cells), "published": stats.published}
 
 
 def main() -> int:
@@ -109,6 +123,8 @@ def main() -> int:
             print(f"aggregate (all cells):      {m['agg']:.2f} s   cells={m['cells']:,} published={m['published']:,}")
             print(f"ratio aggregate/reference:  {m['agg'] / m['ref']:.1f}x   "
                   f"(vs reference without FINAL: {m['agg'] / m['ref_plain']:.1f}x; target <= 5x)")
+            print(f"device-day samples alone:   {m['floor']:.2f} s   = {m['floor'] / m['ref']:.1f}x reference "
+                  f"({m['device_days']:,} device-days; the aggregate's floor, cells_sql steps 1-2)")
         print(f"peak RSS of this process:   {peak_mib:.0f} MiB (before aggregate {rss_before / 1024:.0f} MiB; target < 1024)")
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:

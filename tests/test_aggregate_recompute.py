@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from scipy.stats import binom
 
 from ispeed.aggregator.aggregate import aggregate_month
+from ispeed.aggregator.cells_sql import device_days_query
 from ispeed.aggregator.export import export_month
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.simulate import SimulationConfig, generate, simulate
@@ -152,3 +154,29 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
     assert list(got_hist.index) == list(hist.index)
     assert (got_hist["samples"].astype(int) == hist["samples"]).all()
     assert len(hist.index.get_level_values("bin").unique()) >= 8
+
+
+def test_device_days_query_counts_the_exports_device_days(simulated_month: Store, tmp_path: Path) -> None:
+    """The benchmark's floor (`device_days_query`, steps 1-2 alone) sees the same device-days,
+    tests and mixed days' tests as pandas does from the export."""
+    store = simulated_month
+    export_csv = tmp_path / "tests.csv"
+    export_month(store, 2025, 7, export_csv)
+    tests = _read(export_csv)
+    for col in ("download_mbps", "upload_mbps"):
+        tests[col] = _num(tests[col])
+    tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
+    tests = tests.drop_duplicates("test_id")
+    day = tests.groupby(["network_type", "device_hash", "local_date"])
+    cells = day[["province_code", "commune_code", "provider"]].nunique().max(axis=1)
+    mixed = (cells > 1).rename("mixed").reset_index()
+    tests = tests.merge(mixed, on=["network_type", "device_hash", "local_date"])
+    expected = {t: (int(day.size()[t].size), int(len(g)), int(g["mixed"].sum()))
+                for t, g in tests.groupby("network_type")}
+    assert sum(m for _, _, m in expected.values()) > 0  # some days are mixed: the count is not vacuous
+
+    types = sorted(expected)
+    params = {"start": dt.date(2025, 7, 1), "end": dt.date(2025, 8, 1), "include_simulated": 1,
+              **{f"network_type_{i}": t for i, t in enumerate(types)}}
+    got = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in store.query(device_days_query(len(types)), params)}
+    assert got == expected

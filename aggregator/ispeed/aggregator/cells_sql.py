@@ -165,6 +165,36 @@ def _pure_sample() -> str:
     return ",\n                                    ".join(parts)
 
 
+def _device_days() -> str:
+    """SQL, steps 1-2: the month's device-days of one network type, each with its pure flag, its
+    pure sample's medians (m_<metric>) and its mixed tests (t_mixed); parameters as cells_query."""
+    return f"""SELECT
+    device,
+    toUInt16(local_date) AS day,
+    arrayEnumerateUniq(arrayMap(x -> x.8, t0)) AS u,
+    arrayCount(v -> v = 1, u) AS n,
+    t0[1] AS first, first.8 AS first_key,
+    t0[if(n = 2, arrayFirstIndex(x -> x.8 != first_key, t0), 1)] AS second,
+    first.1 AS P, first.2 AS C, first.3 AS I,
+    arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
+    arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
+    arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
+    greatest(length(t_mixed), 1) AS m,
+    {_pure_sample()}
+FROM (
+    SELECT
+        cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
+        local_date,
+        groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
+                    download_mbps, upload_mbps,
+                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.),
+                    cityHash64(provider, province_code, commune_code, started_at, test_id))) AS t0
+    FROM {{db}}.measurements
+    WHERE {valid_tests("network_type = {network_type}")}
+    GROUP BY device, local_date
+)"""
+
+
 def _kind_has(flag: int) -> str:
     """SQL: whether cell kind `g_kind` keeps place column `flag` (1 province, 2 commune, 3 provider)."""
     kinds = [i for i, kind in enumerate(KINDS) if kind[flag]]
@@ -305,31 +335,7 @@ FROM (
                                 device,
                                 {_entry_columns()}
                             FROM (
-                                SELECT
-                                    device,
-                                    toUInt16(local_date) AS day,
-                                    arrayEnumerateUniq(arrayMap(x -> x.8, t0)) AS u,
-                                    arrayCount(v -> v = 1, u) AS n,
-                                    t0[1] AS first, first.8 AS first_key,
-                                    t0[if(n = 2, arrayFirstIndex(x -> x.8 != first_key, t0), 1)] AS second,
-                                    first.1 AS P, first.2 AS C, first.3 AS I,
-                                    arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
-                                    arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
-                                    arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
-                                    greatest(length(t_mixed), 1) AS m,
-                                    {_pure_sample()}
-                                FROM (
-                                    SELECT
-                                        cityHash64(if(device_hash != '', device_hash, ip_hash)) AS device,
-                                        local_date,
-                                        groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
-                                                    download_mbps, upload_mbps,
-                                                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.),
-                                                    cityHash64(provider, province_code, commune_code, started_at, test_id))) AS t0
-                                    FROM {{db}}.measurements
-                                    WHERE {valid_tests("network_type = {network_type}")}
-                                    GROUP BY device, local_date
-                                )
+                                {_device_days()}
                             )
                             ARRAY JOIN range(if(pure, 1, {len(KINDS)} * m)) AS j
                         )
@@ -367,6 +373,20 @@ def month_cells_query(ci_level: float, network_types: int) -> str:
     (`places_query` names them).
     """
     branch = cells_query(ci_level)
+    return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
+                                 for i in range(network_types))
+
+
+def device_days_query(network_types: int) -> str:
+    """The month's device-day samples alone (steps 1-2), one summary row per network type: the
+    part of the month query that any exact per-device-day method computes before its first cell
+    statistic (perf/bench_aggregate.py times it as the aggregate's floor). Every column of
+    `_device_days` feeds the sums, so none is pruned; parameters as month_cells_query."""
+    branch = f"""
+SELECT {{network_type}} AS network_type, count() AS device_days, sum(n) AS tests,
+       sum(length(t_mixed)) AS mixed_tests, sum(m_dl + m_ul + m_lat + m_jit) AS medians_sum
+FROM ({_device_days()})
+"""
     return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
                                  for i in range(network_types))
 
