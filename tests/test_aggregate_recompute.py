@@ -37,14 +37,19 @@ def _num(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series.replace("", np.nan))
 
 
-def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Methodology v1 from the open-data export alone (the issue's definitions, verbatim):
-    the cells, and the national and province histograms of every cell's samples."""
+def _valid_tests(export_csv: Path) -> pd.DataFrame:
+    """The export's valid tests with speeds above zero, each test once (replays dropped)."""
     tests = _read(export_csv)
     for col in ("download_mbps", "upload_mbps", "latency_ms", "jitter_ms"):
         tests[col] = _num(tests[col])
     tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
-    tests = tests.drop_duplicates("test_id")
+    return tests.drop_duplicates("test_id")
+
+
+def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Methodology v1 from the open-data export alone (the issue's definitions, verbatim):
+    the cells, and the national and province histograms of every cell's samples."""
+    tests = _valid_tests(export_csv)
     frames, histograms = [], []
     for level, keep_p, keep_c, keep_i in KINDS:
         t = tests.copy()
@@ -162,11 +167,7 @@ def test_device_days_query_counts_the_exports_device_days(simulated_month: Store
     store = simulated_month
     export_csv = tmp_path / "tests.csv"
     export_month(store, 2025, 7, export_csv)
-    tests = _read(export_csv)
-    for col in ("download_mbps", "upload_mbps"):
-        tests[col] = _num(tests[col])
-    tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
-    tests = tests.drop_duplicates("test_id")
+    tests = _valid_tests(export_csv)
     day = tests.groupby(["network_type", "device_hash", "local_date"])
     cells = day[["province_code", "commune_code", "provider"]].nunique().max(axis=1)
     mixed = (cells > 1).rename("mixed").reset_index()
