@@ -38,11 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from clickhouse_server import ClickHouseServer  # noqa: E402
 
-from ispeed.aggregator.aggregate import aggregate_month  # noqa: E402
+from ispeed.aggregator.aggregate import aggregate_month, month_query_params  # noqa: E402
 from ispeed.aggregator.cells_sql import device_days_query  # noqa: E402
 from ispeed.aggregator.methodology import Methodology  # noqa: E402
 from ispeed.core.store import Store, open_store  # noqa: E402
-from ispeed.core.timeutil import month_bounds  # noqa: E402
 
 REFERENCE = """
 SELECT toYYYYMM(local_date) AS month, network_type, provider, province_code, count() AS tests,
@@ -75,11 +74,8 @@ def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
         holder: dict[str, Any] = {}
         agg = timed(lambda: holder.update(stats=aggregate_month(store, 2025, 7, method, Path(out))))
     ref_after = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
-    types = list(method.network_types)
-    start, end = month_bounds(2025, 7)
-    params = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
-              **{f"network_type_{i}": network_type for i, network_type in enumerate(types)}}
-    floor = timed(lambda: holder.update(days=store.query(device_days_query(len(types)), params)))
+    days_sql, params = device_days_query(len(method.network_types)), month_query_params(2025, 7, method)
+    floor = timed(lambda: holder.update(days=store.query(days_sql, params)))
     stats = holder["stats"]
     device_days = sum(int(row[1]) for row in holder["days"])
     return {"parts": parts, "ref": statistics.median([ref_final, ref_after]), "ref_plain": ref_plain, "agg": agg,

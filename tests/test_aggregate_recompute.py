@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from ispeed.aggregator.aggregate import aggregate_month
+from ispeed.aggregator.aggregate import aggregate_month, month_query_params
 from ispeed.aggregator.cells_sql import device_days_query
 from ispeed.aggregator.export import export_month
 from ispeed.aggregator.methodology import Methodology
@@ -176,8 +175,7 @@ def test_device_days_query_counts_the_exports_device_days(simulated_month: Store
                 for t, g in tests.groupby("network_type")}
     assert sum(m for _, _, m in expected.values()) > 0  # some days are mixed: the count is not vacuous
 
-    types = sorted(expected)
-    params = {"start": dt.date(2025, 7, 1), "end": dt.date(2025, 8, 1), "include_simulated": 1,
-              **{f"network_type_{i}": t for i, t in enumerate(types)}}
-    got = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in store.query(device_days_query(len(types)), params)}
+    method = Methodology(min_samples=MIN_SAMPLES, include_simulated=True)
+    query = device_days_query(len(method.network_types))
+    got = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in store.query(query, month_query_params(2025, 7, method))}
     assert got == expected

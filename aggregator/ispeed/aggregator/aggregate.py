@@ -111,15 +111,21 @@ def _histograms(cell: dict[str, Any], row: Sequence[Any]) -> list[dict[str, Any]
     return out
 
 
+def month_query_params(year: int, month: int, method: Methodology) -> dict[str, Any]:
+    """The parameters of `month_cells_query` and `device_days_query` for one month."""
+    start, end = month_bounds(year, month)
+    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
+                              "min_samples": method.min_samples}  # suppressed cells' figures stay empty
+    params.update({f"network_type_{i}": network_type for i, network_type in enumerate(method.network_types)})
+    return params
+
+
 def compute_month(store: Store, year: int, month: int, method: Methodology,
                   progress: Callable[[str], None] | None = None) -> MonthStats:
     """Cells of one month for every network type, ranked; no previous-month changes yet."""
-    start, end = month_bounds(year, month)
     label = month_text(year, month)
     types = list(method.network_types)
-    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
-                              "min_samples": method.min_samples}  # suppressed cells' figures stay empty
-    params.update({f"network_type_{i}": network_type for i, network_type in enumerate(types)})
+    params = month_query_params(year, month, method)
     if progress:
         progress(f"{label}: {', '.join(types)} cells")
     names = _place_names(store.query(places_query(), {**params, "network_types": types}))

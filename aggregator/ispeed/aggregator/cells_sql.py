@@ -372,9 +372,7 @@ def month_cells_query(ci_level: float, network_types: int) -> str:
     network_type_{n-1}; each row starts with its network type, places are cityHash64 values
     (`places_query` names them).
     """
-    branch = cells_query(ci_level)
-    return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
-                                 for i in range(network_types))
+    return _per_network_type(cells_query(ci_level), network_types)
 
 
 def device_days_query(network_types: int) -> str:
@@ -387,6 +385,12 @@ SELECT {{network_type}} AS network_type, count() AS device_days, sum(n) AS tests
        sum(length(t_mixed)) AS mixed_tests, sum(m_dl + m_ul + m_lat + m_jit) AS medians_sum
 FROM ({_device_days()})
 """
+    return _per_network_type(branch, network_types)
+
+
+def _per_network_type(branch: str, network_types: int) -> str:
+    """SQL: `branch` once per network type, its {network_type} parameter renamed network_type_0 …
+    network_type_{n-1}, joined by UNION ALL (the branches run in parallel)."""
     return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
                                  for i in range(network_types))
 
