@@ -219,12 +219,16 @@ export class SpeedTest {
     await sleep(200); // let the server take in what was in flight
     const counters = await api(this.base, 'GET', counterPath);
     const [latency, jitter] = latencySummary(idle);
+    // the server's own figures are the result (method v1 §4); the page's are sent for audit
     const serverUp = Number(counters.upload_mbps || 0);
+    const serverDown = Number(counters.download_mbps || 0);
     const result = {
       test_id: ticket.test_id,
       server_id: ticket.server_id || '',
-      download_mbps: round3(down.mbps),
+      download_mbps: round3(serverDown > 0 ? serverDown : down.mbps),
       upload_mbps: round3(serverUp > 0 ? serverUp : up.mbps),
+      download_mbps_client: round3(down.mbps),
+      upload_mbps_client: round3(up.mbps),
       latency_ms: round3(latency),
       jitter_ms: round3(jitter),
       loaded_latency_down_ms: round3(latencySummary(down.loadedRtts)[0]),
@@ -236,8 +240,11 @@ export class SpeedTest {
       network_type: this.networkType,
       method_version: METHOD_VERSION,
     };
-    const body = {...result, token, client_kind: 'browser', client_version: CLIENT_VERSION};
+    const body = {...result, download_mbps: result.download_mbps_client, upload_mbps: result.upload_mbps_client,
+      token, client_kind: 'browser', client_version: CLIENT_VERSION};
     delete body.server_id;
+    delete body.download_mbps_client;
+    delete body.upload_mbps_client;
     if (this.deviceId) body.device_id = this.deviceId;
     if (this.position) {
       body.lat = this.position.lat;

@@ -248,13 +248,17 @@ class Engine:
         latency_ms, jitter_ms = method.latency_summary(idle)
         loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
         loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
+        # the server's own figures are the result (method v1 §4); an older server without a
+        # download figure leaves the client's
         server_up = float(counters.get("upload_mbps") or 0.0)
+        server_down = float(counters.get("download_mbps") or 0.0)
         result: dict[str, Any] = {
             "test_id": ticket["test_id"],
             "server": self.base,
             "server_id": ticket.get("server_id", ""),
-            "download_mbps": round(down.mbps, 3),
+            "download_mbps": round(server_down if server_down > 0 else down.mbps, 3),
             "upload_mbps": round(server_up if server_up > 0 else up.mbps, 3),
+            "download_mbps_client": round(down.mbps, 3),
             "upload_mbps_client": round(up.mbps, 3),
             "latency_ms": _r(latency_ms),
             "jitter_ms": _r(jitter_ms),
@@ -270,9 +274,10 @@ class Engine:
             "submitted": False,
         }
         submission = {k: result[k] for k in (
-            "test_id", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-            "loaded_latency_down_ms", "loaded_latency_up_ms", "bytes_down", "bytes_up",
-            "streams", "duration_s", "network_type", "method_version")}
+            "test_id", "latency_ms", "jitter_ms", "loaded_latency_down_ms", "loaded_latency_up_ms",
+            "bytes_down", "bytes_up", "streams", "duration_s", "network_type", "method_version")}
+        # the client's own figures: the server checks them against its own and keeps them for audit
+        submission.update(download_mbps=result["download_mbps_client"], upload_mbps=result["upload_mbps_client"])
         submission.update(token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind,
                           client_version=_version())
         if cfg.device_id:

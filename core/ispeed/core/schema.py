@@ -14,6 +14,8 @@ from typing import Any
 NETWORK_TYPES = ("fixed", "mobile", "5g")
 CLIENT_KINDS = ("cli", "agent", "browser", "ndt7", "simulated")
 LOCATION_SOURCES = ("gps", "ip", "none")
+NETWORK_TYPE_SOURCES = ("declared", "device", "ip", "none")
+DEVICE_SOURCES = ("issued", "ip")
 METHOD_VERSION = "1"
 
 
@@ -61,6 +63,14 @@ class Measurement:
     valid: bool = _col("UInt8", True)
     invalid_reason: str = _col("String", "")
     received_at: dt.datetime | None = _col("DateTime('UTC')", None)
+    # migration 0004: the client's own figures (audit only) and the evidence behind every label
+    client_download_mbps: float | None = _col("Nullable(Float64)", None)
+    client_upload_mbps: float | None = _col("Nullable(Float64)", None)
+    location_accuracy_m: float | None = _col("Nullable(Float64)", None)
+    network_type_source: str = _col("String", "")     # declared / device / ip / none
+    connection_type: str = _col("String", "")         # the IP's class: Cellular, Cable/DSL, ... ('' unknown)
+    device_source: str = _col("String", "")           # issued (a server-signed id) / ip
+    flags: str = _col("String", "")                   # comma-separated: location_conflict, ...
 
 
 MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(

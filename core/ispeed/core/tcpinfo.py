@@ -10,6 +10,7 @@ import socket
 import struct
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
 _TCP_INFO_SIZE = 232
@@ -96,6 +97,32 @@ def ooo_packets(sock: socket.socket | None) -> int | None:
     except (OSError, ValueError):
         return None
     return int.from_bytes(raw[_OOO_OFFSET:_OOO_END], sys.byteorder) if len(raw) >= _OOO_END else None
+
+
+class SenderProgress(NamedTuple):
+    """A sending socket's progress: what its peer acknowledged, and whether a hole is open."""
+
+    bytes_acked: int      # `tcpi_bytes_acked`: cumulatively acknowledged by the peer
+    sacked: int           # segments selectively acknowledged above a hole (0: no hole now)
+    lost: int             # segments the sender counts as lost and not yet repaired
+    total_retrans: int    # retransmitted segments over the connection's life
+    min_rtt_us: int
+
+
+_NAMES = [name for name, _ in LAYOUT]
+_SENDER_FIELDS = tuple(8 + _NAMES.index(n) for n in ("BytesAcked", "Sacked", "Lost", "TotalRetrans", "MinRTT"))
+
+
+def sender_progress(sock: socket.socket | None) -> SenderProgress | None:
+    """The sending side's progress of `sock` (one getsockopt), or None when the socket is gone."""
+    if sock is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except (OSError, ValueError):
+        return None
+    values = _STRUCT.unpack_from(raw.ljust(_STRUCT.size, b"\0"))
+    return SenderProgress(*(values[i] for i in _SENDER_FIELDS))
 
 
 class OooCounter:

@@ -17,9 +17,10 @@ from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
 from ispeed.server.ingest import Ingestor
 from ispeed.server.keys import (
-    ATTRIBUTION, CONFIG, INGEST, METRICS, PAYLOAD, REGISTRY, RESULT_RATE, STATUS, TEST_RATE, ServerStatus,
+    ATTRIBUTION, CONFIG, INGEST, METRICS, NDT7_RUNNING, PAYLOAD, REGISTRY, RESULT_RATE, STATUS, TEST_RATE,
+    ServerStatus,
 )
-from ispeed.server.limits import RateLimiter, sweep_overdue
+from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
@@ -61,6 +62,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[CONFIG] = config
     app[REGISTRY] = Registry()
     app[STATUS] = ServerStatus()
+    app[NDT7_RUNNING] = RunningCount()
     app[TEST_RATE] = RateLimiter(config.tests_per_min_per_network, max(1.0, config.tests_per_min_per_network / 2))
     app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network,
                                    max(1.0, config.results_per_min_per_network / 2))
@@ -79,10 +81,12 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
         if warm_up:
             await asyncio.get_running_loop().run_in_executor(None, warm_up)
         await ingest.start()
-        sweeper = asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper")
+        background = [asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper"),
+                      asyncio.create_task(sample_downloads(app[REGISTRY]), name="ispeed-download-sampler")]
         yield
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await ingest.close()
         close = getattr(attr, "close", None)
         if close:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ispeed.server.config import ServerConfig
 from ispeed.server.ingest import Ingestor
-from ispeed.server.limits import RateLimiter
+from ispeed.server.limits import RateLimiter, RunningCount
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
 
@@ -30,3 +30,4 @@ ATTRIBUTION = web.AppKey("attribution", object)
 TEST_RATE = web.AppKey("test_rate", RateLimiter)
 RESULT_RATE = web.AppKey("result_rate", RateLimiter)
 STATUS = web.AppKey("status", ServerStatus)
+NDT7_RUNNING = web.AppKey("ndt7_running", RunningCount)   # ndt7 subtests per network, for capacity

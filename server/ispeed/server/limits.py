@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 
@@ -44,6 +45,38 @@ class RateLimiter:
         if len(self._buckets) >= self.max_keys:  # still full: forget the oldest half
             for k in sorted(self._buckets, key=lambda k: self._buckets[k].stamp)[: self.max_keys // 2]:
                 del self._buckets[k]
+
+
+class RunningCount:
+    """Things running now per client network (ndt7 subtests), counted in the shared capacity."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._by_network: Counter[str] = Counter()
+
+    def start(self, network: str) -> None:
+        self.total += 1
+        self._by_network[network] += 1
+
+    def end(self, network: str) -> None:
+        self.total -= 1
+        self._by_network[network] -= 1
+        if self._by_network[network] <= 0:
+            del self._by_network[network]
+
+    def for_network(self, network: str) -> int:
+        return self._by_network.get(network, 0)
+
+
+async def sample_downloads(registry: object) -> None:
+    """Sample every running download phase's acknowledged bytes (method v1: every 100 ms)."""
+    from ispeed.core.method import SAMPLE_INTERVAL_S
+    from ispeed.server.registry import Registry
+
+    assert isinstance(registry, Registry)
+    while True:
+        await asyncio.sleep(SAMPLE_INTERVAL_S)
+        registry.sample_downloads()
 
 
 async def sweep_overdue(registry: object, interval_s: float = 1.0) -> None:

@@ -34,6 +34,13 @@ class Counters:
     tcp_min_rtt_ms: float | None
     tcp_retrans_ratio: float | None
     signed_at: float = 0.0
+    # the server-side download (method v1 §4) and what the too-little-to-measure rule reads;
+    # a receipt signed by an older server lacks them: download_mbps -1 = not measured here
+    download_mbps: float = -1.0
+    download_span_s: float = 0.0
+    download_acked_bytes: int = 0
+    upload_span_s: float = -1.0
+    transfer_ip: str = ""          # the address that ran the transfers (the result is attributed to it)
 
 
 def sign(secret: bytes, counters: Counters) -> str:

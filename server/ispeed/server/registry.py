@@ -1,4 +1,8 @@
-"""Per-test server-side truth: bytes per direction and stream, upload timeline, TCP_INFO."""
+"""Per-test server-side truth: bytes per direction and stream, both timelines, TCP_INFO, slots.
+
+A test holds a capacity slot while it moves bytes, and for IDLE_RELEASE_S after it was issued
+or last moved any: a token nobody uses gives its slot back within seconds.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from dataclasses import dataclass, field
 from ispeed.core import method
 from ispeed.server.receipts import Counters
 from ispeed.core.tcpinfo import OooCounter, TcpInfo
+from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import TestClaims
+
+IDLE_RELEASE_S = 5.0      # a test that moves nothing for this long gives its capacity slot back
+PHASE_GRACE_S = 2.0       # a phase's streams are cut this long after the token's duration
 
 
 @dataclass
@@ -35,6 +43,13 @@ class TestState:
     transports: set[asyncio.BaseTransport] = field(default_factory=set)  # open streams, for the sweeper
     cut: bool = False                                   # streams were cut at the deadline
     net_key: str = ""                                   # client network, for per-network limits
+    down: DownloadTimeline | None = None                # the server's download timeline
+    up_started: float | None = None                     # monotonic: the first upload request
+    streams_down: set[int] = field(default_factory=set)  # stream numbers moving bytes now
+    streams_up: set[int] = field(default_factory=set)
+    last_activity: float = field(default_factory=time.monotonic)
+    transfer_ip: str = ""                               # the address that ran the transfers
+    bytes_moved: int = 0                                # both directions, for the per-test cap
 
     @property
     def deadline(self) -> float:
@@ -42,8 +57,18 @@ class TestState:
         return self.created + 2 * self.claims.duration_s + 20.0
 
     def is_open(self, now: float) -> bool:
-        """Not submitted, and moving bytes or still within its time (capacity counts these)."""
-        return not self.submitted and (self.active_streams > 0 or now < self.deadline)
+        """Holds a capacity slot: not submitted, and moving bytes or active within IDLE_RELEASE_S."""
+        return not self.submitted and (self.active_streams > 0 or now - self.last_activity < IDLE_RELEASE_S)
+
+    def phase_end(self, direction: str) -> float | None:
+        """Monotonic time a phase's streams are cut (token duration + grace), None before it began."""
+        started = self.down.started if direction == "download" and self.down else (
+            self.up_started if direction == "upload" else None)
+        return None if started is None else started + self.claims.duration_s + PHASE_GRACE_S
+
+    def download_mbps(self) -> float:
+        """Server-measured steady download (method v1 rule on this server's acknowledged bytes)."""
+        return self.down.mbps() if self.down else 0.0
 
     @property
     def total_down(self) -> int:
@@ -57,6 +82,7 @@ class TestState:
         """Count `n` received bytes; keep a ~100 ms timeline of the test's cumulative upload."""
         self.bytes_up[stream] = self.bytes_up.get(stream, 0) + n
         self.up_total += n
+        self.bytes_moved += n
         if self.first_up is None:
             self.first_up = now
             self.up_timeline.append((0.0, 0))
@@ -85,6 +111,12 @@ class TestState:
                     ooo.append(self.up_sockets.total())
         return method.steady_mbps(timeline, self.min_rtt_ms(), ooo)
 
+    def upload_span_s(self) -> float:
+        """Seconds of the upload timeline that count (first to last byte, within the phase)."""
+        if self.first_up is None or self.last_up is None:
+            return 0.0
+        return min(self.last_up - self.first_up, self.claims.duration_s)
+
     def min_rtt_ms(self) -> float | None:
         rtts = [t.min_rtt_us for t in self.tcp if t.min_rtt_us]
         return min(rtts) / 1000 if rtts else None
@@ -99,6 +131,10 @@ class TestState:
             duration_s=self.claims.duration_s, bytes_down=self.total_down, bytes_up=self.up_total,
             upload_mbps=self.upload_mbps(), tcp_min_rtt_ms=self.min_rtt_ms(),
             tcp_retrans_ratio=self.retrans_ratio(), signed_at=time.time(),
+            download_mbps=self.download_mbps(),
+            download_span_s=self.down.span_s() if self.down else 0.0,
+            download_acked_bytes=self.down.acked_bytes() if self.down else 0,
+            upload_span_s=self.upload_span_s(), transfer_ip=self.transfer_ip,
         )
 
     def summary(self) -> dict[str, object]:
@@ -110,6 +146,8 @@ class TestState:
             "bytes_up_by_stream": {str(k): v for k, v in sorted(self.bytes_up.items())},
             "upload_mbps": round(self.upload_mbps(), 3),
             "upload_seconds": round((self.last_up or 0) - (self.first_up or 0), 3),
+            "download_mbps": round(self.download_mbps(), 3),
+            "download_seconds": round(self.down.span_s(), 3) if self.down else 0.0,
             "tcp_min_rtt_ms": self.min_rtt_ms(),
             "tcp_retrans_ratio": self.retrans_ratio(),
             "latency_probes": self.latency_probes,
@@ -145,6 +183,13 @@ class Registry:
         for tid in [t for t, s in self._tests.items() if s.claims.expires_at < now]:
             if not self._tests.pop(tid).submitted:
                 self.abandoned += 1
+
+    def sample_downloads(self, now: float | None = None) -> None:
+        """One sample of every download phase still running (called every SAMPLE_INTERVAL_S)."""
+        now = time.monotonic() if now is None else now
+        for state in self._tests.values():
+            if state.down is not None and state.down.sampling(now):
+                state.down.sample(now)
 
     def running(self) -> int:
         """Tests moving bytes right now."""

@@ -55,25 +55,54 @@ RESULT_FIELDS: dict[str, Field] = {
     "receipt": Field(str, max_len=4096),
 }
 
-UPLOAD_TOLERANCE = 0.10        # claimed upload vs the server's own figure
+# Method v1 §4 (spec/method-v1.md): the stored figures are the server's own; the client's are
+# kept for audit. A client figure further than this from the server's flags the result (a broken
+# or dishonest client); honest clients read within ~2 % (tests/test_attacks.py, perf/accuracy.py).
+DOWNLOAD_TOLERANCE = 0.10
+UPLOAD_TOLERANCE = 0.10
 DOWNLOAD_SLACK = 1.05          # claimed bytes vs bytes the server wrote
+# A direction is measured when the server's own timeline of it spans at least this share of the
+# token's phase and moved at least MIN_PHASE_BYTES; otherwise the result is refused (422).
+MIN_PHASE_FRACTION = 0.5
+MIN_PHASE_BYTES = 64 << 10
+
+
+def unmeasured(counters: Counters) -> str:
+    """'' when the server measured both phases itself, else why not (method v1 §4)."""
+    need_s = MIN_PHASE_FRACTION * counters.duration_s
+    phases = (("download", counters.download_span_s, counters.download_acked_bytes),
+              ("upload", counters.upload_span_s, counters.bytes_up))
+    for name, span_s, moved in phases:
+        if span_s < 0:      # a receipt from a server before method v1 §4: no upload span kept
+            continue
+        if moved < MIN_PHASE_BYTES or span_s < need_s:
+            return (f"the server measured too little {name} to publish: {moved} bytes over {span_s:.1f} s "
+                    f"(at least {MIN_PHASE_BYTES} bytes over {need_s:g} s, half the {counters.duration_s:g} s "
+                    "phase, are needed); run the whole test again")
+    return ""
+
+
+def _differs(claim: float, server: float, tolerance: float) -> bool:
+    return abs(claim - server) > tolerance * server
 
 
 def consistency(values: dict[str, object], counters: Counters) -> str:
-    """'' when the claimed figures agree with the server's counters, else the reason."""
+    """'' when the client's figures agree with the server's own, else the reason (stored flagged)."""
     down_claim = float(values["download_mbps"])  # type: ignore[arg-type]
     up_claim = float(values["upload_mbps"])  # type: ignore[arg-type]
-    server_up = counters.upload_mbps
-    duration = float(values["duration_s"] or counters.duration_s)  # type: ignore[arg-type]
-    # the steady window is at least half the phase, so this bounds any honest download figure
-    max_down = counters.bytes_down * 8 / 1e6 / max(duration * (1 - method.RAMP_MAX_FRACTION), 0.1)
-    if down_claim > max_down * DOWNLOAD_SLACK:
-        return f"download {down_claim:.1f} Mbps exceeds what the server sent ({max_down:.1f} Mbps at most)"
+    server_down = counters.download_mbps
+    if server_down < 0:
+        return "no server-side download figure (a receipt from a server before method v1 §4)"
+    if _differs(down_claim, server_down, DOWNLOAD_TOLERANCE):
+        return (f"client_disagrees: download {down_claim:.1f} Mbps differs from the server's own "
+                f"{server_down:.1f} Mbps by more than {DOWNLOAD_TOLERANCE:.0%}")
     bytes_down = values.get("bytes_down")
     if isinstance(bytes_down, int) and bytes_down > counters.bytes_down * DOWNLOAD_SLACK + (1 << 20):
-        return f"bytes_down {bytes_down} exceeds the {counters.bytes_down} bytes the server sent"
-    if server_up > 0 and abs(up_claim - server_up) > UPLOAD_TOLERANCE * server_up:
-        return f"upload {up_claim:.1f} Mbps differs from the server's count ({server_up:.1f} Mbps)"
+        return f"client_disagrees: bytes_down {bytes_down} exceeds the {counters.bytes_down} bytes the server sent"
+    server_up = counters.upload_mbps
+    if _differs(up_claim, server_up, UPLOAD_TOLERANCE):
+        return (f"client_disagrees: upload {up_claim:.1f} Mbps differs from the server's own "
+                f"{server_up:.1f} Mbps by more than {UPLOAD_TOLERANCE:.0%}")
     return ""
 
 
@@ -108,13 +137,20 @@ async def submit_result(request: web.Request) -> web.Response:
     if counters.bytes_down == 0 or counters.bytes_up == 0:
         metrics.inc("results_no_transfer_total")
         raise json_error(422, "the server saw no download or no upload for this test", "token")
+    too_little = unmeasured(counters)
+    if too_little:
+        metrics.inc("results_unmeasured_total")
+        raise json_error(422, too_little, "token")
 
     reason = consistency(values, counters)
-    ip = client_ip(request)
+    # the network that ran the transfers, not the one that submits (an agent may submit later,
+    # from elsewhere; a client may not borrow another network's attribution)
+    ip = counters.transfer_ip or client_ip(request)
     attribution: Attribution = request.app[ATTRIBUTION]  # type: ignore[assignment]
     place = attribution.place(ip, values["lat"], values["lon"], values["accuracy_m"])
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.timezone.utc)
-    server_up = counters.upload_mbps
+    device_hash = keyed_hash(cfg.secret, "device", values["device_id"]) if values["device_id"] else ""
+    flags = [reason.split(":", 1)[0]] if reason.startswith("client_disagrees") else []
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
@@ -127,11 +163,11 @@ async def submit_result(request: web.Request) -> web.Response:
         location_source=place.location_source,
         lat=round_coord(values["lat"]),
         lon=round_coord(values["lon"]),
-        device_hash=keyed_hash(cfg.secret, "device", values["device_id"]) if values["device_id"] else "",
+        device_hash=device_hash,
         ip_hash=keyed_hash(cfg.secret, "ip", ip),
         ip_network=ip_network(ip),
-        download_mbps=values["download_mbps"],
-        upload_mbps=server_up if server_up > 0 else values["upload_mbps"],
+        download_mbps=round(max(counters.download_mbps, 0.0), 3),
+        upload_mbps=round(counters.upload_mbps, 3),
         latency_ms=values["latency_ms"],
         jitter_ms=values["jitter_ms"],
         loaded_latency_down_ms=values["loaded_latency_down_ms"],
@@ -140,8 +176,8 @@ async def submit_result(request: web.Request) -> web.Response:
         bytes_up=values["bytes_up"] or 0,
         server_bytes_down=counters.bytes_down,
         server_bytes_up=counters.bytes_up,
-        streams=values["streams"] or counters.streams,
-        duration_s=values["duration_s"] or counters.duration_s,
+        streams=counters.streams,          # the token's, never the submission's
+        duration_s=counters.duration_s,
         tcp_min_rtt_ms=counters.tcp_min_rtt_ms,
         tcp_retrans_ratio=counters.tcp_retrans_ratio,
         server_id=cfg.server_id,
@@ -151,6 +187,12 @@ async def submit_result(request: web.Request) -> web.Response:
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
+        client_download_mbps=values["download_mbps"],
+        client_upload_mbps=values["upload_mbps"],
+        location_accuracy_m=values["accuracy_m"] if place.location_source == "gps" else None,
+        network_type_source="declared" if values["network_type"] else "none",
+        device_source="issued" if device_hash else "ip",
+        flags=",".join(flags),
     )
     if state is not None:
         state.submitted = True
@@ -171,6 +213,7 @@ async def submit_result(request: web.Request) -> web.Response:
         "test_id": row.test_id,
         "valid": row.valid,
         "invalid_reason": reason,
+        "download_mbps": round(row.download_mbps, 3),
         "upload_mbps": round(row.upload_mbps, 3),
         "provider": row.provider,
         "province_code": row.province_code,

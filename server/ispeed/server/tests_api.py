@@ -7,6 +7,7 @@ from aiohttp import web
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
+from ispeed.server.measure import capacity_check
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.proxy import client_ip
 from ispeed.server.tokens import issue, verify
@@ -40,14 +41,7 @@ async def start_test(request: web.Request) -> web.Response:
         raise json_error(429, f"too many tests from your network; retry in {wait_s:.0f} s",
                          retry_after_s=round(wait_s, 1))
     registry.expire()
-    if registry.open_tests() >= cfg.max_running_tests:
-        metrics.inc("tests_refused_busy_total")
-        raise json_error(503, "this server is at its test capacity; retry in a minute or use another server",
-                         retry_after_s=30)
-    if registry.open_for_network(network) >= cfg.max_tests_per_network:
-        metrics.inc("tests_refused_network_busy_total")
-        raise json_error(429, f"your network already runs {cfg.max_tests_per_network} tests here; "
-                              "retry when one finishes", retry_after_s=10)
+    capacity_check(request, network)
     net_hash = keyed_hash(cfg.secret, "net", network)
     claims, token = issue(cfg.secret, cfg.server_id, net_hash, streams, duration_s, cfg.token_ttl_s)
     registry.add(claims, net_key=network)
