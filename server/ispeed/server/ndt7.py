@@ -32,8 +32,9 @@ from aiohttp import WSMsgType, web
 
 from ispeed.server import ndt7_messages as m
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, METRICS, PAYLOAD
-from ispeed.server.measure import PAYLOAD_BYTES
+from ispeed.server.keys import CONFIG, METRICS, PAYLOAD, TEST_RATE
+from ispeed.server.measure import PAYLOAD_BYTES, capacity_check
+from ispeed.server.privacy import ip_network
 from ispeed.server.ndt7_results import NDT7_RESULTS, Ndt7Results, Subtest
 from ispeed.server.proxy import client_ip
 
@@ -44,9 +45,9 @@ _CLOSE_WAIT_S = m.HARD_LIMIT_S - m.SUBTEST_S
 _DISCONNECTS = (ConnectionError, asyncio.TimeoutError, RuntimeError)
 
 
-def _refuse(request: web.Request, reason: str, status: int = 400) -> web.HTTPException:
+def _refuse(request: web.Request, reason: str, status: int = 400, **extra: object) -> web.HTTPException:
     request.app[METRICS].inc("ndt7_refused_total")
-    return json_error(status, reason, "ndt7")
+    return json_error(status, reason, "ndt7", **extra)
 
 
 async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse, Subtest, socket.socket | None]:
@@ -63,14 +64,23 @@ async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse,
         metadata, early_exit = m.parse_query(request.query_string, request.query, kind)
     except m.QueryError as exc:
         raise _refuse(request, str(exc)) from exc
-    if results.running >= request.app[CONFIG].max_running_tests:
-        raise _refuse(request, "this server is at its test capacity; retry in a minute", 503)
+    network = ip_network(client_ip(request))
+    wait_s = request.app[TEST_RATE].check(network)   # the native API's limits, per client network
+    if wait_s:
+        request.app[METRICS].inc("ndt7_refused_rate_total")
+        raise _refuse(request, f"too many tests from your network; retry in {wait_s:.0f} s", 429,
+                      retry_after_s=round(wait_s, 1))
+    try:
+        capacity_check(request, network)
+    except web.HTTPException:
+        request.app[METRICS].inc("ndt7_refused_total")
+        raise
     transport = request.transport
     sock = transport.get_extra_info("socket") if transport else None
     peer = transport.get_extra_info("peername") if transport else None
     local = transport.get_extra_info("sockname") if transport else None
     await ws.prepare(request)
-    sub = Subtest(uuid=str(uuid.uuid4()), kind=kind, ip=client_ip(request), metadata=metadata,
+    sub = Subtest(uuid=str(uuid.uuid4()), kind=kind, ip=client_ip(request), network=network, metadata=metadata,
                   started_at=dt.datetime.now(dt.timezone.utc), started=time.monotonic(),
                   early_exit_bytes=early_exit, client_addr=m.addr(peer), server_addr=m.addr(local))
     results.begin(sub)

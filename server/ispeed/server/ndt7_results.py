@@ -39,12 +39,17 @@ from ispeed.core.schema import Measurement
 from ispeed.core.timeutil import local_date
 from ispeed.server import ndt7_messages as m
 from ispeed.server.attribution import Attribution
-from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS
+from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, NDT7_RUNNING
 from ispeed.server.privacy import ip_network, keyed_hash
 
 log = logging.getLogger("ispeed.server.ndt7")
 
 PAIR_GAP_S = 15.0            # an upload must start this soon after its download ended
+# A subtest too short or too small to measure is stored invalid with the reason (kept for audit,
+# never published): it must run MIN_SUBTEST_FRACTION of the protocol's 10 s (an early exit after
+# `early_exit` bytes is complete) and move MIN_SUBTEST_BYTES, as method v1 asks of a phase.
+MIN_SUBTEST_FRACTION = 0.5
+MIN_SUBTEST_BYTES = 64 << 10
 STORE_TIMEOUT_S = 15.0
 METHOD = "ndt7"
 _KEY_FIELDS = ("client_name", "client_version", "client_library_name", "client_library_version")
@@ -57,6 +62,7 @@ class Subtest:
     uuid: str
     kind: str                       # download / upload
     ip: str
+    network: str                    # the client's /24 or /48, for the per-network limits
     metadata: dict[str, str]
     started_at: dt.datetime         # UTC, handshake complete
     started: float                  # monotonic seconds, same instant
@@ -88,14 +94,19 @@ class Subtest:
     def key(self) -> tuple[str, ...]:
         return (self.ip, *(self.metadata.get(k, "") for k in _KEY_FIELDS))
 
+    def counted_bytes(self) -> int:
+        """What the server counts: acknowledged (download) or received (upload) bytes."""
+        tcp = self.tcp
+        counted = (tcp["BytesAcked"] if self.kind == "download" else tcp["BytesReceived"]) if tcp else 0
+        return counted or self.app_bytes
+
     def mbps(self) -> float:
         """Server-side rate over the whole subtest (see the module docstring)."""
         tcp = self.tcp
-        counted = (tcp["BytesAcked"] if self.kind == "download" else tcp["BytesReceived"]) if tcp else 0
         elapsed = (tcp["ElapsedTime"] if tcp else 0) or self.elapsed_us
         if elapsed <= 0:
             return 0.0
-        return 8 * (counted or self.app_bytes) / elapsed     # bytes/µs × 8 = Mbit/s
+        return 8 * self.counted_bytes() / elapsed     # bytes/µs × 8 = Mbit/s
 
 
 class Ndt7Results:
@@ -109,6 +120,7 @@ class Ndt7Results:
 
     def begin(self, sub: Subtest) -> None:
         self.running += 1
+        self.app[NDT7_RUNNING].start(sub.network)
 
     def claim_download(self, upload: Subtest) -> None:
         """Attach the most recent unclaimed download of the same client that ended just before."""
@@ -126,6 +138,7 @@ class Ndt7Results:
     def finish(self, sub: Subtest) -> None:
         """A subtest ended (normally or not): park a download, store an upload (with its pair)."""
         self.running -= 1
+        self.app[NDT7_RUNNING].end(sub.network)
         sub.ended = time.monotonic()
         outcome = "error" if sub.error else ("early_exit" if sub.early_exit else "ok")
         self.app[METRICS].inc(f"ndt7_{sub.kind}_{outcome}_total")
@@ -156,6 +169,8 @@ class Ndt7Results:
 
     async def _store(self, down: Subtest | None, up: Subtest | None) -> None:
         row = build_measurement(self.app, down, up)
+        if not row.valid:
+            self.app[METRICS].inc("ndt7_results_invalid_total")
         try:
             outcome = await asyncio.wait_for(self.app[INGEST].submit(row), STORE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - counted and logged; the handler already answered
@@ -166,6 +181,17 @@ class Ndt7Results:
 
 
 NDT7_RESULTS = web.AppKey("ndt7_results", Ndt7Results)
+
+
+def unmeasurable(sub: Subtest) -> str:
+    """'' when a subtest ran long enough and moved enough to measure, else the reason."""
+    seconds = sub.elapsed_us / 1e6
+    need_s = MIN_SUBTEST_FRACTION * m.SUBTEST_S
+    moved = sub.counted_bytes()
+    if moved < MIN_SUBTEST_BYTES or (seconds < need_s and not sub.early_exit):
+        return (f"ndt7 {sub.kind} too short or too small to measure: {moved} bytes in {seconds:.1f} s "
+                f"(at least {MIN_SUBTEST_BYTES} bytes over {need_s:g} s are needed)")
+    return ""
 
 
 def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | None) -> Measurement:
@@ -179,6 +205,8 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
     rtts = [s.min_rtt_us for s in (down, up) if s is not None and s.min_rtt_us]
     missing = [kind for kind, s in (("download", down), ("upload", up)) if s is None]
     reason = f"ndt7 incomplete: no {missing[0]} subtest from this client" if missing else ""
+    for s in (down, up):
+        reason = reason or (unmeasurable(s) if s is not None else "")
     return Measurement(
         test_id=first.uuid,
         started_at=first.started_at.replace(microsecond=0),
