@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +23,7 @@ from ispeed.server.isp_keys import (
 from serve_process import ServeProcess
 
 UTC = dt.timezone.utc
+SERVE_SECRET = "functional-test-secret-000"   # the secret tests/serve_process.py starts `serve` with
 
 
 def test_key_format_rejects_lookalikes_and_garbage() -> None:
@@ -118,3 +124,63 @@ def test_serve_process_with_cli_managed_key(clickhouse_server: object, capsys: p
     assert main(["isp-key", "list", "--json", "--store", url]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["status"] == "revoked" and row["last_used_at"] is not None
+
+
+def isp_key(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`ispeed isp-key ARGV` as a real process (no ISPEED_* settings inherited)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ISPEED_")}
+    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", "isp-key", *argv], capture_output=True,
+                          text=True, timeout=120, env={**base, **(env or {})})
+
+
+def portal_status(base_url: str, key: str) -> int:
+    req = urllib.request.Request(base_url + "/isp/v1/months", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_cli_manages_keys_through_the_server_holding_an_embedded_store(tmp_path: Path) -> None:
+    """`ispeed isp-key` works while `ispeed serve` holds a chDB store: it signs its calls to the server."""
+    url = f"chdb:{tmp_path / 'store'}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{s.getsockname()[1]}"   # closed below: nothing listens there
+    with ServeProcess(url) as server:
+        remote = ["--store", url, "--server", server.url]
+        # what goes wrong is one line naming the flag to fix
+        for argv, env, needle in (
+                (["create", "--provider", "Viettel", "--store", url], {}, "--secret"),
+                (["create", "--provider", "Viettel", *remote, "--secret", "not-the-server-secret"], {}, "--secret"),
+                (["list", "--store", url, "--server", nobody, "--secret", SERVE_SECRET], {}, "--server"),
+                (["create", "--provider", "NoSuchISP", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "--provider"),
+                (["revoke", "feedfacecafe", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "unknown")):
+            done = isp_key(*argv, env=env)
+            assert done.returncode == 2 and done.stdout == "", (argv, done)
+            assert len(done.stderr.strip().splitlines()) == 1 and needle in done.stderr, (argv, done.stderr)
+        assert "in use" in isp_key("list", "--store", url).stderr   # no secret: says why the store is out of reach
+
+        created = isp_key("create", "--provider", "viettel", "--note", "noc", *remote,
+                          env={"ISPEED_SECRET": SERVE_SECRET})
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        assert KEY_RE.fullmatch(key) and "only time" in created.stderr and "Viettel" in created.stderr
+        kid = key.split("_")[1]
+        assert portal_status(server.url, key) == 200
+
+        listed = isp_key("list", "--json", *remote, "--secret", SERVE_SECRET)
+        (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert (row["key_id"], row["provider"], row["status"], row["note"]) == (kid, "Viettel", "active", "noc")
+        assert row["last_used_at"] is not None and key.split("_", 2)[2] not in listed.stdout
+
+        revoked = isp_key("revoke", kid, "--reason", "leaked", *remote, "--secret", SERVE_SECRET)
+        assert revoked.returncode == 0 and "revoked" in revoked.stderr, revoked.stderr
+        assert portal_status(server.url, key) == 401          # at once (the promise is within a minute)
+        table = isp_key("list", *remote, "--secret", SERVE_SECRET).stdout.splitlines()
+        assert table[0].split()[:2] == ["ID", "PROVIDER"] and kid in table[1] and "revoked" in table[1]
+    # the server has stopped: the same keys, read directly from the store
+    listed = isp_key("list", "--json", "--store", url)
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["key_id"], row["status"]) == (kid, "revoked")

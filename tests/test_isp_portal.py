@@ -32,7 +32,7 @@ from ispeed.server.config import ServerConfig
 from ispeed.server.isp_data import STATS_OUT
 from ispeed.server.isp_keys import create_key, revoke_key
 from ispeed.server.isp_portal import PORTAL, PortalConfig
-from ispeed.server.keys import INGEST
+from ispeed.server.keys import INGEST, METRICS
 from ispeed.server.limits import RateLimiter
 
 SECRET = b"isp-portal-test-secret-0123456789"
@@ -99,6 +99,7 @@ def with_portal(data: PortalData, body: Callable[[str, aiohttp.ClientSession, An
         if portal is not None:
             app[PORTAL].config = portal
             app[PORTAL].bad_keys = RateLimiter(portal.bad_keys_per_min, portal.bad_key_burst)
+            app[PORTAL].keys.scan_interval_s = portal.key_scan_interval_s
         async with running(config, app) as (url, app), aiohttp.ClientSession() as http:
             return await body(url, http, app)
     return asyncio.run(run())
@@ -306,11 +307,72 @@ def test_repeated_bad_keys_are_rate_limited_per_network(portal_data: PortalData)
         bad = bearer(f"isp_{portal_data.key_ids['own']}_{'x' * 43}")
         statuses = [(await raw(url, "/isp/v1/months", bad))[0] for _ in range(4)]
         assert statuses == [401, 401, 401, 401]
-        status, headers, text = await raw(url, "/isp/v1/months", bearer(portal_data.keys["own"]))
+        status, headers, text = await raw(url, "/isp/v1/months", bad)
         assert status == 429 and int(headers["retry-after"]) >= 1 and "retry" in text
+        assert (await raw(url, "/isp/v1/months", {}))[0] == 429
+        # the block is for bad keys: the ISP's own key, from the same network, is still served
+        assert (await raw(url, "/isp/v1/months", bearer(portal_data.keys["own"])))[0] == 200
         assert (await raw(url, "/isp/v1/months", bad))[0] == 429
 
     with_portal(portal_data, body, PortalConfig(bad_keys_per_min=6, bad_key_burst=3))
+
+
+def test_a_valid_key_is_served_from_a_network_blocked_for_bad_keys(portal_data: PortalData) -> None:
+    """Others' bad keys from the ISP's /24 never lock its valid key out, and cost the store almost nothing."""
+    own, kid = portal_data.keys["own"], portal_data.key_ids["own"]
+    flood = [bearer(f"isp_{kid}_{'x' * 43}"), bearer(f"isp_{'0' * 12}_{'y' * 43}"), {}, bearer("garbage"),
+             bearer(portal_data.keys["revoked"])]
+
+    async def body(url: str, http: aiohttp.ClientSession, app: Any) -> None:
+        statuses = [(await raw(url, "/isp/v1/months", flood[i % len(flood)]))[0] for i in range(40)]
+        assert statuses[:3] == [401, 401, 401] and statuses[3:].count(429) >= 33, statuses
+        # the ISP's own key, from the same /24, is served while the block lasts
+        for _ in range(3):
+            status, _, text = await raw(url, "/isp/v1/months", bearer(own))
+            assert status == 200 and json.loads(text)["provider"] == OWN
+        assert [(await raw(url, "/isp/v1/months", h))[0] for h in flood] == [429] * len(flood)
+        # while blocked, wrong secrets of a known key id are refused without reading the store, and
+        # unknown ids cost at most one read of the (small) key table per second, however many arrive
+        counters = app[METRICS].counters
+        before = counters["isp_key_lookups_total"], counters["isp_key_scans_total"]
+        wrong = [raw(url, "/isp/v1/months", bearer(f"isp_{kid}_{os.urandom(32).hex()[:43]}")) for _ in range(100)]
+        unknown = [raw(url, "/isp/v1/months", bearer(f"isp_{os.urandom(6).hex()}_{'z' * 43}")) for _ in range(100)]
+        got = await asyncio.gather(*wrong, *unknown)
+        assert {status for status, _, _ in got} == {429}
+        assert counters["isp_key_lookups_total"] == before[0]
+        assert counters["isp_key_scans_total"] - before[1] <= 3
+        # a key created after the last scan still works at once from the blocked network
+        fresh = await app[INGEST].run_in_store(lambda s: create_key(s, OWN))
+        assert (await raw(url, "/isp/v1/months", bearer(fresh.key)))[0] == 200
+
+    with_portal(portal_data, body, PortalConfig(bad_keys_per_min=6, bad_key_burst=3))
+
+
+def test_rate_limited_requests_write_a_bounded_number_of_audit_rows(portal_data: PortalData) -> None:
+    """A flood of refused requests writes one audit row per network and minute, with its count."""
+    run = os.urandom(6).hex()
+    kid = portal_data.key_ids["own"]
+    kinds = [{}, bearer("garbage"), bearer(f"isp_{kid}_{'x' * 43}"), bearer(f"isp_{'0' * 12}_{'y' * 43}")]
+    n_requests = 300
+
+    async def body(url: str, http: aiohttp.ClientSession, app: Any) -> list[int]:
+        path = f"/isp/v1/months?run={run}&pad={'p' * 600}"    # a long path: stored cut, once
+        return [(await raw(url, f"{path}&i={i}", kinds[i % len(kinds)]))[0] for i in range(n_requests)]
+
+    statuses = with_portal(portal_data, body, PortalConfig(bad_keys_per_min=0.6, bad_key_burst=3,
+                                                           key_scan_interval_s=0.02))
+    limited_n = statuses.count(429)
+    assert statuses.count(401) + limited_n == n_requests and limited_n >= n_requests - 10
+    with open_store(portal_data.url) as store:   # the server has stopped: its rows are written
+        rows = [e for e in read_entries(store) if f"run={run}" in e.path]
+    limited = [e for e in rows if e.outcome == "rate_limited"]
+    assert 1 <= len(limited) <= 2, len(limited)          # one per minute (two if the flood crossed one)
+    assert sum(e.requests for e in limited) == limited_n
+    assert all(e.status == 429 and e.client_network == "127.0.0.0/24" and len(e.path) <= 512 for e in limited)
+    assert all(e.at.second == 0 for e in limited)         # the row stands for its minute
+    refused = [e for e in rows if e.outcome != "rate_limited"]     # the 401s before the block: one row each
+    assert len(refused) == statuses.count(401) and all(e.requests == 1 and e.status == 401 for e in refused)
+    assert {"no_key", "malformed_key", "bad_secret"} <= {e.outcome for e in refused}
 
 
 def test_revocation_applies_to_the_next_request(portal_data: PortalData, capsys: pytest.CaptureFixture[str]) -> None:
@@ -319,10 +381,12 @@ def test_revocation_applies_to_the_next_request(portal_data: PortalData, capsys:
         key = with_new.key
         assert (await raw(url, "/isp/v1/months", bearer(key)))[0] == 200
         if portal_data.url.startswith("chdb:"):
-            # the server holds the embedded store: the CLI says so in one line, exit 2
-            assert await asyncio.to_thread(main, ["isp-key", "list", "--store", portal_data.url]) == 2
+            # the server holds the embedded store: without its secret the CLI says so in one line, exit 2;
+            # with it, the CLI revokes through this server's admin API
+            assert await asyncio.to_thread(main, ["isp-key", "list", "--store", portal_data.url, "--secret", ""]) == 2
             assert "in use" in capsys.readouterr().err
-            await app[INGEST].run_in_store(lambda s: revoke_key(s, with_new.record.key_id))
+            assert await asyncio.to_thread(main, ["isp-key", "revoke", with_new.record.key_id, "--store",
+                                                  portal_data.url, "--server", url, "--secret", SECRET.decode()]) == 0
         else:  # a ClickHouse store: the operator's CLI works while servers run
             assert await asyncio.to_thread(main, ["isp-key", "revoke", with_new.record.key_id,
                                                   "--store", portal_data.url]) == 0

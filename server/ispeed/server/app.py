@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ispeed.core.store import Store, open_store
-from ispeed.server import fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage
+from ispeed.server import admin_api, fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage
 from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
@@ -105,6 +105,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     ndt7.add_routes(app)
     webpage.add_routes(app)
     isp_portal.add_routes(app)
+    admin_api.add_routes(app)   # local, signed ISP-key management (`ispeed isp-key` on a held store)
     if config.site_dir:
         site_serving.add_routes(app, config)   # the published site under /site/, nightly publish job
     return app

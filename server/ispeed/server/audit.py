@@ -1,10 +1,13 @@
-"""The ISP portal's audit log: one append-only store row per request, allowed or refused.
+"""The ISP portal's audit log: a store row per request, and one per network and minute for a blocked flood.
 
 Rows carry the key id the request claimed, the provider of that key, the raw request path, the
-time, the client's /24 (IPv4) or /48 (IPv6) network — never its address — the outcome and the
-HTTP status. `AuditLog.record` returns once the row's batch is in the store (batches of rows
-arriving together, so a flood of bad keys costs a few inserts, not one per request); every row
-is also logged to the `ispeed.server.audit` logger, so a store failure loses nothing silently.
+time, the client's /24 (IPv4) or /48 (IPv6) network — never its address — the outcome, the
+HTTP status, and how many requests the row stands for. `AuditLog.record` returns once the row's
+batch is in the store (batches of rows arriving together); every row is also logged to the
+`ispeed.server.audit` logger, so a store failure loses nothing silently. Requests refused
+because their network is blocked for bad keys are only counted (`RefusalTally`): one row per
+(network, minute), written when the minute is over or the server stops, so a flood of N such
+requests writes O(1) rows per network and minute, not N.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from ispeed.core.store import Store
 
 log = logging.getLogger("ispeed.server.audit")
 
 AUDIT_TYPES = {"at": "DateTime('UTC')", "key_id": "String", "provider": "String", "method": "String",
-               "path": "String", "client_network": "String", "outcome": "String", "status": "UInt16"}
+               "path": "String", "client_network": "String", "outcome": "String", "status": "UInt16",
+               "requests": "UInt32"}
 MAX_PATH_CHARS = 512
+OVERFLOW_NETWORK = "*"   # the tally's networks past `max_networks` in one minute, counted together
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class AuditEntry:
     client_network: str
     outcome: str
     status: int
+    requests: int = 1   # >1: refused requests of one network in the minute starting at `at`
 
 
 def write_entries(store: Store, entries: list[AuditEntry]) -> None:
@@ -51,11 +57,11 @@ def write_entries(store: Store, entries: list[AuditEntry]) -> None:
 def read_entries(store: Store, since: dt.datetime | None = None) -> list[AuditEntry]:
     """Audit rows (oldest first), optionally from `since` on."""
     rows = store.query(
-        "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status"
+        "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status, requests"
         " FROM {db}.isp_audit WHERE at >= {since} ORDER BY at, key_id",
         {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc)})
     return [AuditEntry(dt.datetime.fromtimestamp(int(r[0]), dt.timezone.utc), str(r[1]), str(r[2]), str(r[3]),
-                       str(r[4]), str(r[5]), str(r[6]), int(r[7])) for r in rows]
+                       str(r[4]), str(r[5]), str(r[6]), int(r[7]), int(r[8])) for r in rows]
 
 
 def last_used(store: Store) -> dict[str, dt.datetime]:
@@ -80,9 +86,9 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> bool:
         """True once the row is stored; False when the store refused it (it is in the log)."""
-        log.info("%s %s %s key=%s provider=%s net=%s -> %s %d", entry.at.isoformat(), entry.method,
+        log.info("%s %s %s key=%s provider=%s net=%s -> %s %d x%d", entry.at.isoformat(), entry.method,
                  entry.path[:MAX_PATH_CHARS], entry.key_id or "-", entry.provider or "-",
-                 entry.client_network or "-", entry.outcome, entry.status)
+                 entry.client_network or "-", entry.outcome, entry.status, entry.requests)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         if self._flusher is None or self._flusher.done():
@@ -110,3 +116,46 @@ class AuditLog:
         """Wait for rows still in flight (before the store closes)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+class RefusalTally:
+    """Counts refused requests per (client network, minute) for the audit log; memory bounded by `max_networks`."""
+
+    def __init__(self, audit: AuditLog, max_networks: int = 10_000) -> None:
+        self._audit = audit
+        self.max_networks = max_networks
+        self._open: dict[tuple[int, str], tuple[AuditEntry, list[int]]] = {}   # (minute, network) -> first, [count]
+
+    def add(self, at: dt.datetime, network: str, method: str, path: str, outcome: str, status: int) -> None:
+        """Count one refused request (no I/O: a flood costs a dictionary update per request)."""
+        minute = int(at.timestamp()) // 60 * 60
+        if (minute, network) not in self._open and len(self._open) >= self.max_networks:
+            network = OVERFLOW_NETWORK
+        found = self._open.get((minute, network))
+        if found is None:
+            first = AuditEntry(dt.datetime.fromtimestamp(minute, dt.timezone.utc), "", "", method,
+                               path[:MAX_PATH_CHARS], network, outcome, status)
+            self._open[(minute, network)] = (first, [1])
+        else:
+            found[1][0] += 1
+
+    @property
+    def pending_requests(self) -> int:
+        return sum(count[0] for _, count in self._open.values())
+
+    async def flush(self, now: dt.datetime | None = None) -> int:
+        """Write the rows of the minutes before `now`'s (all rows when `now` is None); returns rows written."""
+        cutoff = None if now is None else int(now.timestamp()) // 60 * 60
+        done = [k for k in self._open if cutoff is None or k[0] < cutoff]
+        rows = [replace(first, requests=count[0]) for first, count in (self._open.pop(k) for k in done)]
+        await asyncio.gather(*(self._audit.record(row) for row in rows))   # one batch, not one write each
+        return len(rows)
+
+    async def run(self, every_s: float = 5.0) -> None:
+        """Write each minute's rows within `every_s` of its end (the server cancels this at shutdown)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.flush(dt.datetime.now(dt.timezone.utc))
+            except Exception:  # noqa: BLE001 - keep counting; the rows' fate is logged by AuditLog
+                log.exception("could not write the counted ISP portal refusals; retrying at the next flush")

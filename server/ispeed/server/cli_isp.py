@@ -1,19 +1,36 @@
 """`ispeed isp-key create|list|revoke`: the ISP portal's keys, managed in the store.
 
 Light at import time (argparse and core); the store and the key code load inside the commands.
-An embedded (chDB) store held by a running `ispeed serve` answers one "in use" line: manage
-keys on a ClickHouse server store, or with the server stopped.
+Each command opens the store itself; when it is an embedded (chDB) store held by a running
+`ispeed serve`, it asks that server instead, through its local admin API (`--server`, requests
+signed with `--secret`), so keys are created and revoked without stopping the server.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ispeed.core.errors import ConfigError
+from ispeed.core.errors import StoreLocked, UsageError
 from ispeed.core.settings import add_setting
+
+if TYPE_CHECKING:
+    from ispeed.core.store import Store
+    from ispeed.server.admin_client import AdminClient
+
+T = TypeVar("T")
+DEFAULT_SERVER = "http://127.0.0.1:8080"   # = admin_client.DEFAULT_SERVER (not imported: keeps this module light)
+
+
+def _remote_flags(parser: argparse.ArgumentParser) -> None:
+    add_setting(parser, "store")
+    parser.add_argument("--server", default=DEFAULT_SERVER, metavar="URL",
+                        help="the local `ispeed serve` holding an embedded store: used only when the store is in "
+                             f"use by it (default {DEFAULT_SERVER})")
+    add_setting(parser, "secret")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -25,16 +42,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     create.add_argument("--expires", default=None, metavar="YYYY-MM-DD",
                         help="last day the key works (Vietnam time); default: no expiry")
     create.add_argument("--note", default="", help="free text kept with the key (who received it)")
-    add_setting(create, "store")
+    _remote_flags(create)
     create.set_defaults(func=run_create)
     listing = keys.add_parser("list", help="list keys: id, provider, created, expiry, last use, status")
     listing.add_argument("--json", action="store_true", help="one JSON object per key")
-    add_setting(listing, "store")
+    _remote_flags(listing)
     listing.set_defaults(func=run_list)
     revoke = keys.add_parser("revoke", help="revoke a key by id (effective on the next request)")
     revoke.add_argument("key_id", metavar="ID", help="the key id shown by `list` (or the whole key)")
     revoke.add_argument("--reason", default="", help="why (kept with the revocation)")
-    add_setting(revoke, "store")
+    _remote_flags(revoke)
     revoke.set_defaults(func=run_revoke)
 
     def usage(args: argparse.Namespace) -> int:
@@ -43,83 +60,75 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=usage)
 
 
-def _provider(name: str) -> str:
-    from ispeed.admin_geo.providers import canonical_provider, providers
+def _keys(args: argparse.Namespace, direct: "Callable[[Store], T]", remote: "Callable[[AdminClient], T]") -> T:
+    """`direct(store)` on the store; `remote(client)` through the server when an embedded store is held."""
+    from ispeed.core.store import open_store
 
-    found = canonical_provider(name.strip())
-    if found is None:
-        known = ", ".join(p.name for p in providers())
-        raise ConfigError("--provider", name, f"not a known provider; use one of: {known} "
-                          "(operators add providers in admin_geo's data/providers.csv)")
-    return found.name
-
-
-def _expires(text: str | None) -> dt.datetime | None:
-    from ispeed.server.isp_keys import expiry_from_date
-
-    if text is None:
-        return None
     try:
-        day = dt.date.fromisoformat(text) if len(text) == 10 and text.isascii() else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise ConfigError("--expires", text, "use a date YYYY-MM-DD, e.g. 2026-12-31")
-    expires_at = expiry_from_date(day)
-    if expires_at <= dt.datetime.now(dt.timezone.utc):
-        raise ConfigError("--expires", text, "that day has already passed; give a future date")
-    return expires_at
+        store = open_store(args.store)
+    except StoreLocked as exc:
+        if not args.secret:
+            raise UsageError(
+                f"the embedded store {args.store} is in use by another process (a running `ispeed serve`?): to "
+                "manage keys through that server, give its secret with --secret or ISPEED_SECRET (and --server "
+                f"URL unless it listens on {DEFAULT_SERVER}), or stop it first") from exc
+        from ispeed.server.admin_client import AdminClient
 
-
-def _when(ts: dt.datetime | None, never: str = "-") -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts else never
+        return remote(AdminClient(args.server, args.secret, args.store))
+    with store:
+        return direct(store)
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from ispeed.core.store import open_store
-    from ispeed.server.isp_keys import create_key
+    from ispeed.server.isp_keys import create_key, key_json, parse_expiry, provider_name
 
-    provider = _provider(args.provider)
-    expires_at = _expires(args.expires)
-    with open_store(args.store) as store:
+    provider = provider_name(args.provider)
+    expires_at = parse_expiry(args.expires)
+
+    def direct(store: "Store") -> tuple[str, dict[str, Any]]:
         new = create_key(store, provider, expires_at, args.note)
-    sys.stdout.write(new.key + "\n")
-    sys.stderr.write(f"ispeed isp-key: key {new.record.key_id} for {provider}, expires "
-                     f"{_when(expires_at, 'never')}. This is the only time the key is shown: hand it "
+        return new.key, key_json(new.record)
+
+    def remote(client: "AdminClient") -> tuple[str, dict[str, Any]]:
+        shown = client.create(provider, args.expires, args.note)
+        return str(shown.pop("key", "")), shown
+
+    key, shown = _keys(args, direct, remote)
+    sys.stdout.write(key + "\n")
+    sys.stderr.write(f"ispeed isp-key: key {shown['key_id']} for {provider}, expires "
+                     f"{shown['expires_at'] or 'never'}. This is the only time the key is shown: hand it "
                      "to the ISP over a secure channel now.\n")
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ispeed.core.store import open_store
-    from ispeed.server.isp_keys import list_keys
+    from ispeed.core.timeutil import utcnow
+    from ispeed.server.isp_keys import key_json, list_keys
 
-    with open_store(args.store) as store:
-        records = list_keys(store)
-    now = dt.datetime.now(dt.timezone.utc)
+    rows = _keys(args, lambda store: [key_json(r, utcnow()) for r in list_keys(store)],
+                 lambda client: client.list())
     if args.json:
-        for r in records:
-            sys.stdout.write(json.dumps({
-                "key_id": r.key_id, "provider": r.provider, "created_at": _when(r.created_at),
-                "expires_at": _when(r.expires_at, "") or None, "last_used_at": _when(r.last_used_at, "") or None,
-                "revoked_at": _when(r.revoked_at, "") or None, "status": r.status(now), "note": r.note,
-            }, ensure_ascii=False) + "\n")
+        for r in rows:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
         return 0
-    rows = [("ID", "PROVIDER", "CREATED", "EXPIRES", "LAST USED", "STATUS", "NOTE")]
-    rows += [(r.key_id, r.provider, _when(r.created_at), _when(r.expires_at, "never"), _when(r.last_used_at),
-              r.status(now), r.note) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
+    table = [("ID", "PROVIDER", "CREATED", "EXPIRES", "LAST USED", "STATUS", "NOTE")]
+    table += [(r["key_id"], r["provider"], r["created_at"], r["expires_at"] or "never", r["last_used_at"] or "-",
+               r["status"], r["note"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
     return 0
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    from ispeed.core.store import open_store
-    from ispeed.server.isp_keys import revoke_key
+    from ispeed.server.isp_keys import KEY_ID_RE, key_json, parse_key, revoke_key
 
-    with open_store(args.store) as store:
-        record = revoke_key(store, args.key_id, args.reason)
-    sys.stderr.write(f"ispeed isp-key: key {record.key_id} ({record.provider}) revoked at "
-                     f"{_when(record.revoked_at)}; servers refuse it from the next request on.\n")
+    parsed = parse_key(args.key_id)
+    key_id = parsed[0] if parsed else args.key_id
+    if not KEY_ID_RE.fullmatch(key_id):
+        raise UsageError(f"key id {args.key_id!r} is unknown: see `ispeed isp-key list` for the ids")
+    shown = _keys(args, lambda store: key_json(revoke_key(store, key_id, args.reason)),
+                  lambda client: client.revoke(key_id, args.reason))
+    sys.stderr.write(f"ispeed isp-key: key {shown['key_id']} ({shown['provider']}) revoked at "
+                     f"{shown['revoked_at']}; servers refuse it from the next request on.\n")
     return 0

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ispeed.core.errors import UsageError
+from ispeed.core.errors import ConfigError, UsageError
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ, utcnow
 
@@ -102,7 +102,11 @@ def key_hash(salt: str, key_id: str, provider: str, secret: str) -> str:
     return hmac.new(salt.encode(), f"{key_id}\n{provider}\n{secret}".encode(), hashlib.sha256).hexdigest()
 
 
-def _read(store: Store, key_id: str | None = None) -> list[tuple[KeyRecord, str, str]]:
+KeyRows = list[tuple[KeyRecord, str, str]]   # (record, salt, hash): what the store holds for one key id
+
+
+def key_rows(store: Store, key_id: str | None = None) -> KeyRows:
+    """The stored rows of one key id (one, unless a row was ever copied), or of every key."""
     where = "key_id = {key_id}" if key_id else "1"
     params = {"key_id": key_id} if key_id else None
     rows = store.query(_SELECT_KEYS % where, params)
@@ -122,7 +126,7 @@ def create_key(store: Store, provider: str, expires_at: dt.datetime | None = Non
     now = (now or utcnow()).replace(microsecond=0)
     while True:
         key_id = secrets.token_hex(6)
-        if not _read(store, key_id):
+        if not key_rows(store, key_id):
             break
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     salt = secrets.token_hex(16)
@@ -141,11 +145,11 @@ def list_keys(store: Store) -> list[KeyRecord]:
 
     used = last_used(store)
     return [KeyRecord(r.key_id, r.provider, r.created_at, r.expires_at, r.revoked_at, r.note,
-                      used.get(r.key_id)) for r, _, _ in _read(store)]
+                      used.get(r.key_id)) for r, _, _ in key_rows(store)]
 
 
 def find_key(store: Store, key_id: str) -> KeyRecord | None:
-    found = _read(store, key_id) if KEY_ID_RE.fullmatch(key_id) else []
+    found = key_rows(store, key_id) if KEY_ID_RE.fullmatch(key_id) else []
     return found[0][0] if found else None
 
 
@@ -164,18 +168,62 @@ def revoke_key(store: Store, key_id_or_key: str, reason: str = "", now: dt.datet
     return KeyRecord(record.key_id, record.provider, record.created_at, record.expires_at, now, record.note)
 
 
+def judge(rows: KeyRows, key_id: str, secret: str, now: dt.datetime) -> Verdict:
+    """The verdict on `secret` for `key_id`, given that id's stored rows; constant-time compare."""
+    if not rows:
+        return Verdict("unknown_key", key_id)
+    for record, salt, digest in rows:  # one row unless an id was ever stored twice
+        if hmac.compare_digest(key_hash(salt, key_id, record.provider, secret), digest):
+            status = record.status(now)
+            return Verdict("allowed" if status == "active" else status, key_id, record)
+    return Verdict("bad_secret", key_id, rows[0][0])
+
+
 def verify(store: Store, presented: str, now: dt.datetime | None = None) -> Verdict:
     """Check a presented key against the store; one primary-key lookup, constant-time compare."""
     parsed = parse_key(presented)
     if parsed is None:
         return Verdict("malformed_key")
     key_id, secret = parsed
-    found = _read(store, key_id)
-    if not found:
-        return Verdict("unknown_key", key_id)
-    now = now or utcnow()
-    for record, salt, digest in found:  # one row unless an id was ever stored twice
-        if hmac.compare_digest(key_hash(salt, key_id, record.provider, secret), digest):
-            status = record.status(now)
-            return Verdict("allowed" if status == "active" else status, key_id, record)
-    return Verdict("bad_secret", key_id, found[0][0])
+    return judge(key_rows(store, key_id), key_id, secret, now or utcnow())
+
+
+def provider_name(text: str) -> str:
+    """The canonical name of a provider given as `--provider TEXT` (any case or alias)."""
+    from ispeed.admin_geo.providers import canonical_provider, providers
+
+    found = canonical_provider(text.strip()) if text.isprintable() else None
+    if found is None:
+        known = ", ".join(p.name for p in providers())
+        raise ConfigError("--provider", text[:80], f"not a known provider; use one of: {known} "
+                          "(operators add providers in admin_geo's data/providers.csv)")
+    return found.name
+
+
+def parse_expiry(text: str | None, now: dt.datetime | None = None) -> dt.datetime | None:
+    """The expiry of `--expires YYYY-MM-DD` (None: never); refuses other forms and past days."""
+    if text is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(text) if len(text) == 10 and text.isascii() else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise ConfigError("--expires", text[:80], "use a date YYYY-MM-DD, e.g. 2026-12-31")
+    expires_at = expiry_from_date(day)
+    if expires_at <= (now or utcnow()):
+        raise ConfigError("--expires", text, "that day has already passed; give a future date")
+    return expires_at
+
+
+def when(ts: dt.datetime | None, never: str = "-") -> str:
+    """A time as `ispeed isp-key` shows it (UTC, seconds)."""
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts else never
+
+
+def key_json(record: KeyRecord, now: dt.datetime | None = None) -> dict[str, str | None]:
+    """A key as `ispeed isp-key list --json` and the admin API show it (never its secret)."""
+    return {"key_id": record.key_id, "provider": record.provider, "created_at": when(record.created_at),
+            "expires_at": when(record.expires_at, "") or None, "last_used_at": when(record.last_used_at, "") or None,
+            "revoked_at": when(record.revoked_at, "") or None, "status": record.status(now or utcnow()),
+            "note": record.note}

@@ -2,22 +2,26 @@
 
 Every request under `/isp/v1/` (and any other `/isp/…` path, in any letter case) is
 authenticated with `Authorization: Bearer isp_<id>_<secret>` (RFC 6750 §2.1) and written to the
-audit log before it is answered. The provider always comes from the verified key: handlers
+audit log before it is answered (requests refused because their network is blocked are counted,
+one audit row per network and minute). The provider always comes from the verified key: handlers
 never read one from the path, the query or a header, and a query parameter or header that names
-another provider is refused (403). Keys are checked in the store on every request (no cache),
-so a revocation takes effect at the next request on every server sharing the store.
+another provider is refused (403). A key with the right secret is checked in the store on every
+request (`isp_keycheck`), so a revocation takes effect at the next request on every server
+sharing the store; it is served even when its network is blocked for others' bad keys.
 
     GET /isp/v1/months               JSON: months with statistics and/or own tests
     GET /isp/v1/{YYYY-MM}/stats.csv  own cells (all, with counts) + others' published cells
     GET /isp/v1/{YYYY-MM}/tests.csv  own tests, open-data export columns
 
 Answers: 401 + `WWW-Authenticate: Bearer` (no, malformed, unknown, wrong, expired or revoked
-key), 429 + Retry-After once a client network keeps presenting bad keys, 400 (bad month,
-after authentication), 403 (another provider named), 404 (no such endpoint or month).
+key), 429 + Retry-After to a request without a valid key once its client network keeps presenting
+bad keys, 400 (bad month, after authentication), 403 (another provider named), 404 (no such
+endpoint or month).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -36,9 +40,10 @@ from ispeed.core.errors import StoreError
 from ispeed.core.store import Store
 from ispeed.core.timeutil import utcnow
 from ispeed.server import isp_data
-from ispeed.server.audit import AuditEntry, AuditLog
+from ispeed.server.audit import AuditEntry, AuditLog, RefusalTally
 from ispeed.server.errors import json_error
-from ispeed.server.isp_keys import Verdict, verify
+from ispeed.server.isp_keycheck import KeyChecker
+from ispeed.server.isp_keys import Verdict, parse_key
 from ispeed.server.keys import INGEST, METRICS
 from ispeed.server.limits import RateLimiter
 from ispeed.server.privacy import ip_network
@@ -58,19 +63,24 @@ class PortalConfig:
     bad_keys_per_min: float = 10.0   # refused keys a client network may present per minute...
     bad_key_burst: float = 20.0      # ...after a first burst of this many
     page_rows: int = 5_000           # rows per store query while streaming a CSV
+    key_scan_interval_s: float = 1.0  # blocked networks' unknown key ids: one read of the key table per interval
+    audit_flush_every_s: float = 5.0  # counted refusals: their minute's row is written this soon after it ends
 
 
 @dataclass
 class Portal:
-    """Portal state: configuration, the audit log, and the bad-key limiter per client network."""
+    """Portal state: configuration, the audit log and its refusal tally, the key check, the bad-key limiter."""
 
     config: PortalConfig
     audit: AuditLog
+    keys: KeyChecker
     bad_keys: RateLimiter = field(init=False)
+    refusals: RefusalTally = field(init=False)
     blocked_until: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.bad_keys = RateLimiter(self.config.bad_keys_per_min, self.config.bad_key_burst)
+        self.refusals = RefusalTally(self.audit)
 
     def blocked_for(self, network: str, now: float) -> float:
         until = self.blocked_until.get(network, 0.0)
@@ -129,32 +139,36 @@ def _unauthorized(reason: str, error: str | None) -> web.HTTPException:
 
 
 async def _authorize(request: web.Request) -> Access:
+    """The key's access; a valid key first, then the network's block, then the refusal (401)."""
     portal = request.app[PORTAL]
     network = ip_network(client_ip(request))
     now = time.monotonic()
-    wait = portal.blocked_for(network, now)
-    if wait > 0:
-        await _record(request, "", "", "rate_limited", 429)
-        raise json_error(429, "too many refused keys from your network; retry later", retry_after_s=wait)
+    blocked_s = portal.blocked_for(network, now)
     presented = _presented_key(request)
+    parsed = parse_key(presented) if presented else None
+    verdict = Verdict("malformed_key")
+    if parsed is not None:
+        try:
+            verdict = await portal.keys.check(parsed[0], parsed[1], blocked_s > 0)
+        except StoreError:
+            await _record(request, parsed[0], "", "store_error", 503)
+            raise
+        if verdict.allowed:
+            assert verdict.record is not None
+            return Access(verdict.key_id, verdict.record.provider)
+    if blocked_s > 0:   # counted, one audit row per network and minute (audit.RefusalTally)
+        request.app[METRICS].inc("isp_requests_rate_limited_total")
+        portal.refusals.add(utcnow(), network, request.method, request.raw_path, "rate_limited", 429)
+        raise json_error(429, "too many refused keys from your network; retry later", retry_after_s=blocked_s)
+    portal.refused(network, now)
     if presented is None:
-        portal.refused(network, now)
         await _record(request, "", "", "no_key", 401)
         raise _unauthorized("an ISP key is required: send `Authorization: Bearer <key>` (see /isp/)", None)
-    try:
-        verdict = cast(Verdict, await request.app[INGEST].run_in_store(lambda store: verify(store, presented)))
-    except StoreError:
-        await _record(request, "", "", "store_error", 503)
-        raise
-    if not verdict.allowed:
-        portal.refused(network, now)
-        provider = verdict.record.provider if verdict.record else ""
-        await _record(request, verdict.key_id, provider, verdict.outcome, 401)
-        reason = {"expired": "this ISP key has expired", "revoked": "this ISP key was revoked"}.get(
-            verdict.outcome, "this ISP key is not valid")
-        raise _unauthorized(f"{reason}: ask the platform operator for a new key (see /isp/)", "invalid_token")
-    assert verdict.record is not None
-    return Access(verdict.key_id, verdict.record.provider)
+    provider = verdict.record.provider if verdict.record else ""
+    await _record(request, verdict.key_id, provider, verdict.outcome, 401)
+    reason = {"expired": "this ISP key has expired", "revoked": "this ISP key was revoked"}.get(
+        verdict.outcome, "this ISP key is not valid")
+    raise _unauthorized(f"{reason}: ask the platform operator for a new key (see /isp/)", "invalid_token")
 
 
 def _refuse_other_provider(request: web.Request, access: Access) -> None:
@@ -299,10 +313,17 @@ async def isp_page(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, config: PortalConfig | None = None) -> None:
     """Register the portal (its audit log flushes before the store closes)."""
-    app[PORTAL] = portal = Portal(config or PortalConfig(), AuditLog(lambda fn: app[INGEST].run_in_store(fn)))
+    config = config or PortalConfig()
+    app[PORTAL] = portal = Portal(config, AuditLog(lambda fn: app[INGEST].run_in_store(fn)),
+                                  KeyChecker(lambda fn: app[INGEST].run_in_store(fn), app[METRICS],
+                                             config.key_scan_interval_s))
 
     async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
+        tally = asyncio.create_task(portal.refusals.run(portal.config.audit_flush_every_s), name="ispeed-isp-tally")
         yield
+        tally.cancel()
+        await asyncio.gather(tally, return_exceptions=True)
+        await portal.refusals.flush()   # the counts of the current minute, before the store closes
         await portal.audit.close()
 
     app.cleanup_ctx.append(audit_ctx)
