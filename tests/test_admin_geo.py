@@ -277,6 +277,16 @@ def test_build_mmdb_from_csv(tmp_path: Path) -> None:
         read_prefixes_csv(bad)
 
 
+def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path: Path) -> None:
+    from ispeed.core.errors import ConfigError
+
+    junk = tmp_path / "junk.mmdb"
+    junk.write_text("not a database")  # maxminddb raises InvalidDatabaseError, a RuntimeError
+    for config in (GeoConfig(asn_db=junk), GeoConfig(city_db=junk)):
+        with pytest.raises(ConfigError, match="cannot open a MaxMind DB file"):
+            Geo(config).lookup_ip("127.0.0.1")
+
+
 def test_subdivision_names_of_commercial_databases() -> None:
     from ispeed.admin_geo.ipdb import province_from_subdivision
 

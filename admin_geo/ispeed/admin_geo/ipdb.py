@@ -61,7 +61,7 @@ def _open(path: str | Path, key: str) -> Any:
 
     try:
         return maxminddb.open_database(str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:  # the last is a RuntimeError
         raise ConfigError(key, str(path), f"cannot open a MaxMind DB file ({exc})") from exc
 
 
