@@ -277,6 +277,16 @@ def test_build_mmdb_from_csv(tmp_path: Path) -> None:
         read_prefixes_csv(bad)
 
 
+def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path: Path) -> None:
+    from ispeed.core.errors import ConfigError
+
+    junk = tmp_path / "junk.mmdb"
+    junk.write_text("not a database")  # maxminddb raises InvalidDatabaseError, a RuntimeError
+    for config in (GeoConfig(asn_db=junk), GeoConfig(city_db=junk)):
+        with pytest.raises(ConfigError, match="cannot open a MaxMind DB file"):
+            Geo(config).lookup_ip("127.0.0.1")
+
+
 def test_subdivision_names_of_commercial_databases() -> None:
     from ispeed.admin_geo.ipdb import province_from_subdivision
 
@@ -288,11 +298,12 @@ def test_subdivision_names_of_commercial_databases() -> None:
 
 def test_enrich(demo_db: Path) -> None:
     g = Geo(GeoConfig(asn_db=demo_db, city_db=demo_db))
-    assert tuple(g.enrich("127.0.0.1", 10.7769, 106.7009, 10)) == ("Viettel", 7552, "79", "26740", "gps")
-    assert tuple(g.enrich("127.0.0.1", None, None)) == ("Viettel", 7552, "01", None, "ip")
-    assert tuple(g.enrich("127.0.0.1", 123.0, 5.0)) == ("Viettel", 7552, "01", None, "ip")  # bad GPS ignored
-    assert tuple(g.enrich("8.8.8.8", 48.85, 2.35)) == (None, None, None, None, "none")
-    assert tuple(Geo().enrich("127.0.0.1", 21.0286, 105.8522, 5000)) == (None, None, "01", None, "gps")
+    # the first five fields; the evidence after them is tested in test_evidence.py
+    assert tuple(g.enrich("127.0.0.1", 10.7769, 106.7009, 10)[:6]) == ("Viettel", 7552, "79", "26740", "gps", 10.0)
+    assert tuple(g.enrich("127.0.0.1", None, None)[:6]) == ("Viettel", 7552, "01", None, "ip", None)
+    assert tuple(g.enrich("127.0.0.1", 123.0, 5.0)[:5]) == ("Viettel", 7552, "01", None, "ip")  # bad GPS ignored
+    assert tuple(g.enrich("8.8.8.8", 48.85, 2.35)[:5]) == (None, None, None, None, "none")
+    assert tuple(Geo().enrich("127.0.0.1", 21.0286, 105.8522, 5000)[:6]) == (None, None, "01", None, "gps", 5000.0)
     g.close()
 
 
@@ -321,7 +332,9 @@ def test_cli_locate_ip_convert_find(capsys: pytest.CaptureFixture[str], demo_db:
     assert got["distance_km"] < 1
     code, out, _ = run(capsys, "ip", "192.0.2.200", "--asn-db", str(demo_db), "--city-db", str(demo_db))
     assert json.loads(out) | {"as_org": None} == {
-        "ip": "192.0.2.200", "asn": 131429, "provider": "MobiFone", "province_code": "31", "as_org": None}
+        "ip": "192.0.2.200", "asn": 131429, "provider": "MobiFone", "province_code": "31", "as_org": None,
+        "latitude": 20.8759, "longitude": 106.47, "accuracy_radius_km": 32,
+        "connection_type": None, "connection_family": None, "connection_source": None}
     code, out, _ = run(capsys, "convert", "--old-province", "74")
     assert json.loads(out)["new_codes"] == ["79"] and json.loads(out)["exact"] is True
     code, out, _ = run(capsys, "convert", "--old-ward", "00007")

@@ -60,7 +60,9 @@ def _geo(args: argparse.Namespace) -> Any:
     from ispeed.admin_geo.geo import Geo, GeoConfig
 
     return Geo(GeoConfig(asn_db=getattr(args, "asn_db", None), city_db=getattr(args, "city_db", None),
-                         boundaries=getattr(args, "boundaries", None)))
+                         boundaries=getattr(args, "boundaries", None),
+                         connection_db=getattr(args, "connection_db", None),
+                         network_prefixes=getattr(args, "network_prefixes", None)))
 
 
 def _locate(args: argparse.Namespace) -> int:
@@ -77,10 +79,17 @@ def _ip(args: argparse.Namespace) -> int:
     geo = _geo(args)
     try:
         info = geo.lookup_ip(args.address)
+        conn = geo.classify_connection(args.address)
     finally:
         geo.close()
     cols = ["ip", "asn", "provider", "province_code", "as_org"]
-    _emit([{c: getattr(info, c) for c in cols}], args.format, cols)
+    row = {c: getattr(info, c) for c in cols}
+    loc = info.location
+    row.update(latitude=loc.latitude if loc else None, longitude=loc.longitude if loc else None,
+               accuracy_radius_km=loc.accuracy_radius_km if loc else None,
+               connection_type=conn.connection_type or None, connection_family=conn.family or None,
+               connection_source=conn.source or None)
+    _emit([row], args.format, list(row))
     return 0
 
 
@@ -112,14 +121,18 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def _build_mmdb(args: argparse.Namespace) -> int:
-    from ispeed.admin_geo.mmdb import build_demo_mmdb, build_mmdb, read_prefixes_csv
+    from ispeed.admin_geo.mmdb import DEMO_PREFIXES, build_connection_mmdb, build_mmdb, read_prefixes_csv
+    from ispeed.core.errors import UsageError
 
-    if args.demo:
-        build_demo_mmdb(args.out)
-        count = "demo"
-    else:
-        count = str(build_mmdb(read_prefixes_csv(args.prefixes), args.out))
-    json.dump({"out": str(args.out), "prefixes": count}, sys.stdout)
+    if args.demo == bool(args.prefixes):
+        raise UsageError("give PREFIXES.csv or --demo (one of them)")
+    rows = DEMO_PREFIXES if args.demo else read_prefixes_csv(args.prefixes)
+    written = build_mmdb(rows, args.out)
+    report: dict[str, object] = {"out": str(args.out), "prefixes": "demo" if args.demo else str(written)}
+    if args.connection_out:
+        report["connection_out"] = str(args.connection_out)
+        report["connection_prefixes"] = build_connection_mmdb(rows, args.connection_out)
+    json.dump(report, sys.stdout)
     sys.stdout.write("\n")
     return 0
 
@@ -167,10 +180,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--boundaries", type=Path, metavar="FILE", help="commune polygons (GeoJSON), preferred")
     p.set_defaults(func=_locate)
 
-    p = geo_sub.add_parser("ip", parents=[fmt], help="IP address -> ASN, provider, province")
+    p = geo_sub.add_parser("ip", parents=[fmt], help="IP address -> ASN, provider, province, location, connection type")
     p.add_argument("address")
     p.add_argument("--asn-db", type=Path, metavar="F", help="MaxMind-format ASN database")
     p.add_argument("--city-db", type=Path, metavar="F", help="MaxMind-format city/location database")
+    p.add_argument("--connection-db", type=Path, metavar="F", help="MaxMind GeoIP2-Connection-Type database")
+    p.add_argument("--network-prefixes", type=Path, metavar="F",
+                   help="operator's CSV prefix,network (fixed/mobile); wins over --connection-db")
     p.set_defaults(func=_ip)
 
     p = geo_sub.add_parser("convert", parents=[fmt], help="former (63-province) code -> new code(s)")
@@ -184,10 +200,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=_find)
 
-    p = geo_sub.add_parser("build-mmdb", help="PREFIXES.csv (prefix,asn,provider,province_code) -> OUT.mmdb")
+    p = geo_sub.add_parser(
+        "build-mmdb", help="PREFIXES.csv (prefix,asn,provider,province_code[,latitude,longitude,"
+                           "accuracy_radius_km,connection_type]) -> OUT.mmdb")
     p.add_argument("prefixes", nargs="?", metavar="PREFIXES.csv")
     p.add_argument("out", type=Path, metavar="OUT.mmdb")
     p.add_argument("--demo", action="store_true", help="build the demo database (loopback/documentation prefixes)")
+    p.add_argument("--connection-out", type=Path, metavar="CONN.mmdb",
+                   help="also write the connection_type column as a GeoIP2-Connection-Type database")
     p.set_defaults(func=_build_mmdb)
 
     p = geo_sub.add_parser("providers", parents=[fmt], help="the provider table (name, ASNs, kinds)")

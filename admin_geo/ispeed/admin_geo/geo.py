@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ispeed.core.errors import ValidationError
+from ispeed.core.schema import NETWORK_TYPES
 from ispeed.admin_geo import legacy, names, providers as providers_mod, units
 
 if TYPE_CHECKING:
+    from ispeed.admin_geo.connection import ConnectionClass, ConnectionClassifier
     from ispeed.admin_geo.ipdb import IpInfo, IpLocator
     from ispeed.admin_geo.locate import Locator, Placement
 
@@ -27,16 +29,26 @@ class GeoConfig:
     asn_db: Path | None = None
     city_db: Path | None = None
     boundaries: Path | None = None
+    connection_db: Path | None = None  # MaxMind GeoIP2-Connection-Type
+    network_prefixes: Path | None = None  # CSV prefix,network (fixed/mobile), wins over connection_db
 
 
 class Enrichment(NamedTuple):
-    """What the server stores with every accepted result."""
+    """What the server stores with every accepted result, with the evidence for its place and network type."""
 
     provider: str | None
     asn: int | None
     province_code: str | None
     commune_code: str | None
-    location_source: str  # "gps", "ip" or "none"
+    location_source: str  # "gps" (GPS decided the place), "ip" or "none"
+    location_accuracy_m: float | None = None  # the GPS fix's accuracy when GPS placed the result
+    location_conflict: str = ""  # '' or why the GPS fix was not used (then placed by IP)
+    connection_type: str = ""  # Cellular, Cable/DSL, Corporate, Satellite, Dialup; '' unknown
+    connection_family: str = ""  # mobile / fixed / ''
+    connection_source: str = ""  # prefixes / connection-db / ''
+    network_type: str = ""  # fixed / mobile / 5g; '' when nobody said
+    network_type_source: str = "none"  # declared / device / ip / none
+    network_type_conflict: str = ""  # '' or why the evidence contradicts network_type
 
 
 @lru_cache(maxsize=1)
@@ -54,6 +66,7 @@ class Geo:
         self.config = config or GeoConfig()
         self._locator: Locator | None = None
         self._ip: IpLocator | None = None
+        self._connection: ConnectionClassifier | None = None
 
     @property
     def locator(self) -> Locator:
@@ -75,27 +88,58 @@ class Geo:
             self._ip = IpLocator(self.config.asn_db, self.config.city_db)
         return self._ip
 
+    @property
+    def connection_classifier(self) -> ConnectionClassifier:
+        if self._connection is None:
+            from ispeed.admin_geo.connection import ConnectionClassifier
+
+            self._connection = ConnectionClassifier(self.config.connection_db, self.config.network_prefixes)
+        return self._connection
+
     def close(self) -> None:
         if self._ip is not None:
             self._ip.close()
             self._ip = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def locate(self, lat: object, lon: object, accuracy_m: object = None) -> Placement | None:
         """GPS -> commune and province (see ispeed.admin_geo.locate for the approximation)."""
         return self.locator.locate(lat, lon, accuracy_m)
 
     def lookup_ip(self, ip: str) -> IpInfo:
-        """IP -> ASN, provider, province from the configured MaxMind-format databases."""
+        """IP -> ASN, provider, province and location from the configured MaxMind-format databases."""
         return self.ip_locator.lookup(ip)
 
-    def enrich(self, ip: str | None, lat: object = None, lon: object = None,
-               accuracy_m: object = None) -> Enrichment:
-        """Provider/ASN from the IP; place from GPS when usable, else from the IP, else none.
+    def classify_connection(self, ip: str) -> ConnectionClass:
+        """IP -> connection type and family from --network-prefixes, else --connection-db."""
+        return self.connection_classifier.classify(ip)
+
+    def enrich(self, ip: str | None, lat: object = None, lon: object = None, accuracy_m: object = None,
+               declared_network_type: str | None = None, device_network_type: str | None = None) -> Enrichment:
+        """Provider/ASN from the IP; place from GPS when usable and not contradicted by the IP
+        databases, else from the IP, else none; the network type and its evidence.
 
         A missing, malformed or out-of-Vietnam GPS position is not an error here: the result is
-        kept and placed by its IP instead (the server validates inputs before calling this).
+        kept and placed by its IP instead (the server validates inputs before calling this). A GPS
+        fix that the IP location of a fixed-line address contradicts (ispeed.admin_geo.evidence) is
+        not used either: the result is placed by IP and `location_conflict` says why.
         """
+        from ispeed.admin_geo.connection import UNKNOWN
+        from ispeed.admin_geo.evidence import check_gps, decide_network_type
+
+        for field, value in (("network_type", declared_network_type), ("device_network_type", device_network_type)):
+            if value is not None and value not in NETWORK_TYPES:
+                raise ValidationError(field, f"{value!r} is not one of {', '.join(NETWORK_TYPES)}")
         info = self.lookup_ip(ip) if ip else None
+        conn = self.classify_connection(ip) if ip and self.connection_classifier.configured else UNKNOWN
+        network = decide_network_type(declared_network_type, device_network_type, conn)
+        provider, asn = (info.provider, info.asn) if info else (None, None)
+        evidence = dict(connection_type=conn.connection_type, connection_family=conn.family,
+                        connection_source=conn.source, network_type=network.network_type,
+                        network_type_source=network.source, network_type_conflict=network.conflict)
+        conflict = ""
         if lat is not None and lon is not None:
             try:
                 placed = self.locate(lat, lon, accuracy_m)
@@ -103,11 +147,18 @@ class Geo:
                 log.debug("ignoring GPS position: %s", exc)
                 placed = None
             if placed is not None:
-                return Enrichment(info.provider if info else None, info.asn if info else None,
-                                  placed.province_code, placed.commune_code, "gps")
+                gps_accuracy_m = float(accuracy_m) if accuracy_m is not None else None  # type: ignore[arg-type]
+                conflict = check_gps(
+                    gps_lat=float(lat), gps_lon=float(lon), gps_accuracy_m=gps_accuracy_m,  # type: ignore[arg-type]
+                    gps_province_code=placed.province_code, ip_location=info.location if info else None,
+                    ip_province_code=info.province_code if info else None, connection_family=conn.family,
+                    network_type=declared_network_type or device_network_type)
+                if not conflict:
+                    return Enrichment(provider, asn, placed.province_code, placed.commune_code, "gps",
+                                      gps_accuracy_m, **evidence)
         if info is not None and info.province_code:
-            return Enrichment(info.provider, info.asn, info.province_code, None, "ip")
-        return Enrichment(info.provider if info else None, info.asn if info else None, None, None, "none")
+            return Enrichment(provider, asn, info.province_code, None, "ip", None, conflict, **evidence)
+        return Enrichment(provider, asn, None, None, "none", None, conflict, **evidence)
 
     # Data-only helpers, the same as the module-level functions.
     provinces = staticmethod(units.provinces)

@@ -1,7 +1,8 @@
 """IP address -> ASN, provider and province from operator-supplied MaxMind-format databases.
 
 Records are read in the GeoLite2/GeoIP2 shapes (`autonomous_system_number`,
-`autonomous_system_organization`; `country.iso_code`, `subdivisions[].names`) plus an `ispeed`
+`autonomous_system_organization`; `country.iso_code`, `subdivisions[].names`, `location.latitude`,
+`location.longitude`, `location.accuracy_radius` in km) plus an `ispeed`
 map written by `ispeed geo build-mmdb` (`provider`, `province_code`), which wins when present.
 A subdivision name from a commercial database (often a former province) is resolved by name,
 former provinces converted to their new province.
@@ -21,6 +22,14 @@ from ispeed.admin_geo.providers import canonical_provider, provider_for_asn
 from ispeed.admin_geo.units import province_index
 
 
+class IpLocation(NamedTuple):
+    """Where the city database puts an address, and how sure it is (GeoIP2-City `location`)."""
+
+    latitude: float
+    longitude: float
+    accuracy_radius_km: int | None  # None: the database does not say
+
+
 class IpInfo(NamedTuple):
     """What the databases say about one address; fields are None when unknown."""
 
@@ -29,6 +38,18 @@ class IpInfo(NamedTuple):
     as_org: str | None
     provider: str | None
     province_code: str | None
+    location: IpLocation | None = None
+
+
+def location_of(record: dict[str, Any]) -> IpLocation | None:
+    """The record's `location` (latitude, longitude, accuracy_radius), None without a usable position."""
+    loc = record.get("location")
+    if not isinstance(loc, dict):
+        return None
+    lat, lon, radius = loc.get("latitude"), loc.get("longitude"), loc.get("accuracy_radius")
+    if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)):
+        return None
+    return IpLocation(float(lat), float(lon), int(radius) if isinstance(radius, (int, float)) else None)
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +82,7 @@ def _open(path: str | Path, key: str) -> Any:
 
     try:
         return maxminddb.open_database(str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:  # the last is a RuntimeError
         raise ConfigError(key, str(path), f"cannot open a MaxMind DB file ({exc})") from exc
 
 
@@ -98,6 +119,7 @@ class IpLocator:
         except (ValueError, TypeError):
             raise ValidationError("ip", f"{ip!r} is not an IPv4 or IPv6 address") from None
         asn = as_org = provider = province_code = None
+        location: IpLocation | None = None
         if rec:
             asn = rec.get("autonomous_system_number")
             as_org = rec.get("autonomous_system_organization")
@@ -109,12 +131,13 @@ class IpLocator:
                 known = canonical_provider(key[0]) or provider_for_asn(asn)
                 provider = self._provider_cache[key] = known.name if known else key[0]
         if city:
+            location = location_of(city)
             own = city.get("ispeed")
             if own and own.get("province_code"):
                 province_code = own["province_code"]
             elif (city.get("country") or {}).get("iso_code") == "VN":
                 province_code = self._from_subdivisions(city.get("subdivisions") or [])
-        return IpInfo(ip, asn, as_org, provider, province_code)
+        return IpInfo(ip, asn, as_org, provider, province_code, location)
 
     def _from_subdivisions(self, subdivisions: list[dict[str, Any]]) -> str | None:
         for sub in subdivisions:

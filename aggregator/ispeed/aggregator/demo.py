@@ -108,7 +108,7 @@ async def _loopback_tests(url: str, options: DemoOptions, say: _Say) -> list[dic
 
 
 async def _main(options: DemoOptions, say: _Say) -> int:
-    from ispeed.admin_geo import build_demo_mmdb
+    from ispeed.admin_geo import build_demo_connection_mmdb, build_demo_mmdb
     from ispeed.aggregator.methodology import Methodology
     from ispeed.aggregator.publish import PublishOptions, publish
     from ispeed.server.app import drain, running
@@ -118,12 +118,14 @@ async def _main(options: DemoOptions, say: _Say) -> int:
     workdir = options.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     mmdb = build_demo_mmdb(workdir / "geo-demo.mmdb")
+    connection_mmdb = build_demo_connection_mmdb(workdir / "geo-connection-demo.mmdb")
     store_url = f"chdb:{workdir / 'store-demo'}"
     today = options.today or utcnow().astimezone(VN_TZ).date()
     config = ServerConfig(host=options.host, port=options.port if options.serve else 0, store_url=store_url,
                           server_id="demo-1", province_code="01", secret=secrets.token_hex(32).encode(),
-                          asn_db=str(mmdb), city_db=str(mmdb), spool_dir="", site_dir=str(options.out_dir))
-    say(f"starting a test server on the demo store {store_url} (demo IP database {mmdb})")
+                          asn_db=str(mmdb), city_db=str(mmdb), connection_db=str(connection_mmdb),
+                          spool_dir="", site_dir=str(options.out_dir))
+    say(f"starting a test server on the demo store {store_url} (demo IP databases {mmdb}, {connection_mmdb})")
     try:
         context = running(config)
         url, app = await context.__aenter__()

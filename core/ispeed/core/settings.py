@@ -33,6 +33,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("province", "ISPEED_PROVINCE", "", "province code of this test server's location"),
         Setting("asn-db", "ISPEED_ASN_DB", "", "MaxMind-format database mapping IP to ASN/ISP"),
         Setting("city-db", "ISPEED_CITY_DB", "", "MaxMind-format database mapping IP to province"),
+        Setting("connection-db", "ISPEED_CONNECTION_DB", "",
+                "MaxMind GeoIP2-Connection-Type database mapping IP to Cellular, Cable/DSL, Corporate or Satellite"),
+        Setting("network-prefixes", "ISPEED_NETWORK_PREFIXES", "",
+                "operator's CSV of address pools (prefix,network with network fixed or mobile); "
+                "wins over --connection-db"),
     )
 }
 

@@ -25,6 +25,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     add_setting(p, "province")
     add_setting(p, "asn-db")
     add_setting(p, "city-db")
+    add_setting(p, "connection-db")
+    add_setting(p, "network-prefixes")
     p.add_argument("--spool-dir", default=None,
                    help="durable spool for results while the store is down (default ./var/spool/SERVER_ID; "
                         "'none' disables it)")
@@ -66,9 +68,11 @@ def build_config(args: argparse.Namespace) -> "object":
         raise ConfigError("--max-duration/--max-streams", (args.max_duration, args.max_streams), "use positive values")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.server_id or ""):
         raise ConfigError("--server-id", args.server_id, "use 1-64 letters, digits, '.', '_' or '-'")
-    for flag, path in (("--asn-db", args.asn_db), ("--city-db", args.city_db)):
+    for flag, path in (("--asn-db", args.asn_db), ("--city-db", args.city_db),
+                       ("--connection-db", args.connection_db), ("--network-prefixes", args.network_prefixes)):
         if path and not os.path.isfile(path):
             raise ConfigError(flag, path, "no such file; build one with `ispeed geo build-mmdb`")
+    _check_connection_sources(args.connection_db, args.network_prefixes)
     secret = args.secret
     if not secret:
         secret = secrets.token_hex(32)
@@ -81,6 +85,7 @@ def build_config(args: argparse.Namespace) -> "object":
         host=args.host, port=args.port, store_url=args.store, server_id=args.server_id,
         province_code=args.province, secret=secret.encode(), max_duration_s=args.max_duration,
         max_streams=args.max_streams, asn_db=args.asn_db, city_db=args.city_db,
+        connection_db=args.connection_db, network_prefixes=args.network_prefixes,
         spool_dir="" if args.spool_dir == "none" else (args.spool_dir or os.path.join("var", "spool", args.server_id)),
         spool_max_bytes=args.spool_max_mb << 20,
         tests_per_min_per_network=args.rate_per_network, results_per_min_per_network=2 * args.rate_per_network,
@@ -89,6 +94,23 @@ def build_config(args: argparse.Namespace) -> "object":
         site_dir="" if args.site_dir == "none" else args.site_dir,
         publish_at=_publish_at(args),
     )
+
+
+def _check_connection_sources(connection_db: str, network_prefixes: str) -> None:
+    """Open the connection-type database and read every row of the prefix file now: a bad file is one
+    line at startup, not an error on every result."""
+    if not connection_db and not network_prefixes:
+        return
+    from ispeed.admin_geo.connection import ConnectionClassifier, read_network_prefixes
+    from ispeed.core.errors import ValidationError
+
+    if network_prefixes:
+        try:
+            read_network_prefixes(network_prefixes)
+        except ValidationError as exc:
+            raise ConfigError("--network-prefixes", network_prefixes, exc.reason) from exc
+    if connection_db:
+        ConnectionClassifier(connection_db).close()  # ConfigError naming --connection-db if it is not one
 
 
 def _publish_at(args: argparse.Namespace) -> str:

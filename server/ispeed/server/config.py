@@ -38,6 +38,8 @@ class ServerConfig:
     # optional geo databases (paths)
     asn_db: str = ""
     city_db: str = ""
+    connection_db: str = ""       # MaxMind GeoIP2-Connection-Type (IP -> Cellular, Cable/DSL, …)
+    network_prefixes: str = ""    # operator's CSV prefix,network (fixed/mobile); wins over connection_db
     peers: tuple[str, ...] = ()
     # scale-out: the fleet listed by /api/v1/servers (--fleet), proxies whose X-Forwarded-For is believed
     fleet: tuple[FleetServer, ...] = ()
