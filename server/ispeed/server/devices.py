@@ -169,9 +169,8 @@ class Issuer:
             for old in self.previous_secrets:
                 canonical = verify_device_id(old, presented)
                 if canonical is not None:
-                    _, random_part, day, _ = canonical.split(".")
-                    issued = dt.datetime.strptime(day, "%Y%m%d").date()
-                    return Grant("renewed", sign_device_id(self.secret, random_part, issued))
+                    payload = canonical.rsplit(".", 1)[0]   # same random part and day, new MAC
+                    return Grant("renewed", f"{payload}.{_mac(self.secret, payload)}")
         day, left_s = self.today()
         if day != self._day:
             self._day, self._issued = day, {}
