@@ -148,6 +148,9 @@ def test_ids_of_a_previous_secret_are_renewed_once_not_minted() -> None:
     assert renewed.device_id.split(".")[1:3] == old_id.split(".")[1:3]
     assert issuer.request("203.0.113.5", presented=old_id).device_id == renewed.device_id   # no minting by replay
     assert issuer.request("203.0.113.5").status == "refused"
+    # a result carrying the old id counts as the same device as one carrying the renewed id
+    assert resolve_device(SECRET, old_id, [OTHER]) == resolve_device(SECRET, renewed.device_id) != ("", "ip")
+    assert resolve_device(SECRET, old_id) == ("", "ip")
 
 
 def test_counters_stay_bounded_and_fail_closed_when_full() -> None:

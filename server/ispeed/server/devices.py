@@ -98,13 +98,29 @@ def issue_day(device_id: str) -> dt.date | None:
         return None
 
 
-def resolve_device(secret: bytes, device_id_text: object) -> tuple[str, str]:
+def current_device_id(secret: bytes, text: object, previous_secrets: Sequence[bytes] = ()) -> str | None:
+    """The id under `secret` of a genuine id: itself, or — signed under a previous secret while the
+    fleet rotates — the same random part and day re-signed under `secret` (what a renewal gives)."""
+    canonical = verify_device_id(secret, text)
+    if canonical is not None:
+        return canonical
+    for old in previous_secrets:
+        canonical = verify_device_id(old, text)
+        if canonical is not None:
+            payload = canonical.rsplit(".", 1)[0]
+            return f"{payload}.{_mac(secret, payload)}"
+    return None
+
+
+def resolve_device(secret: bytes, device_id_text: object, previous_secrets: Sequence[bytes] = ()) -> tuple[str, str]:
     """Methodology v1's device for a submitted `device_id`.
 
     ('<keyed hash of the canonical id>', 'issued') for a genuine id; ('', 'ip') for anything else
     (absent, self-chosen, forged, malformed): the sample rule then counts the test under its IP hash.
+    An id signed under one of `previous_secrets` counts as its renewal, so a device keeps one hash
+    whether its client presented the old id or the renewed one.
     """
-    canonical = verify_device_id(secret, device_id_text)
+    canonical = current_device_id(secret, device_id_text, previous_secrets)
     if canonical is None:
         return "", "ip"
     return keyed_hash(secret, "device", canonical), "issued"
@@ -163,14 +179,9 @@ class Issuer:
         is issued if the network's allowance for today is not spent.
         """
         if presented:
-            known = verify_device_id(self.secret, presented)
-            if known is not None:
-                return Grant("known", known)
-            for old in self.previous_secrets:
-                canonical = verify_device_id(old, presented)
-                if canonical is not None:
-                    payload = canonical.rsplit(".", 1)[0]   # same random part and day, new MAC
-                    return Grant("renewed", f"{payload}.{_mac(self.secret, payload)}")
+            current = current_device_id(self.secret, presented, self.previous_secrets)
+            if current is not None:
+                return Grant("known" if current == presented else "renewed", current)
         day, left_s = self.today()
         if day != self._day:
             self._day, self._issued = day, {}
