@@ -158,6 +158,7 @@ class Issuer:
         self.max_networks = max_networks
         self._day: dt.date | None = None
         self._issued: dict[str, int] = {}   # network -> ids issued today (one day kept: bounded)
+        self._full_logged = False
 
     def today(self) -> tuple[dt.date, float]:
         """The Vietnam-local day now, and the seconds until it ends."""
@@ -184,15 +185,17 @@ class Issuer:
                 return Grant("known" if current == presented else "renewed", current)
         day, left_s = self.today()
         if day != self._day:
-            self._day, self._issued = day, {}
+            self._day, self._issued, self._full_logged = day, {}, False
         network = ip_network(ip)
         cellular = self._cellular(ip)
         allowance = self.per_cellular_network if cellular else self.per_network
         count = self._issued.get(network)
         if count is None and len(self._issued) >= self.max_networks:
-            log.warning("device id counters full (%d networks today): refusing new networks until tomorrow",
-                        self.max_networks)
-            count = allowance    # fail closed: an id refused costs a sample rule fallback, not a ranking
+            if not self._full_logged:
+                self._full_logged = True
+                log.warning("device id counters full (%d networks today): refusing new networks until tomorrow",
+                            self.max_networks)
+            count = allowance    # fail closed: a refused client counts under its IP, an attacker gains nothing
         if (count or 0) >= allowance:
             return Grant("refused", cellular=cellular, allowance=allowance, retry_after_s=left_s)
         self._issued[network] = (count or 0) + 1
