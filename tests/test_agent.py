@@ -14,6 +14,10 @@ from serve_process import ServeProcess
 from ispeed.client.agent import parse_every
 from ispeed.core.errors import ConfigError
 from ispeed.core.store import open_store
+from ispeed.server.devices import verify_device_id
+from ispeed.server.privacy import keyed_hash
+
+SERVE_SECRET = b"functional-test-secret-000"   # tests/serve_process.py
 
 
 def agent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -38,6 +42,8 @@ def test_parse_every_rejects(text: str) -> None:
 
 
 def test_agent_runs_scheduled_tests_and_logs_them(tmp_path: Path) -> None:
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st" / "device-id").write_text("0123456789abcdef0123456789abcdef\n")   # an old random id
     with ServeProcess(f"chdb:{tmp_path / 'var'}") as server:
         out = agent("--server", server.url, "--every", "1s", "--count", "2", "--state-dir", str(tmp_path / "st"))
     assert out.returncode == 0, out.stderr
@@ -45,12 +51,13 @@ def test_agent_runs_scheduled_tests_and_logs_them(tmp_path: Path) -> None:
     assert [r["event"] for r in records] == ["test", "test"]
     assert all(r["submitted"] and r["valid"] and r["download_mbps"] > 100 for r in records)  # type: ignore[operator]
     assert list((tmp_path / "st" / "outbox").glob("*.json")) == []
-    device = (tmp_path / "st" / "device-id").read_text().strip()
-    assert len(device) == 32
+    device = (tmp_path / "st" / "device-id").read_text().strip()   # replaced by a server-issued id
+    assert verify_device_id(SERVE_SECRET, device) == device
     with open_store(f"chdb:{tmp_path / 'var'}") as store:
         rows = store.query("SELECT test_id, client_kind, device_hash FROM {db}.measurements")
     assert {r[0] for r in rows} == {r["test_id"] for r in records}
-    assert {r[1] for r in rows} == {"agent"} and len({r[2] for r in rows}) == 1  # one device
+    assert {r[1] for r in rows} == {"agent"}
+    assert {r[2] for r in rows} == {keyed_hash(SERVE_SECRET, "device", device)}  # one device: the issued id
 
 
 def test_results_survive_a_store_outage_and_a_server_restart(tmp_path: Path) -> None:

@@ -10,16 +10,32 @@ let t = translate(lang);
 const $ = (id) => document.getElementById(id);
 const clamp = (v, lo, hi, dflt) => (Number.isFinite(v) ? Math.min(Math.max(v, lo), hi) : dflt);
 
-function deviceId() {
+// The device id is issued and signed by the server (spec/identity.md): fetched on this page's
+// first test, presented back on later visits (the server answers with the id to keep), and kept
+// in localStorage. No id (storage disabled, the server's allowance for this network spent, an
+// older server): the test counts under the hashed IP address.
+const DEVICE_KEY = 'ispeed-device-id';
+let deviceIdConfirmed = null;
+
+async function deviceId() {
+  if (deviceIdConfirmed !== null) return deviceIdConfirmed;
+  let held = '';
   try {
-    let id = localStorage.getItem('ispeed-device');
-    if (!id) {
-      id = crypto.randomUUID();
-      localStorage.setItem('ispeed-device', id);
-    }
-    return id;
+    held = localStorage.getItem(DEVICE_KEY) || '';
+    localStorage.removeItem('ispeed-device');   // the old self-chosen id is no longer sent
+  } catch (e) { /* storage disabled */ }
+  try {
+    const resp = await fetch('/api/v1/devices', {method: 'POST', cache: 'no-store',
+      headers: {'Content-Type': 'application/json'}, body: JSON.stringify(held ? {device_id: held} : {})});
+    const answer = await resp.json().catch(() => ({}));
+    if (!resp.ok || typeof answer.device_id !== 'string') return '';
+    deviceIdConfirmed = answer.device_id;
+    try {
+      localStorage.setItem(DEVICE_KEY, answer.device_id);
+    } catch (e) { /* storage disabled: the id serves this page only */ }
+    return deviceIdConfirmed;
   } catch (e) {
-    return '';   // storage disabled: the server falls back to the hashed IP
+    return '';
   }
 }
 
@@ -68,7 +84,7 @@ async function start() {
       durationS: clamp(parseFloat(params.get('duration')), 1, 30, 10),
       networkType: $('network-type').value,
       position: await position(),
-      deviceId: deviceId(),
+      deviceId: await deviceId(),
       onProgress: progress,
     });
     const result = await test.run();

@@ -20,6 +20,7 @@ from typing import Any
 
 from ispeed.client.config import TestConfig
 from ispeed.client.engine import Engine
+from ispeed.client.identity import DeviceIdentity
 from ispeed.client.outbox import Outbox
 from ispeed.client.selection import choose, server_list
 from ispeed.core.errors import ConfigError, MeasurementError, ServerRefused, ServerUnreachable
@@ -50,6 +51,7 @@ class AgentConfig:
     jitter_fraction: float = 0.1      # each wait is every × (1 ± jitter)
     candidates: tuple[str, ...] = ()  # several servers: pick the lowest latency each round
     server_list_url: str = ""
+    state_dir: Path | None = None     # keeps the server-issued device id (None: test.device_id as given)
 
 
 class Agent:
@@ -57,6 +59,7 @@ class Agent:
         self.cfg = cfg
         self.outbox = Outbox(cfg.outbox_dir)
         self.rng = rng or random.Random()
+        self.identity = DeviceIdentity(cfg.state_dir) if cfg.state_dir is not None else None
         cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
 
     def _log(self, record: dict[str, Any]) -> None:
@@ -97,7 +100,9 @@ class Agent:
         await self.flush_outbox()
         record: dict[str, Any] = {"at": _now(), "event": "test"}
         try:
-            test_cfg = replace(self.cfg.test, server_url=await self._server())
+            server = await self._server()
+            device_id = await self.identity.for_server(server) if self.identity else self.cfg.test.device_id
+            test_cfg = replace(self.cfg.test, server_url=server, device_id=device_id)
             engine = Engine(test_cfg)
             result, submission = await engine.measure()
         except MeasurementError as exc:

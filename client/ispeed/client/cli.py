@@ -27,17 +27,27 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _add_test_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-submit", action="store_true", help="measure only; do not store the result")
-    p.add_argument("--device-id", default="", help="a stable id for this device (stored only as a keyed hash)")
+    p.add_argument("--device-id", default="",
+                   help="a signed device id from a server (POST /api/v1/devices); anything else counts as no id, "
+                        "i.e. the test counts under your IP address (default: the id kept in --state-dir)")
+    p.add_argument("--state-dir", default=_default_state_dir(),
+                   help="where this device's server-issued id is kept (default ~/.local/state/ispeed, "
+                        "shared with the agent)")
     p.set_defaults(func=run_test)
 
     a = sub.add_parser("agent", help="scheduled tests with a local log; retries submissions later")
     _add_test_options(a)
     a.add_argument("--every", required=True, help="time between tests, e.g. 30m, 1h, 6h (±10%% random jitter)")
     a.add_argument("--log", default="", help="JSON-lines log of every result (default STATE_DIR/agent.jsonl)")
-    a.add_argument("--state-dir", default=os.path.join(os.path.expanduser("~"), ".local", "state", "ispeed"),
-                   help="device id and the outbox of results not yet submitted (default ~/.local/state/ispeed)")
+    a.add_argument("--state-dir", default=_default_state_dir(),
+                   help="the server-issued device id and the outbox of results not yet submitted "
+                        "(default ~/.local/state/ispeed)")
     a.add_argument("--count", type=int, default=None, help="stop after this many tests (default: run until stopped)")
     a.set_defaults(func=run_agent)
+
+
+def _default_state_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".local", "state", "ispeed")
 
 
 def _candidates(args: argparse.Namespace) -> list[str]:
@@ -78,9 +88,15 @@ def run_test(args: argparse.Namespace) -> int:
         if len(options) > 1:
             server, selection = await choose(options)
         from dataclasses import replace
+        from pathlib import Path
 
+        from ispeed.client.identity import DeviceIdentity
+
+        device_id = args.device_id
+        if config.submit and not device_id:   # the id this server vouches for, or '' (counted by IP)
+            device_id = await DeviceIdentity(Path(args.state_dir)).for_server(server)
         progress = TerminalProgress(sys.stderr, config.duration_s)
-        result = await Engine(replace(config, server_url=server), progress).run()
+        result = await Engine(replace(config, server_url=server, device_id=device_id), progress).run()
         progress.done()
         if selection:
             result["server_selection"] = selection
@@ -97,7 +113,6 @@ def run_test(args: argparse.Namespace) -> int:
 def run_agent(args: argparse.Namespace) -> int:
     import asyncio
     import signal
-    import uuid
     from pathlib import Path
 
     from ispeed.client.agent import Agent, AgentConfig, parse_every
@@ -109,16 +124,11 @@ def run_agent(args: argparse.Namespace) -> int:
     candidates = _candidates(args)
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
-    device_file = state / "device-id"
-    if not device_file.exists():
-        device_file.write_text(uuid.uuid4().hex + "\n")
-    device_id = device_file.read_text().strip()
     cfg = AgentConfig(
-        test=_test_config(args, candidates[0] if candidates else "http://placeholder.invalid",
-                          device_id=device_id, client_kind="agent"),
+        test=_test_config(args, candidates[0] if candidates else "http://placeholder.invalid", client_kind="agent"),
         every_s=every_s, log_path=Path(args.log) if args.log else state / "agent.jsonl",
         outbox_dir=state / "outbox", count=args.count, candidates=tuple(candidates),
-        server_list_url=args.server_list,
+        server_list_url=args.server_list, state_dir=state,
     )
 
     async def main() -> int:

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ispeed.core.store import Store, open_store
-from ispeed.server import admin_api, fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage
+from ispeed.server import (
+    admin_api, devices, fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage,
+)
 from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
@@ -102,6 +104,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
     app.router.add_post("/api/v1/results", results.submit_result)
+    devices.add_routes(app)   # POST /api/v1/devices; the lead passes is_cellular= (spec/identity.md)
     ndt7.add_routes(app)
     webpage.add_routes(app)
     isp_portal.add_routes(app)

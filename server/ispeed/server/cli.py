@@ -49,6 +49,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--publish-at", default=None, metavar="HH:MM",
                    help="run `ispeed publish` into --site-dir every night at this Vietnam-local time "
                         "(default 02:30 with an embedded store, off otherwise; 'off' disables)")
+    p.add_argument("--device-ids-per-network", type=int, default=16, metavar="N",
+                   help="new device ids issued per /24 or /48 network and Vietnam-local day (default 16; "
+                        "see spec/identity.md)")
+    p.add_argument("--device-ids-per-cellular-network", type=int, default=1024, metavar="N",
+                   help="the same for networks the connection database marks cellular, where carrier-grade "
+                        "NAT puts many phones behind one /24 (default 1024)")
+    p.add_argument("--previous-secret", action="append", default=[], metavar="SECRET",
+                   help="while rotating --secret: device ids signed under this old secret are renewed "
+                        "without counting against the allowance (repeatable)")
     p.set_defaults(func=run_serve)
 
 
@@ -73,6 +82,13 @@ def build_config(args: argparse.Namespace) -> "object":
         if path and not os.path.isfile(path):
             raise ConfigError(flag, path, "no such file; build one with `ispeed geo build-mmdb`")
     _check_connection_sources(args.connection_db, args.network_prefixes)
+    for flag, value in (("--device-ids-per-network", args.device_ids_per_network),
+                        ("--device-ids-per-cellular-network", args.device_ids_per_cellular_network)):
+        if value < 0:
+            raise ConfigError(flag, value, "use a number of ids per network and day, 0 or more (0 issues none)")
+    for old in args.previous_secret:
+        if len(old) < 16:
+            raise ConfigError("--previous-secret", "***", "use the old --secret value (at least 16 characters)")
     secret = args.secret
     if not secret:
         secret = secrets.token_hex(32)
@@ -93,6 +109,9 @@ def build_config(args: argparse.Namespace) -> "object":
         fleet=load_fleet(args.fleet) if args.fleet else (), trusted_proxies=parse_trusted(args.trusted_proxy),
         site_dir="" if args.site_dir == "none" else args.site_dir,
         publish_at=_publish_at(args),
+        device_ids_per_network=args.device_ids_per_network,
+        device_ids_per_cellular_network=args.device_ids_per_cellular_network,
+        device_id_previous_secrets=tuple(old.encode() for old in args.previous_secret),
     )
 
 

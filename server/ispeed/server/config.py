@@ -47,3 +47,7 @@ class ServerConfig:
     # the published site: served under /site/ ("" = not served); nightly `publish` at HH:MM local ("" = off)
     site_dir: str = ""
     publish_at: str = ""
+    # device identities (spec/identity.md): new signed ids per client network (/24, /48) and Vietnam-local day
+    device_ids_per_network: int = 16
+    device_ids_per_cellular_network: int = 1024
+    device_id_previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)   # ids renewed while rotating
