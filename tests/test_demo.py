@@ -48,11 +48,14 @@ def test_demo_serves_the_published_site_and_stores_real_loopback_tests(tmp_path:
         _, err = proc.communicate(timeout=60)
     text = "".join(lines) + err
     assert proc.returncode == 0, text
-    assert len(re.findall(r"loopback test \d/2 \(\w+\): .* stored as Viettel / province 01", text)) == 2, text
+    # no declared type: the demo's connection-type database says the loopback is a fixed line
+    assert len(re.findall(r"loopback test \d/2: .* stored as Viettel / province 01, fixed \(from ip\), "
+                          r"device issued", text)) == 2, text
     assert "simulated 20,000 national tests" in text
     with open_store(f"chdb:{tmp_path / 'demo' / 'store-demo'}") as store:
-        real = store.query("SELECT provider, province_code, valid FROM {db}.measurements WHERE simulated = 0")
-    assert sorted(real) == [("Viettel", "01", 1)] * 2
+        real = store.query("SELECT provider, province_code, valid, network_type, network_type_source, "
+                           "connection_type, device_source FROM {db}.measurements WHERE simulated = 0")
+    assert sorted(real) == [("Viettel", "01", 1, "fixed", "ip", "Cable/DSL", "issued")] * 2
 
 
 def test_demo_no_serve_publishes_and_exits(tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_query_metadata_rules() -> None:
         m.parse_query("a=" + "x" * 4100, {}, "download")
     assert m.client_label({"client_name": "app", "client_version": "2", "client_library_name": "lib",
                            "client_library_version": "3"}) == "app/2 (lib/3)"
-    assert m.network_type({"network_type": "5G"}) == "5g" and m.network_type({}) == "fixed"
+    assert m.declared_network_type({"network_type": "5G"}) == "5g" and m.declared_network_type({}) is None
 
 
 def test_refused_with_400_before_the_upgrade(tmp_path: Path) -> None:

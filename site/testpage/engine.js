@@ -113,6 +113,16 @@ class Prober {
   }
 }
 
+// What the browser says about the connection (Network Information API, Chromium on Android):
+// 'cellular' is a mobile connection; 'ethernet' a fixed one; Wi-Fi says nothing (a phone's hotspot
+// looks like a home router). spec/evidence.md: the `device` evidence kind.
+function deviceNetworkType() {
+  const type = (typeof navigator !== 'undefined' && navigator.connection && navigator.connection.type) || '';
+  if (type === 'cellular') return 'mobile';
+  if (type === 'ethernet') return 'fixed';
+  return '';
+}
+
 function uploadBlob() {
   const chunk = new Uint8Array(UPLOAD_CHUNK_BYTES);
   for (let i = 0; i < chunk.length; i += 65536) crypto.getRandomValues(chunk.subarray(i, i + 65536));
@@ -126,7 +136,7 @@ export class SpeedTest {
     this.base = opts.base || '';
     this.streams = opts.streams || 4;
     this.durationS = opts.durationS || 10;
-    this.networkType = opts.networkType || 'fixed';
+    this.networkType = opts.networkType || '';   // '' = not declared: the server decides from the evidence
     this.position = opts.position || null;
     this.deviceId = opts.deviceId || '';
     this.onProgress = opts.onProgress || (() => {});
@@ -237,7 +247,7 @@ export class SpeedTest {
       bytes_up: Number(counters.bytes_up || 0),
       streams: this.streams,
       duration_s: this.durationS,
-      network_type: this.networkType,
+      network_type: this.networkType || deviceNetworkType() || 'fixed',   // the server's answer replaces it
       method_version: METHOD_VERSION,
     };
     const body = {...result, download_mbps: result.download_mbps_client, upload_mbps: result.upload_mbps_client,
@@ -245,6 +255,10 @@ export class SpeedTest {
     delete body.server_id;
     delete body.download_mbps_client;
     delete body.upload_mbps_client;
+    delete body.network_type;
+    if (this.networkType) body.network_type = this.networkType;
+    const reported = deviceNetworkType();
+    if (reported) body.network_type_device = reported;
     if (this.deviceId) body.device_id = this.deviceId;
     if (this.position) {
       body.lat = this.position.lat;
@@ -255,6 +269,9 @@ export class SpeedTest {
     return {...result, tcp_min_rtt_ms: counters.tcp_min_rtt_ms ?? null, submitted: true,
       valid: answer.valid, invalid_reason: answer.invalid_reason || '', provider: answer.provider || '',
       province_code: answer.province_code || '', commune_code: answer.commune_code || '',
+      network_type: answer.network_type || result.network_type,
+      network_type_source: answer.network_type_source || '', location_source: answer.location_source || '',
+      device_source: answer.device_source || '', flags: answer.flags || [],
       result_url: `/r/${ticket.test_id}`};
   }
 }

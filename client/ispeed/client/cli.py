@@ -17,7 +17,10 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
                    help="URL of a server list (any server's /api/v1/servers): test the lowest-latency one")
     p.add_argument("--streams", type=int, default=4, help="parallel TCP streams (default 4)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per download/upload phase (default 10)")
-    p.add_argument("--network-type", default="fixed", help="fixed, mobile or 5g (default fixed)")
+    p.add_argument("--network-type", default="",
+                   help="fixed, mobile or 5g: what you know this connection is (default: not declared; the "
+                        "server decides from what this computer's network manager reports and from the IP "
+                        "address's connection type, else counts it as fixed; spec/evidence.md)")
     p.add_argument("--lat", type=float, help="latitude of this device (optional, for commune placement)")
     p.add_argument("--lon", type=float, help="longitude of this device")
 

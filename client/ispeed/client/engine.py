@@ -208,7 +208,27 @@ class Engine:
             result.update(submitted=True, valid=answer.get("valid"), provider=answer.get("provider", ""),
                           province_code=answer.get("province_code", ""),
                           commune_code=answer.get("commune_code", ""))
+            for key in ("invalid_reason", "network_type", "network_type_source", "location_source",
+                        "device_source", "flags"):
+                if key in answer:   # what the server stored, and the evidence behind it
+                    result[key] = answer[key]
         return result
+
+    async def _device_network(self) -> str:
+        """What this computer's OS reports the connection to the server to be ('' when it cannot tell)."""
+        from ispeed.client.netinfo import device_network
+
+        origin = rawhttp.Origin.from_url(self.base)
+        if origin is None:
+            return ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        except OSError:
+            return ""
+        if not infos:
+            return ""
+        reported = await asyncio.to_thread(device_network, str(infos[0][4][0]))
+        return reported.network_type or ""
 
     async def submit(self, submission: dict[str, Any]) -> dict[str, Any]:
         """POST a submission body (from `measure`) to the server; its JSON answer."""
@@ -219,6 +239,7 @@ class Engine:
     async def measure(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the phases; returns the result and the body to submit (token and receipt included)."""
         cfg = self.cfg
+        device_type = await self._device_network()
         async with self._session() as session:
             ticket = await self._json(session, "POST", "/api/v1/tests",
                                       json={"streams": cfg.streams, "duration_s": cfg.duration_s})
@@ -268,14 +289,19 @@ class Engine:
             "bytes_up": int(counters.get("bytes_up") or 0),
             "streams": cfg.streams,
             "duration_s": cfg.duration_s,
-            "network_type": cfg.network_type,
+            "network_type": cfg.network_type or device_type or "fixed",   # the server's answer replaces it
+            "network_type_device": device_type or None,
             "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
             "method_version": method.METHOD_VERSION,
             "submitted": False,
         }
         submission = {k: result[k] for k in (
             "test_id", "latency_ms", "jitter_ms", "loaded_latency_down_ms", "loaded_latency_up_ms",
-            "bytes_down", "bytes_up", "streams", "duration_s", "network_type", "method_version")}
+            "bytes_down", "bytes_up", "streams", "duration_s", "method_version")}
+        if cfg.network_type:
+            submission["network_type"] = cfg.network_type
+        if device_type:
+            submission["network_type_device"] = device_type
         # the client's own figures: the server checks them against its own and keeps them for audit
         submission.update(download_mbps=result["download_mbps_client"], upload_mbps=result["upload_mbps_client"])
         submission.update(token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind,

@@ -70,7 +70,8 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
                                    max(1.0, config.results_per_min_per_network / 2))
     app[METRICS] = m = Metrics()
     app[PAYLOAD] = measure.make_payload()
-    app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db)
+    app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db, config.connection_db,
+                                                                        config.network_prefixes)
     opener = store_opener or (lambda: open_store(config.store_url))
     spool = Spool(config.spool_dir, config.spool_max_bytes) if config.spool_dir else None
     app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s)
@@ -104,7 +105,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
     app.router.add_post("/api/v1/results", results.submit_result)
-    devices.add_routes(app)   # POST /api/v1/devices; the lead passes is_cellular= (spec/identity.md)
+    devices.add_routes(app, is_cellular=attr.is_cellular)   # POST /api/v1/devices (spec/identity.md)
     ndt7.add_routes(app)
     webpage.add_routes(app)
     isp_portal.add_routes(app)

@@ -29,6 +29,8 @@ class Attribution(Protocol):
     def place(self, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None,
               declared_network_type: str | None = None, device_network_type: str | None = None) -> Placement: ...
 
+    def is_cellular(self, ip: str) -> bool: ...
+
 
 class GeoAttribution:
     """Attribution through ispeed.admin_geo: ISP from the IP databases, place from GPS, else IP."""
@@ -59,6 +61,12 @@ class GeoAttribution:
                          connection_type=e.connection_type, connection_family=e.connection_family,
                          connection_source=e.connection_source, network_type=e.network_type,
                          network_type_source=e.network_type_source, network_type_conflict=e.network_type_conflict)
+
+    def is_cellular(self, ip: str) -> bool:
+        """Whether the connection-type database or prefix file says `ip` is a carrier's (mobile)."""
+        if not ip or not self.geo.connection_classifier.configured:
+            return False
+        return self.geo.classify_connection(ip).family == "mobile"
 
     def close(self) -> None:
         self.geo.close()

@@ -85,10 +85,11 @@ def client_label(metadata: Mapping[str, str], limit: int = 64) -> str:
     return label[:limit]
 
 
-def network_type(metadata: Mapping[str, str]) -> str:
-    """Our extension: a `network_type` key (fixed / mobile / 5g) in the query; default fixed."""
+def declared_network_type(metadata: Mapping[str, str]) -> str | None:
+    """Our extension: a `network_type` key (fixed / mobile / 5g) in the query; None when absent or
+    not one of them (the server then decides from the other evidence, spec/evidence.md)."""
     value = metadata.get("network_type", "").lower()
-    return value if value in NETWORK_TYPES else "fixed"
+    return value if value in NETWORK_TYPES else None
 
 
 def addr(peer: Any) -> str:

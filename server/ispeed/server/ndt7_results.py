@@ -38,8 +38,8 @@ from aiohttp import web
 from ispeed.core.schema import Measurement
 from ispeed.core.timeutil import local_date
 from ispeed.server import ndt7_messages as m
-from ispeed.server.attribution import Attribution
-from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, NDT7_RUNNING
+from ispeed.server.keys import CONFIG, INGEST, METRICS, NDT7_RUNNING
+from ispeed.server.labels import decide
 from ispeed.server.privacy import ip_network, keyed_hash
 
 log = logging.getLogger("ispeed.server.ndt7")
@@ -199,25 +199,26 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
     first = down or up
     assert first is not None
     cfg = app[CONFIG]
-    attribution: Attribution = app[ATTRIBUTION]  # type: ignore[assignment]
-    place = attribution.place(first.ip, None, None, None)
-    device_id = first.metadata.get("device_id", "")
+    labels = decide(app, first.ip, None, None, None, m.declared_network_type(first.metadata), None,
+                    first.metadata.get("device_id", ""))
+    place = labels.place
     rtts = [s.min_rtt_us for s in (down, up) if s is not None and s.min_rtt_us]
     missing = [kind for kind, s in (("download", down), ("upload", up)) if s is None]
     reason = f"ndt7 incomplete: no {missing[0]} subtest from this client" if missing else ""
     for s in (down, up):
         reason = reason or (unmeasurable(s) if s is not None else "")
+    reason = reason or labels.invalid_reason
     return Measurement(
         test_id=first.uuid,
         started_at=first.started_at.replace(microsecond=0),
         local_date=local_date(first.started_at),
-        network_type=m.network_type(first.metadata),
+        network_type=labels.network_type,
         provider=place.provider,
         asn=place.asn,
         province_code=place.province_code,
         commune_code=place.commune_code,
         location_source=place.location_source,
-        device_hash=keyed_hash(cfg.secret, "device", device_id) if device_id else "",
+        device_hash=labels.device_hash,
         ip_hash=keyed_hash(cfg.secret, "ip", first.ip),
         ip_network=ip_network(first.ip),
         download_mbps=round(down.mbps(), 3) if down else 0.0,
@@ -241,4 +242,10 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
+        client_download_mbps=None,   # ndt7 figures are the server's own; clients report none to it
+        client_upload_mbps=None,
+        network_type_source=labels.network_type_source,
+        connection_type=place.connection_type,
+        device_source=labels.device_source,
+        flags=",".join(labels.flags),
     )

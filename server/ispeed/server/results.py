@@ -17,9 +17,9 @@ from aiohttp import web
 from ispeed.core import method
 from ispeed.core.schema import NETWORK_TYPES, Measurement
 from ispeed.core.timeutil import local_date
-from ispeed.server.attribution import Attribution
 from ispeed.server.errors import json_error
-from ispeed.server.keys import ATTRIBUTION, CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
+from ispeed.server.keys import CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
+from ispeed.server.labels import decide
 from ispeed.server.privacy import ip_network, keyed_hash, round_coord
 from ispeed.server.proxy import client_ip
 from ispeed.server import receipts
@@ -44,7 +44,8 @@ RESULT_FIELDS: dict[str, Field] = {
     "bytes_up": Field(int, low=0, high=1e15),
     "streams": Field(int, low=1, high=64),
     "duration_s": Field(float, low=0, high=600),
-    "network_type": Field(str, choices=NETWORK_TYPES),
+    "network_type": Field(str, choices=NETWORK_TYPES),          # declared by the user
+    "network_type_device": Field(str, choices=NETWORK_TYPES),   # reported by the client's OS or modem
     "lat": Field(float, low=-90, high=90),
     "lon": Field(float, low=-180, high=180),
     "accuracy_m": Field(float, low=0, high=1e7),
@@ -146,16 +147,17 @@ async def submit_result(request: web.Request) -> web.Response:
     # the network that ran the transfers, not the one that submits (an agent may submit later,
     # from elsewhere; a client may not borrow another network's attribution)
     ip = counters.transfer_ip or client_ip(request)
-    attribution: Attribution = request.app[ATTRIBUTION]  # type: ignore[assignment]
-    place = attribution.place(ip, values["lat"], values["lon"], values["accuracy_m"])
+    labels = decide(request.app, ip, values["lat"], values["lon"], values["accuracy_m"],
+                    values["network_type"], values["network_type_device"], values["device_id"])
+    place = labels.place
+    reason = reason or labels.invalid_reason
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.timezone.utc)
-    device_hash = keyed_hash(cfg.secret, "device", values["device_id"]) if values["device_id"] else ""
-    flags = [reason.split(":", 1)[0]] if reason.startswith("client_disagrees") else []
+    flags = (["client_disagrees"] if reason.startswith("client_disagrees") else []) + list(labels.flags)
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
         local_date=local_date(started),
-        network_type=values["network_type"] or "fixed",
+        network_type=labels.network_type,
         provider=place.provider,
         asn=place.asn,
         province_code=place.province_code,
@@ -163,7 +165,7 @@ async def submit_result(request: web.Request) -> web.Response:
         location_source=place.location_source,
         lat=round_coord(values["lat"]),
         lon=round_coord(values["lon"]),
-        device_hash=device_hash,
+        device_hash=labels.device_hash,
         ip_hash=keyed_hash(cfg.secret, "ip", ip),
         ip_network=ip_network(ip),
         download_mbps=round(max(counters.download_mbps, 0.0), 3),
@@ -189,9 +191,10 @@ async def submit_result(request: web.Request) -> web.Response:
         invalid_reason=reason,
         client_download_mbps=values["download_mbps"],
         client_upload_mbps=values["upload_mbps"],
-        location_accuracy_m=values["accuracy_m"] if place.location_source == "gps" else None,
-        network_type_source="declared" if values["network_type"] else "none",
-        device_source="issued" if device_hash else "ip",
+        location_accuracy_m=place.location_accuracy_m,
+        network_type_source=labels.network_type_source,
+        connection_type=place.connection_type,
+        device_source=labels.device_source,
         flags=",".join(flags),
     )
     if state is not None:
@@ -218,4 +221,9 @@ async def submit_result(request: web.Request) -> web.Response:
         "provider": row.provider,
         "province_code": row.province_code,
         "commune_code": row.commune_code,
+        "location_source": row.location_source,
+        "network_type": row.network_type,
+        "network_type_source": row.network_type_source,
+        "device_source": row.device_source,
+        "flags": list(flags),
     }, status=201 if fresh else 200)
