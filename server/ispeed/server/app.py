@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from ispeed.core import redact
 from ispeed.core.store import Store, open_store
 from ispeed.server import fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage
 from ispeed.server.attribution import Attribution, GeoAttribution
@@ -110,6 +111,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
 async def running(config: ServerConfig, app: web.Application | None = None) -> AsyncIterator[tuple[str, web.Application]]:
     """Start the app on config.host:config.port (0 = a free port); yields (base URL, app)."""
     app = app or make_app(config)
+    redact.install_on_peer_loggers()   # aiohttp logs the peer's address on request errors
     runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None, shutdown_timeout=5.0,
                            handle_signals=False, keepalive_timeout=config.keepalive_timeout_s)
     await runner.setup()
