@@ -22,6 +22,7 @@ from ispeed.server.keys import (
 )
 from ispeed.server.limits import RateLimiter, sweep_overdue
 from ispeed.server.metrics import Metrics
+from ispeed.server.quarantine import Quarantine
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
 
@@ -70,7 +71,9 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db)
     opener = store_opener or (lambda: open_store(config.store_url))
     spool = Spool(config.spool_dir, config.spool_max_bytes) if config.spool_dir else None
-    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s)
+    quarantine = Quarantine(config.quarantine_dir) if config.quarantine_dir else None   # else next to the spool
+    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s,
+                                    quarantine=quarantine)
     m.gauges["tests_running"] = lambda: app[REGISTRY].running()
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
     m.gauges["tests_abandoned"] = lambda: app[REGISTRY].abandoned
