@@ -90,8 +90,8 @@ def storable_text(name: str, value: str) -> None:
 
 
 def _printable(text: str) -> str:
-    """`text` safe to echo back in an error (undecodable or control characters escaped)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") if not text.isprintable() else text
+    """`text` safe to echo back in an error (control characters and lone surrogates escaped)."""
+    return text if text.isprintable() else repr(text)
 
 
 async def read_json(request: web.Request, max_bytes: int, timeout_s: float | None = None) -> Any:
