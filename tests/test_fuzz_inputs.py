@@ -150,7 +150,8 @@ def test_oversized_and_hostile_headers(fuzz_server: ThreadServer) -> None:
     status, raw = request(fuzz_server, "POST", "/api/v1/results", b"{}", {**json_type, "X-Big": "a" * 9000})
     assert status == 400 and b"Got more than 8190 bytes" in raw
     # a long, wrong content type: 415 naming the header
-    status, raw = request(fuzz_server, "POST", "/api/v1/results", b"{}", {"Content-Type": "application/json" + "x" * 5000})
+    status, raw = request(fuzz_server, "POST", "/api/v1/results", b"{}",
+                          {"Content-Type": "application/json" + "x" * 5000})
     assert status == 415 and json.loads(raw)["field"] == "Content-Type"
     # a Content-Length larger than the body sent: 408 once the body timeout (1 s here) passes
     status, raw = request(fuzz_server, "POST", "/api/v1/results", b'{"token": "a.b"}',
