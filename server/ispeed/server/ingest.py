@@ -5,10 +5,12 @@ was already stored) or "spooled" (fsynced to the on-disk spool because the store
 replayed in order once it is back). Nothing is acknowledged before one of those.
 
 "The store is unavailable" (StoreUnavailable: connection refused, timeouts) and "the store
-refused this row" (anything else: an encoding or type error) are told apart: a batch that fails
-the second way is halved until the refused rows are found; they go to the quarantine (kept on
-disk, counted, logged at WARNING with their test id) and their submitters hear 422, while the
-rest is stored. The spool's replay does the same, so no row, and no unreadable line, blocks it.
+refused this row" (an encoding or type error) are told apart: a batch that fails the second way
+is halved until the refused rows are found; they go to the quarantine (kept on disk, counted,
+logged at WARNING with their test id) and their submitters hear 422, while the rest is stored.
+The spool's replay does the same, so no row, and no unreadable line, blocks it. When the store
+itself answers every row of a batch with an error (a table gone, too many parts), that is the
+store failing, not the rows: the batch is handled as if the store were unavailable.
 The store and the spool live on worker threads, so the event loop never waits on them.
 """
 
@@ -18,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from ispeed.core.errors import IspeedError, StoreError, StoreLocked, StoreUnavailable, ValidationError
@@ -34,6 +37,13 @@ T = TypeVar("T")
 _Pending = tuple[Measurement, "asyncio.Future[Outcome]"]
 Refused = list[tuple[Measurement, str]]
 REPLAY_WARN_EVERY_S = 60.0   # a replay that keeps failing is logged at WARNING this often
+STORE_FAILING_AFTER = 8      # rows refused by the store itself, none taken: the store is failing, not the rows
+
+
+@dataclass
+class _Tally:
+    taken: int = 0            # rows the store took (stored or duplicate)
+    store_refusals: int = 0   # single rows the store itself answered with an error (StoreError)
 
 
 class ResultRefused(ValidationError):
@@ -41,7 +51,8 @@ class ResultRefused(ValidationError):
 
     def __init__(self, test_id: str, reason: str, kept: bool) -> None:
         where = "kept in quarantine for the operator" if kept else "not kept"
-        super().__init__("body", f"the result store refused result {test_id} ({reason}); it is {where}: "
+        kind = reason.split(":", 1)[0]   # the kind only: the full reason names the store, for the operator
+        super().__init__("body", f"the result store refused result {test_id} ({kind}); it is {where}: "
                                  "sending it again will not help", 422)
 
 
@@ -204,18 +215,36 @@ class Ingestor:
 
         StoreUnavailable propagates (the store is away: nothing is refused for that). Any other
         failure is the store refusing something in this batch: each half is tried on its own,
-        down to single rows, so at most 2n-1 inserts find every refused row.
+        down to single rows, so at most 2n-1 inserts find every refused row. If the store itself
+        (StoreError) refused every row, or STORE_FAILING_AFTER rows before taking any, it is
+        failing: StoreUnavailable. A row Python cannot even convert (a lone surrogate) is refused
+        on its own, always.
         """
+        tally = _Tally()
+        new_ids, refused = self._bisect(store, rows, tally)
+        if refused and tally.taken == 0 and tally.store_refusals == len(refused):
+            raise StoreUnavailable(f"the store refused all {len(refused)} rows of a batch "
+                                   f"({refused[0][1]}): handled as a store failure")
+        return new_ids, refused
+
+    def _bisect(self, store: Store, rows: list[Measurement], tally: _Tally) -> tuple[set[str], Refused]:
         try:
-            return set(store.insert_measurements(rows).new_ids), []
+            report = store.insert_measurements(rows)
+            tally.taken += len(rows)
+            return set(report.new_ids), []
         except StoreUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - refused: find which rows, store the others
             if len(rows) == 1:
+                if isinstance(exc, StoreError):
+                    tally.store_refusals += 1
+                    if tally.taken == 0 and tally.store_refusals >= STORE_FAILING_AFTER:
+                        raise StoreUnavailable(f"the store refused {tally.store_refusals} rows in a row and "
+                                               f"took none ({exc}): handled as a store failure") from exc
                 return set(), [(rows[0], f"{exc.__class__.__name__}: {exc}"[:500])]
         half = len(rows) // 2
-        ids_a, refused_a = self._insert_sorting(store, rows[:half])
-        ids_b, refused_b = self._insert_sorting(store, rows[half:])
+        ids_a, refused_a = self._bisect(store, rows[:half], tally)
+        ids_b, refused_b = self._bisect(store, rows[half:], tally)
         return ids_a | ids_b, refused_a + refused_b
 
     async def _set_aside(self, refused: Refused, unreadable: list[SpooledLine], source: str) -> bool:
