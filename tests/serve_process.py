@@ -10,15 +10,17 @@ import sys
 import time
 from collections.abc import Sequence
 
-_URL = re.compile(r"listening on (http://\S+)")
+_URL = re.compile(r"ispeed serve: listening on (http://\S+)")  # the ready line, not the -v log line
+SECRET = "functional-test-secret-000"
 
 
 class ServeProcess:
     """`ispeed serve --port 0 ...`; `url` once it listens; stop() sends SIGTERM to its PID."""
 
-    def __init__(self, store: str, extra: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
-        self.args = [sys.executable, "-m", "ispeed.cli.main", "serve", "--port", "0", "--store", store,
-                     "--secret", "functional-test-secret-000", *extra]
+    def __init__(self, store: str, extra: Sequence[str] = (), env: dict[str, str] | None = None,
+                 global_args: Sequence[str] = ()) -> None:
+        self.args = [sys.executable, "-m", "ispeed.cli.main", *global_args, "serve", "--port", "0",
+                     "--store", store, "--secret", SECRET, *extra]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""

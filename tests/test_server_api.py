@@ -12,6 +12,7 @@ import pytest
 
 from ispeed.client.config import TestConfig
 from ispeed.client.engine import Engine
+from ispeed.core.errors import ServerRefused
 from ispeed.core.store import open_store
 from ispeed.server.app import running
 from ispeed.server.config import ServerConfig
@@ -201,3 +202,105 @@ def test_slowloris_headers_are_closed_by_the_keepalive_timer(chdb_url: str) -> N
             assert loop.time() - start < 3.0
             writer.close()
     asyncio.run(main())
+
+
+async def _moved_ticket(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """A started test that moved 64 KiB each way, ready for a result submission."""
+    status, ticket = await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 1})
+    assert status == 201
+    async with http.get(url + "/api/v1/download", params={"token": ticket["token"], "bytes": "65536"}) as r:
+        assert len(await r.read()) == 65536
+    async with http.post(url + "/api/v1/upload", params={"token": ticket["token"]}, data=b"u" * 65536) as r:
+        assert r.status == 200
+    return ticket
+
+
+def test_text_fields_that_cannot_be_stored_get_400_naming_the_field(chdb_url: str) -> None:
+    """A lone surrogate or a control character in a free-text field is refused at the edge (issue #20.1)."""
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        res = url + "/api/v1/results"
+        for field, bad in (("client_version", "\ud800"), ("device_id", "dev\udfff"), ("client_version", "1.0\x00"),
+                           ("device_id", "a\x1bb"), ("client_version", "x\x85"), ("token", "a.b\n")):
+            ticket = await _moved_ticket(http, url)
+            claim = {"token": ticket["token"], "download_mbps": 1, "upload_mbps": 1, field: bad}
+            status, answer = await post(http, res, json.dumps(claim))   # json.dumps writes "\ud800" escaped
+            assert (status, answer["field"]) == (400, field), (field, bad, status, answer)
+            assert "UTF-8" in answer["error"] or "control character" in answer["error"]
+        ticket = await _moved_ticket(http, url)   # the next honest result is stored normally
+        status, answer = await post(http, res, {"token": ticket["token"], "download_mbps": 1, "upload_mbps": 1,
+                                                "client_version": "ispeed 1.0 (Tiếng Việt)"})
+        assert (status, answer["stored"]) == (201, "stored")
+    with_server(chdb_url, body)
+    with open_store(chdb_url) as store:
+        assert store.query("SELECT client_version FROM {db}.measurements") == [("ispeed 1.0 (Tiếng Việt)",)]
+
+
+async def _raw_exchange(url: str, pieces: list[bytes], gap_s: float = 0.1, timeout_s: float = 10.0) -> tuple[int, Any]:
+    """Send `pieces` on one TCP connection `gap_s` apart; (status, JSON body) of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        for i, piece in enumerate(pieces):
+            if i:
+                await asyncio.sleep(gap_s)
+            writer.write(piece)
+            await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout_s)
+        status = int(head.split(b" ", 2)[1])
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        return status, json.loads(await asyncio.wait_for(reader.readexactly(length), timeout_s))
+    finally:
+        writer.close()
+
+
+def _request(path: str, body: bytes, chunked: bool = False) -> tuple[bytes, bytes]:
+    """(headers + first half, second half) of a POST whose body arrives in two pieces."""
+    half = len(body) // 2
+    if chunked:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
+               "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        first, second = body[:half], body[half:]
+        return (head + b"%x\r\n%s\r\n" % (len(first), first),
+                b"%x\r\n%s\r\n0\r\n\r\n" % (len(second), second))
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
+           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    return head + body[:half], body[half:]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_bodies_arriving_in_two_pieces_are_read_whole(chdb_url: str, chunked: bool) -> None:
+    """Headers and half the body, 100 ms of nothing, then the rest: a whole JSON body (issue #20.2)."""
+    async def body(url: str, http: aiohttp.ClientSession) -> str:
+        status, answer = await _raw_exchange(url, list(_request("/api/v1/tests", b'{"streams": 2, "duration_s": 3}',
+                                                                 chunked)))
+        assert status == 201, answer
+        assert (answer["streams"], answer["duration_s"]) == (2, 3)
+        ticket = await _moved_ticket(http, url)
+        claim = json.dumps({"token": ticket["token"], "download_mbps": 0.5, "upload_mbps": 0.5,
+                            "latency_ms": 1.0, "device_id": "split-body"}).encode()
+        status, answer = await _raw_exchange(url, list(_request("/api/v1/results", claim, chunked)))
+        assert status == 201, answer
+        assert answer["stored"] == "stored"
+        return str(ticket["test_id"])
+
+    test_id = with_server(chdb_url, body)
+    with open_store(chdb_url) as store:
+        assert store.query("SELECT test_id FROM {db}.measurements") == [(test_id,)]
+
+
+def test_a_body_that_never_arrives_whole_gets_408_and_stores_nothing(chdb_url: str) -> None:
+    """A Content-Length that promises more than comes: 408 with a JSON reason after the body timeout."""
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        ticket = await _moved_ticket(http, url)
+        claim = json.dumps({"token": ticket["token"], "download_mbps": 0.5, "upload_mbps": 0.5}).encode()
+        head, _ = _request("/api/v1/results", claim + b" " * 100)   # promises 100 bytes more than sent
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        status, answer = await _raw_exchange(url, [head.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + claim])
+        assert (status, answer["field"]) == (408, "body") and "did not arrive" in answer["error"]
+        assert 0.5 <= loop.time() - start < 5
+    with_server(chdb_url, body, body_timeout_s=1.0)
+    assert ServerRefused("the body did not arrive", 408).retryable   # the agent sends it again later
+    with open_store(chdb_url) as store:
+        assert store.query("SELECT count() FROM {db}.measurements") == [(0,)]

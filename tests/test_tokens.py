@@ -54,3 +54,27 @@ def test_receipts() -> None:
     forged = receipts.sign(b"y" * 32, c)
     with pytest.raises(TokenError):
         receipts.verify(SECRET, forged, "t1", now=5001.0)
+
+
+GARBAGE_SIGNATURES = ["é" * 43, "\ud800", "sig\x00", "ＡＢＣ", "€uro", "a" * 2000]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE_SIGNATURES)
+def test_tokens_with_garbage_signatures_are_refused_with_4xx(garbage: str) -> None:
+    """Non-ASCII signatures made compare_digest raise TypeError: a 500 (issue #20.6)."""
+    _, token = tokens.issue(SECRET, "srv-1", "n", 1, 1.0, ttl_s=60)
+    body = token.split(".")[0]
+    for mangled in (f"{body}.{garbage}", f"{garbage}.{token.split('.')[1]}", f"{garbage}.{garbage}"):
+        with pytest.raises(TokenError) as err:
+            tokens.verify(SECRET, mangled, "srv-1")
+        assert 400 <= err.value.status < 500
+
+
+@pytest.mark.parametrize("garbage", GARBAGE_SIGNATURES)
+def test_receipts_with_garbage_signatures_are_refused_with_4xx(garbage: str) -> None:
+    c = receipts.Counters("t1", 1.0, 4, 10.0, 1000, 2000, 12.5, 0.5, 0.0, signed_at=5000.0)
+    body, sig = receipts.sign(SECRET, c).split(".")
+    for mangled in (f"{body}.{garbage}", f"{garbage}.{sig}", garbage, f"{garbage}.{garbage}"):
+        with pytest.raises(TokenError) as err:
+            receipts.verify(SECRET, mangled, "t1", now=5001.0)
+        assert 400 <= err.value.status < 500

@@ -78,7 +78,7 @@ class ServerUnreachable(MeasurementError, ConnectionError):
 
 
 class ServerRefused(MeasurementError):
-    """The test server answered with an HTTP error; 4xx are final, 429 and 5xx worth retrying."""
+    """The test server answered with an HTTP error; 4xx are final, 408, 429 and 5xx worth retrying."""
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
@@ -86,4 +86,4 @@ class ServerRefused(MeasurementError):
 
     @property
     def retryable(self) -> bool:
-        return self.status == 429 or self.status >= 500
+        return self.status in (408, 429) or self.status >= 500  # 408: the body arrived too late

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from ispeed.core import redact
 from ispeed.core.store import Store, open_store
 from ispeed.server import (
     admin_api, devices, fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage,
@@ -24,6 +25,7 @@ from ispeed.server.keys import (
 )
 from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
 from ispeed.server.metrics import Metrics
+from ispeed.server.quarantine import Quarantine
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
 
@@ -74,7 +76,9 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
                                                                         config.network_prefixes)
     opener = store_opener or (lambda: open_store(config.store_url))
     spool = Spool(config.spool_dir, config.spool_max_bytes) if config.spool_dir else None
-    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s)
+    quarantine = Quarantine(config.quarantine_dir) if config.quarantine_dir else None   # else next to the spool
+    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s,
+                                    quarantine=quarantine)
     m.gauges["tests_running"] = lambda: app[REGISTRY].running()
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
     m.gauges["tests_abandoned"] = lambda: app[REGISTRY].abandoned
@@ -119,6 +123,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
 async def running(config: ServerConfig, app: web.Application | None = None) -> AsyncIterator[tuple[str, web.Application]]:
     """Start the app on config.host:config.port (0 = a free port); yields (base URL, app)."""
     app = app or make_app(config)
+    redact.install_on_peer_loggers()   # aiohttp logs the peer's address on request errors
     runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None, shutdown_timeout=5.0,
                            handle_signals=False, keepalive_timeout=config.keepalive_timeout_s)
     await runner.setup()

@@ -31,6 +31,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="durable spool for results while the store is down (default ./var/spool/SERVER_ID; "
                         "'none' disables it)")
     p.add_argument("--spool-max-mb", type=int, default=1024, help="spool size limit in MiB (default 1024)")
+    p.add_argument("--quarantine-dir", default="",
+                   help="where results the store refuses are kept (quarantine.jsonl; default: the spool dir; "
+                        "without a spool they are refused with 422 and only logged)")
     p.add_argument("--rate-per-network", type=float, default=120.0,
                    help="new tests per minute from one /24 or /48 network (default 120; bursts of half that)")
     p.add_argument("--max-tests-per-network", type=int, default=32,
@@ -103,7 +106,7 @@ def build_config(args: argparse.Namespace) -> "object":
         max_streams=args.max_streams, asn_db=args.asn_db, city_db=args.city_db,
         connection_db=args.connection_db, network_prefixes=args.network_prefixes,
         spool_dir="" if args.spool_dir == "none" else (args.spool_dir or os.path.join("var", "spool", args.server_id)),
-        spool_max_bytes=args.spool_max_mb << 20,
+        spool_max_bytes=args.spool_max_mb << 20, quarantine_dir=args.quarantine_dir,
         tests_per_min_per_network=args.rate_per_network, results_per_min_per_network=2 * args.rate_per_network,
         max_tests_per_network=args.max_tests_per_network, max_running_tests=args.max_tests,
         fleet=load_fleet(args.fleet) if args.fleet else (), trusted_proxies=parse_trusted(args.trusted_proxy),

@@ -33,8 +33,10 @@ class ServerConfig:
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05
     max_result_body_bytes: int = 16 << 10
+    body_timeout_s: float = 10.0           # a JSON body must arrive whole within this, else 408
     spool_dir: str = ""                    # "" = no spool (results refused while the store is down)
     spool_max_bytes: int = 1 << 30
+    quarantine_dir: str = ""               # results the store refused; "" = the spool dir (none without a spool)
     # optional geo databases (paths)
     asn_db: str = ""
     city_db: str = ""

@@ -50,13 +50,12 @@ def sign(secret: bytes, counters: Counters) -> str:
 
 
 def verify(secret: bytes, receipt: str, test_id: str, now: float | None = None) -> Counters:
-    try:
-        body, sig = receipt.split(".")
-    except ValueError:
-        raise TokenError("receipt is malformed", 400) from None
-    expected = base64.urlsafe_b64encode(
-        hmac.new(secret, b"receipt:" + body.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
-    if not hmac.compare_digest(sig, expected):
+    # ASCII only: compare_digest raises TypeError on non-ASCII text (a 500 before, issue #20.6)
+    if not isinstance(receipt, str) or not receipt.isascii() or receipt.count(".") != 1:
+        raise TokenError("receipt is malformed", 400)
+    body, sig = receipt.split(".")
+    expected = base64.urlsafe_b64encode(hmac.new(secret, b"receipt:" + body.encode("ascii"), hashlib.sha256).digest())
+    if not hmac.compare_digest(sig.encode("ascii"), expected.rstrip(b"=")):
         raise TokenError("receipt signature is invalid")
     try:
         counters = Counters(**json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))

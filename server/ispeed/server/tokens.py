@@ -58,11 +58,13 @@ def issue(secret: bytes, server_id: str, net_hash: str, streams: int, duration_s
 def verify(secret: bytes, token: str, server_id: str, now: float | None = None,
            allow_expired: bool = False) -> TestClaims:
     """The claims of a genuine, unexpired token issued by this server; TokenError otherwise."""
-    if not isinstance(token, str) or not token or len(token) > 1024 or token.count(".") != 1:
+    # ASCII only: compare_digest raises TypeError on non-ASCII text (a 500 before, issue #20.6)
+    if (not isinstance(token, str) or not token or len(token) > 1024 or token.count(".") != 1
+            or not token.isascii()):
         raise TokenError("missing or malformed test token: start a test with POST /api/v1/tests", 400)
     body, sig = token.split(".")
-    expected = _b64(hmac.new(secret, body.encode("ascii", "replace"), hashlib.sha256).digest())
-    if not hmac.compare_digest(sig, expected):
+    expected = _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest())
+    if not hmac.compare_digest(sig.encode("ascii"), expected.encode("ascii")):
         raise TokenError("test token signature is invalid (forged, or issued by another server)")
     try:
         claims = TestClaims(**json.loads(_unb64(body)))
