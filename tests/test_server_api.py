@@ -205,13 +205,12 @@ def test_slowloris_headers_are_closed_by_the_keepalive_timer(chdb_url: str) -> N
 
 
 async def _moved_ticket(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    """A started test that moved 64 KiB each way, ready for a result submission."""
+    """A started test that moved ~200 KiB each way over most of its 1 s phases (the server measures
+    both), ready for a result submission."""
     status, ticket = await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 1})
     assert status == 201
-    async with http.get(url + "/api/v1/download", params={"token": ticket["token"], "bytes": "65536"}) as r:
-        assert len(await r.read()) == 65536
-    async with http.post(url + "/api/v1/upload", params={"token": ticket["token"]}, data=b"u" * 65536) as r:
-        assert r.status == 200
+    await asyncio.gather(paced_download(http, url, ticket["token"], 0.6, 16 << 10),
+                         paced_upload(http, url, ticket["token"], 0.6, 16 << 10))
     return ticket
 
 
