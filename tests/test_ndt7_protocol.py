@@ -17,6 +17,7 @@ from ispeed.server import ndt7_messages as m
 from ispeed.server import ndt7_results
 from ispeed.server.app import running
 from ispeed.server.config import ServerConfig
+from ispeed.server.keys import METRICS
 
 SECRET = b"test-secret-0123456789abcdef"
 PROTO = [m.SUBPROTOCOL]
@@ -200,3 +201,67 @@ def test_locate_lists_servers_in_the_ndt7_url_shape(tmp_path: Path) -> None:
                          "wss:///ndt/v7/upload"}
     assert urls["ws:///ndt/v7/download"].startswith("ws://127.0.0.1:")
     assert urls["ws:///ndt/v7/upload"].endswith("/ndt/v7/upload?client_name=c")
+
+
+def with_limited_server(store_url: str, body: Callable[[str, aiohttp.ClientSession], Awaitable[Any]],
+                        **limits: Any) -> Any:
+    async def main() -> Any:
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=SECRET, **limits)
+        async with running(config) as (url, app), aiohttp.ClientSession() as http:
+            answer = await body(url, http)
+            metrics = app[METRICS].render()
+            return answer, metrics
+    return asyncio.run(main())
+
+
+def test_ndt7_has_the_native_per_network_limits(tmp_path: Path, short_subtests: None) -> None:
+    """One network cannot take every ndt7 slot, nor open subtests faster than its rate (issue #20.4)."""
+    async def body(url: str, http: aiohttp.ClientSession) -> list[int]:
+        ws_url = url.replace("http", "ws", 1) + "/ndt/v7/download"
+        statuses = []
+        async with http.ws_connect(ws_url, protocols=PROTO, max_msg_size=1 << 24) as first:
+            await first.receive()        # running now: it holds the network's only slot
+            for _ in range(2):
+                try:
+                    async with http.ws_connect(ws_url, protocols=PROTO, max_msg_size=1 << 24):
+                        statuses.append(101)
+                except aiohttp.WSServerHandshakeError as exc:
+                    statuses.append(exc.status)
+        return statuses
+    statuses, metrics = with_limited_server(f"chdb:{tmp_path / 'store'}", body, max_tests_per_network=1,
+                                            tests_per_min_per_network=1e6)
+    assert statuses == [429, 429]
+    assert "ispeed_ndt7_refused_total 2" in metrics and "ispeed_tests_refused_network_busy_total 2" in metrics
+
+    async def burst(url: str, http: aiohttp.ClientSession) -> list[int]:
+        ws_url = url.replace("http", "ws", 1) + "/ndt/v7/upload"
+        statuses = []
+        for _ in range(4):
+            try:
+                async with http.ws_connect(ws_url, protocols=PROTO):
+                    statuses.append(101)
+            except aiohttp.WSServerHandshakeError as exc:
+                statuses.append(exc.status)
+        return statuses
+    statuses, metrics = with_limited_server(f"chdb:{tmp_path / 'store2'}", burst, tests_per_min_per_network=4)
+    assert statuses == [101, 101, 429, 429]     # a burst of half the per-minute rate, then refused
+    assert "ispeed_ndt7_refused_rate_total 2" in metrics
+
+
+def test_ndt7_subtests_too_short_to_measure_are_stored_invalid(tmp_path: Path, short_subtests: None) -> None:
+    """A connection opened and closed at once moved almost nothing: kept for audit, never ranked."""
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        ws_url = url.replace("http", "ws", 1)
+        async with http.ws_connect(ws_url + "/ndt/v7/download", protocols=PROTO, max_msg_size=1 << 24) as ws:
+            await ws.receive()
+        async with http.ws_connect(ws_url + "/ndt/v7/upload", protocols=PROTO) as ws:
+            await ws.send_bytes(b"\0" * 1024)
+        await asyncio.sleep(0.5)
+
+    store = f"chdb:{tmp_path / 'store'}"
+    _, metrics = with_limited_server(store, body)
+    with open_store(store) as s:
+        rows = s.query("SELECT valid, invalid_reason FROM {db}.measurements")
+    assert len(rows) == 1 and rows[0][0] == 0, rows
+    assert rows[0][1].startswith("ndt7 download too short or too small to measure"), rows
+    assert "ispeed_ndt7_results_invalid_total 1" in metrics

@@ -303,3 +303,26 @@ def test_a_body_that_never_arrives_whole_gets_408_and_stores_nothing(chdb_url: s
     assert ServerRefused("the body did not arrive", 408).retryable   # the agent sends it again later
     with open_store(chdb_url) as store:
         assert store.query("SELECT count() FROM {db}.measurements") == [(0,)]
+
+
+def test_unused_tokens_give_their_capacity_slot_back_within_seconds(chdb_url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens nobody uses hold no slot past IDLE_RELEASE_S; tests moving bytes keep theirs (issue #20.8)."""
+    from ispeed.server import registry
+
+    monkeypatch.setattr(registry, "IDLE_RELEASE_S", 1.0, raising=False)   # 5 s in service; 1 s keeps this short
+
+    async def body(url: str, http: aiohttp.ClientSession) -> None:
+        first = [await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 3}) for _ in range(2)]
+        assert [s for s, _ in first] == [201, 201]
+        status, answer = await post(http, url + "/api/v1/tests", {"streams": 1})
+        assert status == 503 and "capacity" in answer["error"]           # both slots taken, for now
+        # one of the two starts moving bytes and keeps moving them; the other is never used
+        moving = asyncio.create_task(paced_download(http, url, first[0][1]["token"], 2.5))
+        await asyncio.sleep(1.5)
+        status, answer = await post(http, url + "/api/v1/tests", {"streams": 1})
+        assert status == 201, answer                                     # the unused token's slot is free
+        status, answer = await post(http, url + "/api/v1/tests", {"streams": 1})
+        assert status == 503                                             # the running test kept its slot
+        await moving
+    with_server(chdb_url, body, max_running_tests=2)

@@ -74,10 +74,16 @@ class DownloadTimeline:
         self._conns[key] = _Conn(sock, acked, acked, retrans)
 
     def done(self, key: object) -> None:
-        """A response on connection `key` was written in full; the connection may carry another."""
+        """A response on connection `key` was written in full; the connection may carry another.
+
+        Its counter is read once more now: if the client closes the connection before the next
+        sample, what it acknowledged until now still counts (later acknowledgements of that
+        response's tail do not: a closed socket cannot be read, and nothing else proves them).
+        """
         conn = self._conns.get(key)
         if conn is not None:
             conn.busy = False
+            self._read(conn)
 
     def closed(self, key: object, now: float) -> None:
         """The client closed connection `key` mid-response: the window ends before this moment."""
@@ -92,24 +98,29 @@ class DownloadTimeline:
         """Read every open connection of the test and add one sample at `now`."""
         total = 0
         for key, conn in self._conns.items():
-            progress = None if conn.closed else tcpinfo.sender_progress(conn.sock)
-            if progress is None and conn.busy:
+            if not self._read(conn) and conn.busy:
                 # closed mid-response, and the handler has not run yet to say so: the reading
                 # is from before the close, so this sample cannot count
                 self.closed(key, now)
                 return
-            if progress is not None:
-                conn.acked = progress.bytes_acked
-                if progress.sacked or progress.lost:
-                    self._hole_count += 1
-                if progress.total_retrans > conn.retrans:
-                    self._hole_count += progress.total_retrans - conn.retrans
-                    conn.retrans = progress.total_retrans
-                if progress.min_rtt_us and (not self.min_rtt_us or progress.min_rtt_us < self.min_rtt_us):
-                    self.min_rtt_us = progress.min_rtt_us
             total += max(0, conn.acked - conn.base_acked)
         self.samples.append((now - self.started, total))
         self.holes.append(self._hole_count)
+
+    def _read(self, conn: _Conn) -> bool:
+        """Update `conn` from the kernel; False when its socket can no longer be read."""
+        progress = None if conn.closed else tcpinfo.sender_progress(conn.sock)
+        if progress is None:
+            return False
+        conn.acked = progress.bytes_acked
+        if progress.sacked or progress.lost:
+            self._hole_count += 1
+        if progress.total_retrans > conn.retrans:
+            self._hole_count += progress.total_retrans - conn.retrans
+            conn.retrans = progress.total_retrans
+        if progress.min_rtt_us and (not self.min_rtt_us or progress.min_rtt_us < self.min_rtt_us):
+            self.min_rtt_us = progress.min_rtt_us
+        return True
 
     def window(self) -> tuple[list[tuple[float, int]], list[int]]:
         """The samples that count: inside the phase, and before the first connection closed."""
