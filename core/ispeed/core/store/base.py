@@ -117,15 +117,16 @@ class Store(ABC):
         with self._lock:
             self._insert_columns(f"{self.database}.{table}", columns, types)
 
-    def migrate(self) -> list[int]:
-        """Apply pending migrations in order and record them; returns the versions applied."""
+    def migrate(self, up_to: int | None = None) -> list[int]:
+        """Apply pending migrations in order (those up to version `up_to`, when given) and record
+        them; returns the versions applied."""
         applied: list[int] = []
         with self._lock:
             self._execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
             self._execute(self.sql(MIGRATIONS_TABLE_DDL))
             done = {int(r[0]) for r in self._query(self.sql("SELECT version FROM {db}.schema_migrations"))}
             for mig in load_migrations():
-                if mig.version in done:
+                if mig.version in done or (up_to is not None and mig.version > up_to):
                     continue
                 try:
                     for stmt in mig.statements:

@@ -98,15 +98,21 @@ class ClusterStore(ClickHouseStore):
         return self._node_stores[key]
 
     # -- migrations: every node, recorded on each ------------------------------------------
-    def migrate(self) -> list[int]:
+    def migrate(self, up_to: int | None = None) -> list[int]:
+        """Every node through each migration before any node takes the next: a replicated table's
+        structure lives in ZooKeeper too, and a replica created after another already altered it
+        would no longer match (ClickHouse refuses: "Table structure in ZooKeeper is too different")."""
         applied: set[int] = set()
         with self._lock:
-            for node in self.nodes:
-                done = self._node(node).migrate()
-                if done:
-                    log.info("cluster %s: node %s:%d (shard %d, replica %d) applied %s", self.layout.cluster,
-                             node.host, node.port, node.shard, node.replica, done)
-                applied.update(done)
+            for version in (m.version for m in load_migrations()):
+                if up_to is not None and version > up_to:
+                    break
+                for node in self.nodes:
+                    done = self._node(node).migrate(up_to=version)
+                    if done:
+                        log.info("cluster %s: node %s:%d (shard %d, replica %d) applied %s", self.layout.cluster,
+                                 node.host, node.port, node.shard, node.replica, done)
+                    applied.update(done)
         return sorted(applied)
 
     # -- partition statements: on the local tables of every shard --------------------------
