@@ -14,7 +14,7 @@ from scipy.stats import binom
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import aggregate_month, compute_month
 from ispeed.aggregator.ci import median_ci
-from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
+from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, STATS_COLUMNS, Methodology
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.cli.main import main
@@ -201,7 +201,8 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
         assert (tmp_path / "a/2025-07" / name).read_bytes() == (tmp_path / "b/2025-07" / name).read_bytes(), name
     header = (tmp_path / "a/2025-07/stats.csv").read_text().splitlines()[0].split(",")
     assert header[: len(STATS_COLUMNS)] == list(STATS_COLUMNS)
-    assert header[len(STATS_COLUMNS):] == ["methodology_version", "min_samples", "ci_level", "include_simulated"]
+    assert header[len(STATS_COLUMNS):] == ["methodology_version", "min_samples", "ci_level", "include_simulated",
+                                           *EVIDENCE_COLUMNS]
     meta = json.loads((tmp_path / "a/2025-07/methodology.json").read_text())
     assert meta["methodology_version"] == "1" and meta["min_samples"] == 40
     # month-over-month: published in both months

@@ -36,12 +36,23 @@ def _num(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series.replace("", np.nan))
 
 
+# spec/evidence.md: ranks of each label's evidence, weakest 0; a sample rests on its weakest test
+EVIDENCE_RANKS = {"r_place": ("location_source", {"gps": 2, "ip": 1}),
+                  "r_nt": ("network_type_source", {"ip": 3, "device": 2, "declared": 1}),
+                  "r_dev": ("device_source", {"issued": 1})}
+EVIDENCE_SHARES = {"place_gps_share": ("r_place", 2), "place_ip_share": ("r_place", 1),
+                   "network_type_ip_share": ("r_nt", 3), "network_type_device_share": ("r_nt", 2),
+                   "network_type_declared_share": ("r_nt", 1), "device_issued_share": ("r_dev", 1)}
+
+
 def _valid_tests(export_csv: Path) -> pd.DataFrame:
     """The export's valid tests with speeds above zero, each test once (replays dropped)."""
     tests = _read(export_csv)
     for col in ("download_mbps", "upload_mbps", "latency_ms", "jitter_ms"):
         tests[col] = _num(tests[col])
     tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
+    for rank, (column, ranks) in EVIDENCE_RANKS.items():
+        tests[rank] = tests[column].map(ranks).fillna(0).astype(int)
     return tests.drop_duplicates("test_id")
 
 
@@ -67,6 +78,7 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
             t = t[t["provider"] != ""]
         day = t.groupby(KEYS + ["device_hash", "local_date"], sort=False)
         samples = day[["download_mbps", "upload_mbps", "latency_ms", "jitter_ms"]].median()
+        samples[list(EVIDENCE_RANKS)] = day[list(EVIDENCE_RANKS)].min()
         samples["n_tests"] = day.size()
         samples = samples.reset_index()
         if level in ("national", "province"):
@@ -84,6 +96,8 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
             "latency_median_ms": cell["latency_ms"].median(),
             "jitter_median_ms": cell["jitter_ms"].median(),
         })
+        for share, (rank, level_) in EVIDENCE_SHARES.items():
+            out[share] = (samples[rank] == level_).groupby([samples[k] for k in KEYS], sort=False).sum() / out["samples"]
 
         def ci(values: pd.Series) -> pd.Series:
             s = np.sort(values.to_numpy())
@@ -114,7 +128,7 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
 
 @pytest.fixture
 def simulated_month(store: Store) -> Store:
-    cfg = SimulationConfig(2025, 7, 30_000, seed=11, anonymous_share=0.0)
+    cfg = SimulationConfig(2025, 7, 30_000, seed=11, anonymous_share=0.1)   # some devices counted by IP
     store.execute("SYSTEM STOP MERGES {db}.measurements")  # a merge would collapse the replays first
     simulate(store, cfg)
     first = next(generate(cfg, load_places()))  # replay 400 tests: export (FINAL) and aggregate count them once
@@ -148,6 +162,13 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
         assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
     # several ranks actually differ somewhere (the check above is not vacuous)
     assert expected.loc[pub, "rank"].max() > 1
+    # evidence shares: exact (the same counts divided by the same sample count), empty when suppressed
+    for col in EVIDENCE_SHARES:
+        ours, theirs = _num(got[col])[pub], expected[col][pub]
+        assert (ours == theirs).all(), col
+        assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
+    shares = expected.loc[pub, list(EVIDENCE_SHARES)]
+    assert ((shares > 0) & (shares < 1)).any().all()   # every share takes values strictly inside 0-1
 
     # histograms: published national and province cells, every non-empty bin, exact counts
     published = expected[pub].reset_index()[KEYS]

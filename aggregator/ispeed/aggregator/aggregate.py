@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ispeed.aggregator import stats_table
-from ispeed.aggregator.cells_sql import HISTOGRAM_LEVELS, bin_edges_mbps, month_cells_query, places_query
+from ispeed.aggregator.cells_sql import (
+    CELL_COLUMNS, EVIDENCE, HISTOGRAM_LEVELS, bin_edges_mbps, month_cells_query, places_query,
+)
 from ispeed.aggregator.ci import ci_orders, median_ci
-from ispeed.aggregator.methodology import FIGURE_COLUMNS, LEVELS, Methodology
+from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS, Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.core.errors import StoreError
@@ -25,7 +27,8 @@ from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds, utcnow
 
 log = logging.getLogger("ispeed.aggregator")
-SAMPLES = 5  # index of the sample count in a cells row (after its network type)
+Row = dict[str, Any]   # one `cells_query` row by column name (cells_sql.CELL_COLUMNS), places named
+EVIDENCE_COUNTS = tuple(name for name, _, _ in EVIDENCE)   # the counts behind EVIDENCE_COLUMNS, in order
 
 
 @dataclass
@@ -75,32 +78,35 @@ def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]
                       c["commune_code"], c["provider"])
 
 
-def _cell(month: str, network_type: str, row: Sequence[Any], method: Methodology,
-          k: int | None) -> dict[str, Any]:
-    (level, province, commune, provider, tests, samples, devices, dl, ul, lat, jit,
-     lo_start, lo_slice, hi_start, hi_slice, _, _) = row
-    published = int(samples) >= method.min_samples
+def _cell(month: str, row: Row, method: Methodology, k: int | None) -> dict[str, Any]:
+    samples = int(row["samples"])
+    published = samples >= method.min_samples
     cell: dict[str, Any] = {
-        "month": month, "network_type": network_type, "level": level, "province_code": province,
-        "commune_code": commune, "provider": provider, "tests": int(tests), "samples": int(samples),
-        "devices": int(devices), "rank": None, "published": published,
+        "month": month, "network_type": row["network_type"], "level": row["level"],
+        "province_code": row["province_code"], "commune_code": row["commune_code"], "provider": row["provider"],
+        "tests": int(row["tests"]), "samples": samples, "devices": int(row["devices"]), "rank": None,
+        "published": published,
     }
-    for name in FIGURE_COLUMNS:
+    for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS:
         cell[name] = None
     if published:
-        low, high = median_ci(int(samples), method.ci_tail, lo_slice, int(lo_start), hi_slice, int(hi_start), k)
+        low, high = median_ci(samples, method.ci_tail, row["ci_lo_slice"], int(row["ci_lo_start"]),
+                              row["ci_hi_slice"], int(row["ci_hi_start"]), k)
+        lat, jit = row["latency_median_ms"], row["jitter_median_ms"]
         cell.update({
-            "download_median_mbps": float(dl), "download_ci_low_mbps": low, "download_ci_high_mbps": high,
-            "upload_median_mbps": float(ul),
+            "download_median_mbps": float(row["download_median_mbps"]), "download_ci_low_mbps": low,
+            "download_ci_high_mbps": high, "upload_median_mbps": float(row["upload_median_mbps"]),
             "latency_median_ms": None if lat is None else float(lat),
             "jitter_median_ms": None if jit is None else float(jit),
         })
+        # the share of the cell's samples resting on each kind of evidence (spec/evidence.md)
+        cell.update({column: int(row[count]) / samples for column, count in zip(EVIDENCE_COLUMNS, EVIDENCE_COUNTS)})
     return cell
 
 
-def _histograms(cell: dict[str, Any], row: Sequence[Any]) -> list[dict[str, Any]]:
+def _histograms(cell: dict[str, Any], row: Row) -> list[dict[str, Any]]:
     out = []
-    for metric, hist in (("download", row[-2]), ("upload", row[-1])):
+    for metric, hist in (("download", row["hist_dl"]), ("upload", row["hist_ul"])):
         keys, counts = hist
         for index, count in sorted(zip((int(k) for k in keys), (int(c) for c in counts))):
             low, high = bin_edges_mbps(index)
@@ -129,20 +135,22 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
     if progress:
         progress(f"{label}: {', '.join(types)} cells")
     names = _place_names(store.query(places_query(), {**params, "network_types": types}))
-    by_type: dict[str, list[Sequence[Any]]] = {network_type: [] for network_type in types}
+    by_type: dict[str, list[Row]] = {network_type: [] for network_type in types}
     for result in store.query(month_cells_query(method.ci_level, len(types)), params):
-        level, province, commune, provider = result[1:5]
-        by_type[result[0]].append((level, names[0][province], names[1][commune], names[2][provider]) + tuple(result[5:]))
+        row = dict(zip(CELL_COLUMNS, result))
+        row.update(province_code=names[0][row["province_h"]], commune_code=names[1][row["commune_h"]],
+                   provider=names[2][row["provider_h"]])
+        by_type[row["network_type"]].append(row)
     cells: list[dict[str, Any]] = []
     histograms: list[dict[str, Any]] = []
-    counts = sorted({int(row[SAMPLES]) for rows in by_type.values() for row in rows
-                     if int(row[SAMPLES]) >= method.min_samples})
+    counts = sorted({int(row["samples"]) for rows in by_type.values() for row in rows
+                     if int(row["samples"]) >= method.min_samples})
     orders = dict(zip(counts, ci_orders(counts, method.ci_tail)))
     for network_type, rows in by_type.items():
         if not rows:
             cells.append(_empty_national(label, network_type))
         for row in rows:
-            cell = _cell(label, network_type, row, method, orders.get(int(row[SAMPLES])))
+            cell = _cell(label, row, method, orders.get(int(row["samples"])))
             cells.append(cell)
             if cell["published"] and cell["level"] in HISTOGRAM_LEVELS:
                 histograms.extend(_histograms(cell, row))
@@ -171,7 +179,7 @@ def _empty_national(month: str, network_type: str) -> dict[str, Any]:
     cell: dict[str, Any] = {"month": month, "network_type": network_type, "level": "national",
                             "province_code": "", "commune_code": "", "provider": "", "tests": 0,
                             "samples": 0, "devices": 0, "rank": None, "published": False}
-    cell.update({name: None for name in FIGURE_COLUMNS})
+    cell.update({name: None for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS})
     return cell
 
 

@@ -48,6 +48,12 @@ Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window
 nested lambdas take arrays as arguments, and a column used only inside a lambda is also used
 outside one: 18.16 would not read it from the subquery otherwise).
 Missing latency/jitter travel as -1 and are dropped before their medians.
+
+Evidence (spec/evidence.md): each test carries its evidence ranks in one byte (t0.9: place
+0 none / 1 ip / 2 gps in bits 0-1, network type 0 none / 1 declared / 2 device / 3 ip in bits 2-3,
+an issued device id in bit 4). A sample rests on the weakest evidence among its tests (the
+minimum rank): a pure day's from the day's minimum (`ev_*`), a mixed day's per cell from its
+group's minimum. A cell counts its samples at each rank (EVIDENCE); counts add up like the others.
 """
 
 from __future__ import annotations
@@ -80,6 +86,25 @@ KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
 )
 _METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))  # positions in t
 PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded to the six kinds
+
+# Evidence ranks, weakest first (a sample rests on the weakest among its tests).
+PLACE_RANK = "multiIf(location_source = 'gps', 2, location_source = 'ip', 1, 0)"
+NETWORK_TYPE_RANK = ("multiIf(network_type_source = 'ip', 3, network_type_source = 'device', 2, "
+                     "network_type_source = 'declared', 1, 0)")
+ISSUED_RANK = "toUInt8(device_source = 'issued')"
+# (count column, evidence: place / nt / dev, rank): the samples of a cell whose weakest evidence is that rank
+EVIDENCE: tuple[tuple[str, str, int], ...] = (
+    ("ev_place_gps", "place", 2), ("ev_place_ip", "place", 1),
+    ("ev_nt_ip", "nt", 3), ("ev_nt_device", "nt", 2), ("ev_nt_declared", "nt", 1),
+    ("ev_dev_issued", "dev", 1),
+)
+# The columns of a `cells_query` row, in order (the aggregator reads them by name).
+CELL_COLUMNS: tuple[str, ...] = (
+    "network_type", "level", "province_h", "commune_h", "provider_h", "tests", "samples", "devices",
+    "download_median_mbps", "upload_median_mbps", "latency_median_ms", "jitter_median_ms",
+    "ci_lo_start", "ci_lo_slice", "ci_hi_start", "ci_hi_slice", "hist_dl", "hist_ul",
+) + tuple(name for name, _, _ in EVIDENCE)
+_EVIDENCE_BITS = {"place": "bitAnd(x.9, 3)", "nt": "bitAnd(bitShiftRight(x.9, 2), 3)", "dev": "bitShiftRight(x.9, 4)"}
 
 # quantilesExact(level) returns the element at 0-based index floor(level * n) (n - 1 for level 1):
 # with these two levels, the two middle elements for even n and the middle one twice for odd n,
@@ -180,6 +205,7 @@ def _device_days() -> str:
     arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
     arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
     greatest(length(t_mixed), 1) AS m,
+    ev_place, ev_nt, ev_dev,
     {_pure_sample()}
 FROM (
     SELECT
@@ -188,7 +214,9 @@ FROM (
         groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
                     download_mbps, upload_mbps,
                     ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.),
-                    cityHash64(provider, province_code, commune_code, started_at, test_id))) AS t0
+                    cityHash64(provider, province_code, commune_code, started_at, test_id),
+                    toUInt8({PLACE_RANK} + 4 * {NETWORK_TYPE_RANK} + 16 * {ISSUED_RANK}))) AS t0,
+        min({PLACE_RANK}) AS ev_place, min({NETWORK_TYPE_RANK}) AS ev_nt, min({ISSUED_RANK}) AS ev_dev
     FROM {{db}}.measurements
     WHERE {valid_tests("network_type = {network_type}")}
     GROUP BY device, local_date
@@ -216,6 +244,7 @@ def _entry_columns() -> str:
         "if(pure, n, toUInt64(1)) AS e_tests",
     ]
     cols += [f"if(pure, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
+    cols += [f"toUInt8(if(pure, ev_{kind}, {bits})) AS e_ev_{kind}" for kind, bits in _EVIDENCE_BITS.items()]
     return ",\n                                ".join(cols)
 
 
@@ -277,6 +306,14 @@ def cells_query(ci_level: float) -> str:
     cell_sql = ",\n                    ".join(cell_values)
     row_sql = ",\n                ".join(row_states)
     zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
+    evidence_names = ", ".join(name for name, _, _ in EVIDENCE)
+    # a pure group counts its samples at each rank; a mixed group is one sample, at its minimum
+    sample_evidence = ",\n                            ".join(
+        [f"countIf(e_ev_{kind} = {rank}) AS gc_{name}" for name, kind, rank in EVIDENCE]
+        + [f"min(e_ev_{kind}) AS gm_{kind}" for kind in _EVIDENCE_BITS])
+    group_evidence = ",\n                    ".join(
+        f"sum(if(mixed, toUInt64(gm_{kind} = {rank}), gc_{name})) AS c_{name}" for name, kind, rank in EVIDENCE)
+    cell_evidence = ",\n            ".join(f"sum(c_{name}) AS {name}" for name, _, _ in EVIDENCE)
     return f"""
 SELECT
     {{network_type}} AS network_type,
@@ -288,12 +325,13 @@ SELECT
     if(n_jit = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
     {CI_SLICES},
     {_histogram_pairs('h_dl')} AS hist_dl,
-    {_histogram_pairs('h_ul')} AS hist_ul
+    {_histogram_pairs('h_ul')} AS hist_ul,
+    {evidence_names}
 FROM (
     SELECT
         kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, q_ul, q_lat, n_lat, q_jit, n_jit,
         {ci_band_sql(ci_level)},
-        h_dl, h_ul
+        h_dl, h_ul, {evidence_names}
     FROM (
         SELECT
             k.1 AS kind, k.2 AS province_h, k.3 AS commune_h, k.4 AS provider_h,
@@ -306,7 +344,8 @@ FROM (
             quantilesExactMerge({MEDIAN_LEVELS})(qs_lat) AS q_lat, sum(n_lat) AS n_lat,
             quantilesExactMerge({MEDIAN_LEVELS})(qs_jit) AS q_jit, sum(n_jit) AS n_jit,
             sumForEach(if(kind < {histogram_kinds}, h_g_dl, {zeros})) AS h_dl,
-            sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul
+            sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul,
+            {cell_evidence}
         FROM (
             SELECT *,
                 {row_sql},
@@ -318,6 +357,7 @@ FROM (
                     sum(g_tests) AS c_tests,
                     sum(if(mixed, 1, g_samples)) AS c_samples,
                     uniqExactMergeState(g_devices) AS c_devices,
+                    {group_evidence},
                     {cell_sql}
                 FROM (
                     SELECT *,
@@ -329,6 +369,7 @@ FROM (
                             sum(e_tests) AS g_tests,
                             count() AS g_samples,
                             uniqExactState(device) AS g_devices,
+                            {sample_evidence},
                             {states_sql}
                         FROM (
                             SELECT

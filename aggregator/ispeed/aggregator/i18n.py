@@ -114,6 +114,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "legend": ("Chú giải (Mbps)", "Legend (Mbps)"),
     "legend_none": ("không đủ dữ liệu", "insufficient data"),
     "methodology_title": ("Phương pháp phiên bản {version}", "Methodology version {version}"),
+    "evidence_title": ("Bằng chứng cho mỗi nhãn", "The evidence behind every label"),
     "downloads_title": ("Tải dữ liệu tháng {month}", "Downloads, {month}"),
     "downloads_intro": ("Mọi bảng trên trang đều có bản CSV và JSON. Dữ liệu mở từng lượt đo không chứa địa chỉ IP; "
                         "vị trí được làm tròn, mã thiết bị được băm.",
@@ -145,11 +146,50 @@ METHOD_TEXT: dict[str, tuple[str, str]] = {
            "counters, not flagged invalid; simulated results count only when explicitly included or in a "
            "demo store."),
     "m3": ("Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "
-           "trong ô thống kê. Thiết bị là mã thiết bị đã băm, hoặc IP đã băm khi không có. Người đo nhiều lần "
+           "trong ô thống kê. Thiết bị là mã thiết bị do máy chủ cấp (đã băm), hoặc IP đã băm khi không có. Người đo nhiều lần "
            "không lấn át người khác.",
            "A sample is one device-day: the median of that device's valid tests that local day, within the "
-           "cell. The device is the hashed device id, or the hashed IP when absent. Heavy testers do not "
+           "cell. The device is the hashed server-issued device id, or the hashed IP when absent. Heavy testers do not "
            "outweigh others."),
+    "m0": ("Mọi con số được công bố là số đo của chính máy chủ: tải xuống theo số byte mà TCP của máy khách đã "
+           "xác nhận (tcpi_bytes_acked), tải lên theo số byte máy chủ nhận được, lấy mẫu mỗi 100 ms trong khoảng "
+           "thời gian do mã đo và đồng hồ máy chủ xác định. Số đo của máy khách chỉ được lưu để đối chiếu: lệch "
+           "quá 10% thì kết quả bị đánh dấu và không được công bố. Lượt đo mà máy chủ thấy chưa đến nửa thời "
+           "gian mỗi pha hoặc dưới 64 KiB bị từ chối.",
+           "Every published figure is the server's own measurement: download from the bytes the client's "
+           "TCP acknowledged (tcpi_bytes_acked), upload from the bytes the server received, sampled every "
+           "100 ms over the phase that the test token and the server's clock define. The client's own "
+           "figures are kept for audit only: more than 10 % apart, the result is flagged and never "
+           "published. A test the server saw for less than half of a phase, or under 64 KiB, is refused."),
+    "e1": ("Địa điểm: GPS (kèm độ chính xác) khi có và không mâu thuẫn với vị trí theo IP; nếu không thì theo "
+           "IP (chỉ cấp tỉnh). Với đường truyền cố định mà cơ sở dữ liệu IP định vị trong bán kính nhỏ (≤ 100 km), "
+           "GPS cách vị trí đó quá bán kính + 50 km thì không được dùng: kết quả bị đánh dấu location_conflict và "
+           "xếp theo IP. Địa chỉ di động thường định vị về cổng của nhà mạng nên không thể bác bỏ GPS.",
+           "Place: GPS (with its accuracy) when given and not contradicted by the IP location, else the IP "
+           "(province only). For a fixed line that the IP database locates within a small radius (≤ 100 km), "
+           "GPS farther than that radius + 50 km is not used: the result is flagged location_conflict and "
+           "placed by IP. Mobile addresses locate to the carrier's gateway, so they cannot contradict GPS."),
+    "e2": ("Loại mạng: do người dùng khai (declared), do hệ điều hành hoặc modem của thiết bị báo (device), "
+           "hoặc theo loại kết nối của địa chỉ IP (ip: Cellular là di động, Cable/DSL là cố định); không có gì thì "
+           "tính là cố định (none). Loại khai báo mâu thuẫn với loại kết nối của IP (khai cố định từ địa chỉ "
+           "Cellular, khai di động/5G từ địa chỉ Cable/DSL) bị đánh dấu network_type_conflict và không xếp hạng.",
+           "Network type: declared by the user, reported by the device's OS or modem (device), or the IP "
+           "address's connection type (ip: Cellular is mobile, Cable/DSL fixed); with none of these the result "
+           "counts as fixed (none). A declared type the IP's connection type contradicts (fixed from a Cellular "
+           "address, mobile/5G from a Cable/DSL one) is flagged network_type_conflict and never ranked."),
+    "e3": ("Thiết bị: mã thiết bị do máy chủ cấp và ký (issued); mỗi mạng /24 chỉ được cấp một số mã mỗi ngày "
+           "(nhiều hơn cho mạng di động, vì nhiều điện thoại dùng chung địa chỉ qua NAT của nhà mạng). Mã tự đặt "
+           "hoặc không hợp lệ không được tính: lượt đo được tính theo IP đã băm.",
+           "Device: an id this platform's servers issued and signed (issued); each /24 network gets a few new "
+           "ids a day (more for mobile networks, where many phones share addresses behind the carrier's NAT). "
+           "A self-chosen or invalid id does not count: the test counts under its hashed IP."),
+    "e4": ("Mỗi ô được công bố cho biết tỷ lệ mẫu theo từng loại bằng chứng (stats.csv: place_gps_share, "
+           "place_ip_share, network_type_ip_share, network_type_device_share, network_type_declared_share, "
+           "device_issued_share). Một mẫu dựa trên bằng chứng yếu nhất trong các lượt đo của nó.",
+           "Every published cell reports the share of its samples resting on each kind of evidence (stats.csv: "
+           "place_gps_share, place_ip_share, network_type_ip_share, network_type_device_share, "
+           "network_type_declared_share, device_issued_share). A sample rests on the weakest evidence among "
+           "its tests."),
     "m4": ("Số liệu của ô = trung vị các mẫu (tải xuống, tải lên, độ trễ, độ dao động). Trung vị của số phần tử "
            "chẵn là trung bình hai giá trị giữa.",
            "Cell figure = median of its samples (download, upload, latency, jitter). The median of an even "

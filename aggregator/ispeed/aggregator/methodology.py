@@ -31,6 +31,15 @@ STATS_COLUMNS: tuple[str, ...] = (
     "upload_median_mbps", "latency_median_ms", "jitter_median_ms", "rank", "published",
 )
 METHOD_COLUMNS: tuple[str, ...] = ("methodology_version", "min_samples", "ci_level", "include_simulated")
+# Added after the methodology columns (never renamed): the share (0-1) of a published cell's samples
+# whose every test rests on that evidence (spec/evidence.md; a sample rests on its weakest test):
+# placed by GPS / by IP; network type from the IP classification / the device / the user's
+# declaration; a server-issued device id. The rest of each family is `none` (or the IP hash).
+EVIDENCE_COLUMNS: tuple[str, ...] = (
+    "place_gps_share", "place_ip_share", "network_type_ip_share", "network_type_device_share",
+    "network_type_declared_share", "device_issued_share",
+)
+STATS_CSV_COLUMNS: tuple[str, ...] = STATS_COLUMNS + METHOD_COLUMNS + EVIDENCE_COLUMNS   # stats.csv, in order
 FIGURE_COLUMNS: tuple[str, ...] = (
     "download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
     "upload_median_mbps", "latency_median_ms", "jitter_median_ms",

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ispeed.aggregator.methodology import METHOD_COLUMNS, STATS_COLUMNS, Methodology
+from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, Methodology
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "month", "previous_month", "network_type", "level", "province_code", "commune_code", "provider",
@@ -48,16 +48,20 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any]) -> None:
-    """Write rows (dicts) atomically: a temporary file renamed over `path`."""
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any],
+              after: Sequence[str] = ()) -> None:
+    """Write rows (dicts) atomically: a temporary file renamed over `path`. Each line holds the
+    row's `columns`, the file-wide `extra` values, then the row's `after` columns (columns added
+    to a contract after its methodology columns)."""
     tmp = path.with_name(path.name + ".tmp")
-    header = list(columns) + list(extra)
+    header = list(columns) + list(extra) + list(after)
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         tail = [format_value(v) for v in extra.values()]
         for row in rows:
-            writer.writerow([format_value(row.get(c)) for c in columns] + tail)
+            writer.writerow([format_value(row.get(c)) for c in columns] + tail
+                            + [format_value(row.get(c)) for c in after])
     os.replace(tmp, path)
 
 
@@ -69,7 +73,7 @@ def write_month_files(out_dir: Path, month: str, cells: Sequence[dict[str, Any]]
     target.mkdir(parents=True, exist_ok=True)
     extra = method.method_values()
     assert tuple(extra) == METHOD_COLUMNS
-    write_csv(target / "stats.csv", STATS_COLUMNS, cells, extra)
+    write_csv(target / "stats.csv", STATS_COLUMNS, cells, extra, EVIDENCE_COLUMNS)
     write_csv(target / "changes.csv", CHANGE_COLUMNS, changes, extra)
     write_csv(target / "histograms.csv", HISTOGRAM_COLUMNS, histograms, extra)
     meta = {**extra, **summary}

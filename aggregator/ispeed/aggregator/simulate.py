@@ -191,7 +191,36 @@ def _chunk(rng: np.random.Generator, cfg: SimulationConfig, places: Places, dev:
         "invalid_reason": reason,
         "received_at": started + 15,
     }
+    columns.update(_evidence(rng, ctx["network_names"][network], dev.device_hash[d]))
     return columns
+
+
+# How simulated results' network types were decided (spec/evidence.md), per network type: most
+# fixed lines are known from the connection-type database; a phone's 5G can only come from its
+# radio report or its user (the database says Cellular, not which generation).
+NETWORK_TYPE_EVIDENCE: dict[str, tuple[tuple[str, float], ...]] = {
+    "fixed": (("ip", 0.7), ("declared", 0.25), ("none", 0.05)),
+    "mobile": (("ip", 0.4), ("device", 0.3), ("declared", 0.3)),
+    "5g": (("device", 0.6), ("declared", 0.4)),
+}
+
+
+def _evidence(rng: np.random.Generator, network: np.ndarray, device_hash: np.ndarray) -> dict[str, np.ndarray]:
+    """The evidence columns of simulated tests (drawn after every other column, so figures of a
+    seed stay what they were before these columns existed)."""
+    rows = len(network)
+    source = np.full(rows, "declared", dtype=object)
+    draw = rng.random(rows)
+    for name, choices in NETWORK_TYPE_EVIDENCE.items():
+        picked = network == name
+        edges = np.cumsum([p for _, p in choices])
+        kinds = np.array([k for k, _ in choices], dtype=object)
+        source[picked] = kinds[np.minimum(np.searchsorted(edges, draw[picked], side="right"), len(kinds) - 1)]
+    return {
+        "network_type_source": source,
+        "connection_type": np.where(network == "fixed", "Cable/DSL", "Cellular").astype(object),
+        "device_source": np.where(device_hash != "", "issued", "ip").astype(object),
+    }
 
 
 def _context(cfg: SimulationConfig, places: Places) -> dict[str, Any]:

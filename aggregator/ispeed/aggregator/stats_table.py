@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
+from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Methodology
 from ispeed.core.store import Store
 
 TYPES: dict[str, str] = {
@@ -18,6 +18,10 @@ TYPES: dict[str, str] = {
     "jitter_median_ms": "Nullable(Float64)", "rank": "UInt32", "published": "UInt8",
     "methodology_version": "String", "min_samples": "UInt32", "ci_level": "Float64",
     "include_simulated": "UInt8", "computed_at": "DateTime('UTC')",
+    # migration 0006: the evidence shares of published cells
+    "place_gps_share": "Nullable(Float64)", "place_ip_share": "Nullable(Float64)",
+    "network_type_ip_share": "Nullable(Float64)", "network_type_device_share": "Nullable(Float64)",
+    "network_type_declared_share": "Nullable(Float64)", "device_issued_share": "Nullable(Float64)",
 }
 
 
@@ -28,8 +32,8 @@ def write_month(store: Store, month: str, cells: Sequence[dict[str, Any]], metho
     columns: dict[str, list[Any]] = {name: [] for name in TYPES}
     stamp = int(computed_at.timestamp())
     for cell in cells:
-        for name in STATS_COLUMNS:
-            value = cell[name]
+        for name in STATS_COLUMNS + EVIDENCE_COLUMNS:
+            value = cell[name] if name in STATS_COLUMNS else cell.get(name)   # evidence: optional
             if name == "rank":
                 value = value or 0
             elif name == "published":
@@ -48,7 +52,7 @@ def write_month(store: Store, month: str, cells: Sequence[dict[str, Any]], metho
 
 def read_month(store: Store, month: str) -> list[dict[str, Any]]:
     """The month's stored cells (empty when the month was never aggregated), in table order."""
-    names = list(STATS_COLUMNS) + ["methodology_version", "min_samples", "ci_level", "include_simulated"]
+    names = list(STATS_CSV_COLUMNS)
     rows = store.query(
         f"SELECT {', '.join(names)} FROM {{db}}.monthly_stats WHERE month = {{month}} "
         "ORDER BY network_type, level, province_code, commune_code, provider",

@@ -83,6 +83,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "province_code", "commune_code", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
     "loaded_latency_down_ms", "loaded_latency_up_ms", "server_id", "client_kind", "simulated",
     "valid",
+    # added with the evidence rules (spec/evidence.md): what each label rests on
+    "location_source", "network_type_source", "connection_type", "device_source", "flags",
 )
 
 

@@ -18,13 +18,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.aggregator.methodology import LEVELS, METHOD_COLUMNS, STATS_COLUMNS
+from ispeed.aggregator.methodology import LEVELS, STATS_CSV_COLUMNS
 from ispeed.aggregator.outputs import format_value
 from ispeed.core.schema import EXPORT_COLUMNS, NETWORK_TYPES
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
-STATS_OUT: tuple[str, ...] = STATS_COLUMNS + METHOD_COLUMNS
+STATS_OUT: tuple[str, ...] = STATS_CSV_COLUMNS
 TESTS_OUT: tuple[str, ...] = EXPORT_COLUMNS
 
 _STATS_KEY = ("province_code", "commune_code", "provider")
