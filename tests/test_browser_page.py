@@ -109,6 +109,6 @@ def test_vietnamese_by_default_with_an_english_switch(browser: Any, server: tupl
     page.goto(proc.url + "/?lang=en")
     page.wait_for_function("document.getElementById('start').textContent === 'Start test'")
     assert [o.strip() for o in page.locator("#network-type option").all_text_contents()] == [
-        "Fixed (fibre, DSL)", "Mobile (3G/4G)", "5G"]
+        "Don't know (let the server decide)", "Fixed (fibre, DSL)", "Mobile (3G/4G)", "5G"]
     assert errors == []
     page.close()
