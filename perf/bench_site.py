@@ -21,10 +21,10 @@ from pathlib import Path
 from ispeed.aggregator.aggregate import aggregate_month
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
-from ispeed.aggregator.publish import geography, national_trend
+from ispeed.publisher.publish import geography, national_trend
 from ispeed.aggregator.simulate import SimulationConfig, simulate
-from ispeed.aggregator.site_build import SiteBuilder
-from ispeed.aggregator.site_model import MonthData
+from ispeed.publisher.build import SiteBuilder
+from ispeed.publisher.model import MonthData
 from ispeed.core.store import open_store
 
 

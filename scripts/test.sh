@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 echo "test: mypy" >&2
-.venv/bin/python -m mypy core/ispeed cli/ispeed server/ispeed client/ispeed aggregator/ispeed admin_geo/ispeed
+.venv/bin/python -m mypy core/ispeed cli/ispeed server/ispeed client/ispeed aggregator/ispeed publisher/ispeed admin_geo/ispeed
 echo "test: pytest" >&2
 exec .venv/bin/python -m pytest "$@"

@@ -14,7 +14,8 @@ from scipy.stats import binom
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import aggregate_month, compute_month
 from ispeed.aggregator.ci import median_ci
-from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, STATS_COLUMNS, Methodology
+from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS
+from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.cli.main import main
@@ -245,7 +246,7 @@ def test_histogram_bins_values_on_and_next_to_every_edge(store: Store) -> None:
 
 
 def test_csv_fields_are_plain_text_whatever_the_number_type() -> None:
-    from ispeed.aggregator.outputs import format_value
+    from ispeed.core.stats import format_value
 
     assert [format_value(v) for v in (None, True, False, 0, 17, -3, "", "x")] == \
         ["", "true", "false", "0", "17", "-3", "", "x"]

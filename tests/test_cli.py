@@ -37,14 +37,6 @@ def test_unreachable_server_is_one_line_exit_1() -> None:
     assert len(lines) == 1 and "cannot reach the test server" in lines[0]
 
 
-def test_pending_subcommands_say_not_available_yet() -> None:
-    from ispeed.cli.pending import PENDING
-
-    for name in PENDING:
-        out = ispeed(name)
-        assert out.returncode == 2 and "not available yet" in out.stderr
-
-
 def test_every_designed_subcommand_exists() -> None:
     out = ispeed("--help")
     for name in ("serve", "test", "agent", "simulate", "export", "aggregate", "publish", "demo", "geo"):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ispeed.aggregator import charts_svg, i18n
-from ispeed.aggregator.methodology import STATS_COLUMNS, Methodology
-from ispeed.aggregator.publish import PublishOptions, due_months, publish, read_manifest
+from ispeed.publisher import charts_svg, i18n
+from ispeed.core.stats import STATS_COLUMNS
+from ispeed.aggregator.methodology import Methodology
+from ispeed.publisher.publish import PublishOptions, due_months, publish, read_manifest
 from ispeed.aggregator.simulate import SimulationConfig, simulate
-from ispeed.aggregator.site_model import slugify
+from ispeed.publisher.model import slugify
 from ispeed.cli.main import main
 from ispeed.core.errors import UsageError
 from ispeed.core.store import open_store

@@ -23,7 +23,7 @@ import pytest
 from serve_process import ServeProcess
 
 from ispeed.aggregator.methodology import Methodology
-from ispeed.aggregator.publish import PublishOptions, publish
+from ispeed.publisher.publish import PublishOptions, publish
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.core.store import open_store
 

@@ -19,7 +19,8 @@ from ispeed.aggregator.cells_sql import (
     CELL_COLUMNS, EVIDENCE, HISTOGRAM_LEVELS, bin_edges_mbps, month_cells_query, places_query,
 )
 from ispeed.aggregator.ci import ci_orders, median_ci
-from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS, Methodology
+from ispeed.core.stats import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS
+from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.core.errors import StoreError

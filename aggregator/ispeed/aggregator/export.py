@@ -7,40 +7,16 @@ test_id (a replayed insert not yet merged away) are collapsed with FINAL.
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import math
-import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from ispeed.core.schema import EXPORT_COLUMNS
+from ispeed.core.files import replacing
+from ispeed.core.opendata import EXPORT_COLUMNS, SELECT_LIST, csv_cells
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
-_SELECT = {
-    # methodology v1's device: the hashed device id, or the hashed IP when the client sent none
-    "device_hash": "if(device_hash != '', device_hash, ip_hash)",
-    "started_at": "toUnixTimestamp(started_at)",  # formatted here: %M differs between versions
-    "local_date": "toString(local_date)",
-}
-
-EXPORT_SQL = (
-    "SELECT " + ", ".join(_SELECT.get(c, c) for c in EXPORT_COLUMNS)
-    + " FROM {db}.measurements FINAL WHERE local_date >= {start} AND local_date < {end}"
-    + " ORDER BY started_at, test_id"
-)
-
-
-def _cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return value
-
-
-def _started_at(epoch: int) -> str:
-    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+EXPORT_SQL = ("SELECT " + SELECT_LIST + " FROM {db}.measurements FINAL"
+              " WHERE local_date >= {start} AND local_date < {end} ORDER BY started_at, test_id")
 
 
 def write_month(store: Store, year: int, month: int, out: TextIO) -> int:
@@ -49,25 +25,13 @@ def write_month(store: Store, year: int, month: int, out: TextIO) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     n = 0
-    at = EXPORT_COLUMNS.index("started_at")
     for row in store.iter_query(EXPORT_SQL, {"start": start, "end": end}):
-        cells = [_cell(v) for v in row]
-        cells[at] = _started_at(row[at])
-        writer.writerow(cells)
+        writer.writerow(csv_cells(row))
         n += 1
     return n
 
 
 def export_month(store: Store, year: int, month: int, out_path: str | Path) -> int:
     """Export to `out_path` atomically (written beside it, then renamed); returns the row count."""
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            n = write_month(store, year, month, fh)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return n
+    with replacing(out_path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
+        return write_month(store, year, month, fh)

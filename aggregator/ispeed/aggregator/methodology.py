@@ -1,4 +1,5 @@
-"""Methodology v1: its version, thresholds and output columns, in one frozen configuration.
+"""Methodology v1: its version and thresholds, in one frozen configuration (the columns it writes
+are the stats.csv contract in `ispeed.core.stats`).
 
 Definitions (recomputable from the open-data export):
 - valid test: `valid = 1`, download and upload > 0, `simulated = 0` unless simulated tests are
@@ -21,29 +22,7 @@ from dataclasses import dataclass
 from ispeed.core.errors import UsageError
 from ispeed.core.schema import NETWORK_TYPES
 
-METHODOLOGY_VERSION = "1"
-LEVELS = ("national", "province", "commune")
-
-# The stats.csv contract of DESIGN.md, in order; the methodology columns follow it.
-STATS_COLUMNS: tuple[str, ...] = (
-    "month", "network_type", "level", "province_code", "commune_code", "provider", "tests",
-    "samples", "devices", "download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
-    "upload_median_mbps", "latency_median_ms", "jitter_median_ms", "rank", "published",
-)
-METHOD_COLUMNS: tuple[str, ...] = ("methodology_version", "min_samples", "ci_level", "include_simulated")
-# Added after the methodology columns (never renamed): the share (0-1) of a published cell's samples
-# whose every test rests on that evidence (spec/evidence.md; a sample rests on its weakest test):
-# placed by GPS / by IP; network type from the IP classification / the device / the user's
-# declaration; a server-issued device id. The rest of each family is `none` (or the IP hash).
-EVIDENCE_COLUMNS: tuple[str, ...] = (
-    "place_gps_share", "place_ip_share", "network_type_ip_share", "network_type_device_share",
-    "network_type_declared_share", "device_issued_share",
-)
-STATS_CSV_COLUMNS: tuple[str, ...] = STATS_COLUMNS + METHOD_COLUMNS + EVIDENCE_COLUMNS   # stats.csv, in order
-FIGURE_COLUMNS: tuple[str, ...] = (
-    "download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
-    "upload_median_mbps", "latency_median_ms", "jitter_median_ms",
-)
+from ispeed.core.stats import METHODOLOGY_VERSION
 
 
 @dataclass(frozen=True)

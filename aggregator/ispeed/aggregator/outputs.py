@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, Methodology
+from ispeed.core import files
+from ispeed.core.files import replacing
+from ispeed.core.stats import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, format_value
+from ispeed.aggregator.methodology import Methodology
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "month", "previous_month", "network_type", "level", "province_code", "commune_code", "provider",
@@ -30,39 +31,19 @@ HISTOGRAM_COLUMNS: tuple[str, ...] = (
 )
 
 
-def format_value(value: Any) -> str:
-    """One CSV field: '' for missing, true/false, shortest round-trip floats."""
-    kind = type(value)  # the common exact types first: a month's files hold ~1 million fields
-    if kind is str:
-        return value
-    if kind is int:
-        return str(value)
-    if kind is float:
-        return repr(value) if math.isfinite(value) else ""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):  # numpy's float64 too: its repr would name the type
-        return repr(float(value)) if math.isfinite(value) else ""
-    return str(value)
-
-
 def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any],
               after: Sequence[str] = ()) -> None:
     """Write rows (dicts) atomically: a temporary file renamed over `path`. Each line holds the
     row's `columns`, the file-wide `extra` values, then the row's `after` columns (columns added
     to a contract after its methodology columns)."""
-    tmp = path.with_name(path.name + ".tmp")
     header = list(columns) + list(extra) + list(after)
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         tail = [format_value(v) for v in extra.values()]
         for row in rows:
             writer.writerow([format_value(row.get(c)) for c in columns] + tail
                             + [format_value(row.get(c)) for c in after])
-    os.replace(tmp, path)
 
 
 def write_month_files(out_dir: Path, month: str, cells: Sequence[dict[str, Any]],
@@ -77,7 +58,5 @@ def write_month_files(out_dir: Path, month: str, cells: Sequence[dict[str, Any]]
     write_csv(target / "changes.csv", CHANGE_COLUMNS, changes, extra)
     write_csv(target / "histograms.csv", HISTOGRAM_COLUMNS, histograms, extra)
     meta = {**extra, **summary}
-    tmp = target / "methodology.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target / "methodology.json")
+    files.write_text(target / "methodology.json", json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return target

@@ -26,6 +26,7 @@ import numpy as np
 
 from ispeed.aggregator.places import Places, load_places
 from ispeed.core.errors import UsageError
+from ispeed.core.method import METHOD_VERSION
 from ispeed.core.schema import MEASUREMENT_COLUMNS
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
@@ -185,7 +186,7 @@ def _chunk(rng: np.random.Generator, cfg: SimulationConfig, places: Places, dev:
         "server_id": ctx["province_server"][province],
         "client_kind": np.full(rows, "simulated", dtype=object),
         "client_version": np.full(rows, "sim-1", dtype=object),
-        "method_version": np.full(rows, "1", dtype=object),
+        "method_version": np.full(rows, METHOD_VERSION, dtype=object),
         "simulated": np.ones(rows, dtype=np.int64),
         "valid": (~flagged).astype(np.int64),
         "invalid_reason": reason,

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.aggregator.methodology import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Methodology
+from ispeed.core.stats import decode_row, EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS
+from ispeed.aggregator.methodology import Methodology
 from ispeed.core.store import Store
 
 TYPES: dict[str, str] = {
@@ -58,10 +59,4 @@ def read_month(store: Store, month: str) -> list[dict[str, Any]]:
         "ORDER BY network_type, level, province_code, commune_code, provider",
         {"month": month},
     )
-    out = []
-    for row in rows:
-        cell = dict(zip(names, row))
-        cell["rank"] = cell["rank"] or None
-        cell["published"] = bool(cell["published"])
-        out.append(cell)
-    return out
+    return [dict(decode_row(names, row)) for row in rows]

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ispeed.cli import jobs
 from ispeed.core import redact
 from ispeed.core.errors import IspeedError
 
@@ -23,9 +24,9 @@ COMMAND_MODULES = (
     "ispeed.client.cli",
     "ispeed.aggregator.cli_export",
     "ispeed.aggregator.cli",
-    "ispeed.aggregator.cli_publish",
+    "ispeed.publisher.cli",
+    "ispeed.cli.demo_cli",
     "ispeed.admin_geo.cli",
-    "ispeed.cli.pending",
 )
 
 
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    # the composition root wires what components may not import themselves
+    sub.choices["serve"].set_defaults(publish_job=jobs.publish_site)
     return parser
 
 

@@ -24,6 +24,7 @@ from ispeed.client.identity import DeviceIdentity
 from ispeed.client.outbox import Outbox
 from ispeed.client.selection import choose, server_list
 from ispeed.core.errors import ConfigError, MeasurementError, ServerRefused, ServerUnreachable
+from ispeed.core.timeutil import isoformat_utc
 
 log = logging.getLogger("ispeed.client.agent")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -147,4 +148,4 @@ class Agent:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return isoformat_utc(dt.datetime.now(dt.timezone.utc))

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from ispeed.core import files
 from ispeed.core.errors import ServerUnreachable
 
 log = logging.getLogger("ispeed.client.identity")
@@ -108,18 +109,9 @@ class DeviceIdentity:
 
     def _store(self, device_id: str) -> None:
         """Replace the stored id atomically; an unwritable state dir costs a warning, not the test."""
-        tmp = ""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".device-id.", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(device_id + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            files.write_text(self.path, device_id + "\n", durable=True)
         except OSError as exc:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
             if not self._warned_storage:
                 self._warned_storage = True
                 log.warning("cannot keep the device id in %s (%s); set --state-dir to a writable directory",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from ispeed.core import files
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,7 @@ class Outbox:
 
     def put(self, test_id: str, submission: dict[str, Any]) -> Path:
         path = self.dir / f"{test_id}.json"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(submission, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        files.write_text(path, json.dumps(submission), durable=True)
         return path
 
     def pending(self) -> Iterator[tuple[Path, dict[str, Any]]]:

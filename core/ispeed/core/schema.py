@@ -1,7 +1,8 @@
 """The result schema: one `Measurement` per test, mirrored column for column by the DDL.
 
-`tests/test_schema.py` checks these fields (names, order, ClickHouse types) against the
-`measurements` table that the migrations create, on both store backends.
+`tests/test_store.py::test_schema_dataclass_matches_ddl` checks these fields (names, order,
+ClickHouse types) against the `measurements` table that the migrations create, on both store
+backends.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from ispeed.core.method import METHOD_VERSION
+
 NETWORK_TYPES = ("fixed", "mobile", "5g")
-CLIENT_KINDS = ("cli", "agent", "browser", "ndt7", "simulated")
 LOCATION_SOURCES = ("gps", "ip", "none")
 NETWORK_TYPE_SOURCES = ("declared", "device", "ip", "none")
 DEVICE_SOURCES = ("issued", "ip")
-METHOD_VERSION = "1"
 
 
 def _col(ch_type: str, default: Any = dataclasses.MISSING) -> Any:
@@ -76,17 +77,6 @@ class Measurement:
 MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (f.name, f.metadata["ch"]) for f in dataclasses.fields(Measurement)
 )
-
-# Open-data export (issue #2): later versions may add columns, never rename.
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "test_id", "started_at", "local_date", "device_hash", "network_type", "provider", "asn",
-    "province_code", "commune_code", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-    "loaded_latency_down_ms", "loaded_latency_up_ms", "server_id", "client_kind", "simulated",
-    "valid",
-    # added with the evidence rules (spec/evidence.md): what each label rests on
-    "location_source", "network_type_source", "connection_type", "device_source", "flags",
-)
-
 
 def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
     """Columnar form of `rows` for a batched insert; timestamps become UTC epoch seconds."""

@@ -47,3 +47,16 @@ def add_setting(parser: argparse.ArgumentParser, name: str, **kwargs: object) ->
     s = SETTINGS[name]
     default = os.environ.get(s.env, s.default)
     parser.add_argument(f"--{s.name}", default=default, help=f"{s.help} (env {s.env})", **kwargs)  # type: ignore[arg-type]
+
+
+def parse_min_samples(text: str) -> int:
+    """`--min-samples TEXT`: a whole number of samples, at least 1; UsageError naming it otherwise."""
+    from ispeed.core.errors import UsageError
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--min-samples {text!r} is not a whole number") from None
+    if value < 1:
+        raise UsageError(f"--min-samples {value} must be at least 1")
+    return value

@@ -35,5 +35,11 @@ def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
     return start, end
 
 
-def isoformat_utc(ts: dt.datetime) -> str:
-    return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"   # the one written form of a UTC time: exports, logs, answers
+
+
+def isoformat_utc(ts: dt.datetime | float | int) -> str:
+    """An aware datetime, or UTC epoch seconds, as ISO 8601 UTC to the second (`2025-07-01T03:04:05Z`)."""
+    if not isinstance(ts, dt.datetime):
+        ts = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    return ts.astimezone(dt.timezone.utc).strftime(ISO_UTC)

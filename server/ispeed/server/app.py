@@ -60,7 +60,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = None,
-             attribution: Attribution | None = None) -> web.Application:
+             attribution: Attribution | None = None, publish_job: site_serving.PublishJob | None = None) -> web.Application:
     """Build the application; the store opens (on the store thread) when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
@@ -115,7 +115,7 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     isp_portal.add_routes(app)
     admin_api.add_routes(app)   # local, signed ISP-key management (`ispeed isp-key` on a held store)
     if config.site_dir:
-        site_serving.add_routes(app, config)   # the published site under /site/, nightly publish job
+        site_serving.add_routes(app, config, publish_job)   # the published site under /site/, nightly publish job
     return app
 
 
@@ -142,9 +142,9 @@ async def running(config: ServerConfig, app: web.Application | None = None) -> A
 
 
 async def serve(config: ServerConfig, ready: Callable[[str], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
+                stop: asyncio.Event | None = None, publish_job: site_serving.PublishJob | None = None) -> None:
     """Run until `stop` is set; SIGTERM/SIGINT handlers of the caller set it."""
-    async with running(config) as (url, app):
+    async with running(config, make_app(config, publish_job=publish_job)) as (url, app):
         log.info("listening on %s", url)
         if ready:
             ready(url)

@@ -167,7 +167,9 @@ def run_serve(args: argparse.Namespace) -> int:
                              f"store {args.store}); Ctrl-C to stop\n")
             sys.stderr.flush()
 
-        await serve(config, ready=ready, stop=stop)
+        # the nightly publish job comes from the entry point (`ispeed.cli.main`): the server does
+        # not import the publisher
+        await serve(config, ready=ready, stop=stop, publish_job=getattr(args, "publish_job", None))
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ispeed.core.timeutil import VN_TZ
+from ispeed.core.timeutil import VN_TZ, isoformat_utc
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS
 from ispeed.server.privacy import ip_network, keyed_hash
@@ -231,8 +231,7 @@ async def issue_device_id(request: web.Request) -> web.Response:
     answer: dict[str, object] = {"device_id": grant.device_id, "status": grant.status,
                                  "issued_on": str(issue_day(grant.device_id))}
     if grant.issued_at is not None:
-        answer["issued_at"] = dt.datetime.fromtimestamp(grant.issued_at, dt.timezone.utc).strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
+        answer["issued_at"] = isoformat_utc(grant.issued_at)
     return web.json_response(answer, status=201 if grant.status == "issued" else 200)
 
 

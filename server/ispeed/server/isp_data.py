@@ -14,13 +14,13 @@ interleaves with a long download instead of waiting behind it.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.aggregator.methodology import LEVELS, STATS_CSV_COLUMNS
-from ispeed.aggregator.outputs import format_value
-from ispeed.core.schema import EXPORT_COLUMNS, NETWORK_TYPES
+from ispeed.core.stats import LEVELS, STATS_CSV_COLUMNS
+from ispeed.core.stats import decode_row, format_value
+from ispeed.core.opendata import EXPORT_COLUMNS, SELECT_LIST, csv_cells
+from ispeed.core.schema import NETWORK_TYPES
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
@@ -29,11 +29,6 @@ TESTS_OUT: tuple[str, ...] = EXPORT_COLUMNS
 
 _STATS_KEY = ("province_code", "commune_code", "provider")
 _TESTS_KEY = ("network_type", "province_code", "commune_code", "started_at", "test_id")
-_TESTS_SELECT = {  # the open-data export's rules (ispeed.aggregator.export)
-    "device_hash": "if(device_hash != '', device_hash, ip_hash)",
-    "started_at": "toUnixTimestamp(started_at)",
-    "local_date": "toString(local_date)",
-}
 
 
 def keyset_after(columns: Sequence[str]) -> str:
@@ -92,34 +87,18 @@ def tests_page(store: Store, year: int, month: int, provider: str, after: Sequen
         for i, c in enumerate(_TESTS_KEY):
             value = after[TESTS_OUT.index(c)]
             params[f"a{i}"] = dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if c == "started_at" else value
-    select = ", ".join(_TESTS_SELECT.get(c, c) for c in TESTS_OUT)
     return store.query(
-        f"SELECT {select} FROM {{db}}.measurements FINAL"
+        f"SELECT {SELECT_LIST} FROM {{db}}.measurements FINAL"
         " WHERE local_date >= {start} AND local_date < {end} AND provider = {provider}"
         f"{cond} ORDER BY {', '.join(_TESTS_KEY)} LIMIT {{limit}}", params)
 
 
-def has_stats(store: Store, month: str) -> bool:
-    return bool(store.query("SELECT count() FROM {db}.monthly_stats WHERE month = {month}", {"month": month})[0][0])
-
-
 def stats_csv_row(row: Sequence[Any]) -> list[str]:
     """A monthly_stats row as the public stats.csv writes it (true/false, empty rank 0)."""
-    cell = dict(zip(STATS_OUT, row))
-    cell["rank"] = cell["rank"] or None
-    cell["published"] = bool(cell["published"])
-    cell["include_simulated"] = bool(cell["include_simulated"])
-    return [format_value(cell[c]) for c in STATS_OUT]
+    cell = decode_row(STATS_OUT, row)
+    return [format_value(cell.get(c)) for c in STATS_OUT]
 
 
 def tests_csv_row(row: Sequence[Any]) -> list[str]:
-    """A test row as the open-data export writes it (ISO UTC start, '' for missing values)."""
-    out = []
-    for name, value in zip(TESTS_OUT, row):
-        if name == "started_at":
-            out.append(dt.datetime.fromtimestamp(int(value), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        elif value is None or (isinstance(value, float) and math.isnan(value)):
-            out.append("")
-        else:
-            out.append(repr(value) if isinstance(value, float) else str(value))
-    return out
+    """A test row as the open-data export writes it."""
+    return [str(value) for value in csv_cells(row)]

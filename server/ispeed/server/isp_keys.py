@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from ispeed.core.errors import ConfigError, UsageError
 from ispeed.core.store import Store
-from ispeed.core.timeutil import VN_TZ, utcnow
+from ispeed.core.timeutil import VN_TZ, isoformat_utc, utcnow
 
 KEY_RE = re.compile(r"isp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 KEY_ID_RE = re.compile(r"[0-9a-f]{12}")
@@ -218,7 +218,7 @@ def parse_expiry(text: str | None, now: dt.datetime | None = None) -> dt.datetim
 
 def when(ts: dt.datetime | None, never: str = "-") -> str:
     """A time as `ispeed isp-key` shows it (UTC, seconds)."""
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts else never
+    return isoformat_utc(ts) if ts else never
 
 
 def key_json(record: KeyRecord, now: dt.datetime | None = None) -> dict[str, str | None]:

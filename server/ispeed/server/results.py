@@ -185,7 +185,7 @@ async def submit_result(request: web.Request) -> web.Response:
         server_id=cfg.server_id,
         client_kind=values["client_kind"] or "cli",
         client_version=values["client_version"] or "",
-        method_version=values["method_version"] or method.METHOD_VERSION,
+        method_version=method.METHOD_VERSION,   # the server measured: its method, whatever the client says
         simulated=False,
         valid=not reason,
         invalid_reason=reason,

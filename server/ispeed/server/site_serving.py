@@ -1,9 +1,10 @@
 """The published site inside `ispeed serve`: its files under `/site/`, and the nightly publish job.
 
-The job runs `ispeed publish` (ispeed.aggregator.publish) on the server's store thread — the one
-process that may hold an embedded store — every day at `config.publish_at` (Vietnam local time),
-so an embedded installation needs no cron. Files are read per request, so pages appear as soon
-as a build has written them (each file is replaced atomically).
+The job is handed in by the entry point (a `PublishJob`: the command line passes `ispeed publish`'s
+own function; the server does not import the publisher). It runs on the server's store thread —
+the one process that may hold an embedded store — every day at `config.publish_at` (Vietnam
+local time), so an embedded installation needs no cron. Files are read per request, so pages
+appear as soon as a build has written them (each file is replaced atomically).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from ispeed.core.errors import ConfigError
+from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ
 from ispeed.server.config import ServerConfig
 from ispeed.server.keys import INGEST, METRICS
@@ -28,6 +30,8 @@ PREFIX = "/site"
 _TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".json": "application/json",
           ".csv": "text/csv", ".gz": "application/gzip", ".svg": "image/svg+xml", ".png": "image/png"}
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+PublishJob = Callable[[Store, Path], object]   # (store, site directory) -> a report to log
 
 
 def parse_publish_at(text: str) -> dt.time | None:
@@ -61,8 +65,9 @@ def _resolve(root: Path, tail: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def add_routes(app: web.Application, config: ServerConfig) -> None:
-    """Serve `config.site_dir` under /site/ and, if `config.publish_at` is set, publish it every night."""
+def add_routes(app: web.Application, config: ServerConfig, publish_job: PublishJob | None = None) -> None:
+    """Serve `config.site_dir` under /site/ and, if `config.publish_at` is set and a job is given,
+    run `publish_job` into it every night."""
     root = Path(config.site_dir).resolve()
     publish_at = parse_publish_at(config.publish_at)
 
@@ -82,27 +87,28 @@ def add_routes(app: web.Application, config: ServerConfig) -> None:
 
     app.router.add_get(PREFIX, redirect)
     app.router.add_get(PREFIX + "/{tail:.*}", serve_file)
-    if publish_at is not None:
-        app.cleanup_ctx.append(_nightly(config, publish_at))
+    if publish_at is not None and publish_job is not None:
+        app.cleanup_ctx.append(_nightly(config, publish_at, publish_job))
+    elif publish_at is not None:
+        log.warning("--publish-at %s is set but this server was started without a publish job; "
+                    "no nightly publish runs", config.publish_at)
 
 
-async def publish_now(app: web.Application, config: ServerConfig) -> object:
+async def publish_now(app: web.Application, config: ServerConfig, job: PublishJob) -> object:
     """Run the publish job once on the store thread; returns its report."""
-    from ispeed.aggregator.publish import PublishOptions, publish
-
-    options = PublishOptions(Path(config.site_dir), test_url="/")
-    report = await app[INGEST].run_in_store(lambda store: publish(store, options))
+    site_dir = Path(config.site_dir)
+    report = await app[INGEST].run_in_store(lambda store: job(store, site_dir))
     log.info("published the site: %s", report)
     return report
 
 
-def _nightly(config: ServerConfig, at: dt.time) -> Callable[[web.Application], AsyncIterator[None]]:
+def _nightly(config: ServerConfig, at: dt.time, job: PublishJob) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds_until(at, dt.datetime.now(dt.timezone.utc)))
                 try:
-                    await publish_now(app, config)
+                    await publish_now(app, config, job)
                     app[METRICS].inc("site_publish_total")
                 except Exception as exc:  # noqa: BLE001 - the server keeps running; tomorrow retries
                     log.error("nightly publish failed: %s", exc, exc_info=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ispeed.core.method import METHOD_VERSION
+
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
@@ -54,7 +56,7 @@ async def start_test(request: web.Request) -> web.Response:
         "duration_s": duration_s,
         "expires_at": claims.expires_at,
         "max_request_bytes": cfg.max_request_bytes,
-        "method_version": "1",
+        "method_version": METHOD_VERSION,
         "paths": {
             "download": "/api/v1/download",
             "upload": "/api/v1/upload",

@@ -9,8 +9,6 @@ from ispeed.core.errors import StoreError, StoreUnavailable
 from ispeed.core.store.base import Store
 from ispeed.core.store.url import StoreURL
 
-_SETTINGS = {"max_block_size": 100_000, "strings_as_bytes": False}
-
 
 class ClickHouseStore(Store):
     """Store on a ClickHouse server reached at `clickhouse://user:pw@host:port/database`."""

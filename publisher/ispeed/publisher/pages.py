@@ -1,6 +1,6 @@
 """The pages of one published month: each page's path, template, tables and charts (language-neutral parts).
 
-`month_pages(md)` lists every page of a month once; `site_build` renders each in Vietnamese and
+`month_pages(md)` lists every page of a month once; `build` renders each in Vietnamese and
 English and writes each table's CSV/JSON once.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ispeed.aggregator import charts_svg
-from ispeed.aggregator.site_model import MonthData, Table, slugify
+from ispeed.publisher import charts_svg
+from ispeed.publisher.model import MonthData, Table, slugify
 
 
 @dataclass

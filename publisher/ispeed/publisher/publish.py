@@ -22,16 +22,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ispeed.core import files
 from ispeed.aggregator.server_health import server_health
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
 from ispeed.aggregator.methodology import Methodology
-from ispeed.aggregator.site_build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
-from ispeed.aggregator.site_model import Geography, MonthData
+from ispeed.publisher.build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
+from ispeed.publisher.model import Geography, MonthData
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ, month_bounds, parse_month, utcnow
 
-log = logging.getLogger("ispeed.aggregator.publish")
+log = logging.getLogger("ispeed.publisher.publish")
 MANIFEST = "site.json"
 TREND_MONTHS = 12
 
@@ -109,9 +110,7 @@ def read_manifest(out_dir: Path) -> dict[str, Any]:
 
 
 def _write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / MANIFEST)
+    files.write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str, str], list[float | None]]]:
@@ -146,12 +145,8 @@ def export_gzip(store: Store, year: int, month: int, path: Path) -> int:
     """The month's open-data export as gzip CSV, written beside `path` and renamed; the row count."""
     from ispeed.aggregator.export import write_month
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with gzip.open(tmp, "wt", encoding="utf-8", newline="", compresslevel=3) as fh:
-        rows = write_month(store, year, month, fh)
-    os.replace(tmp, path)
-    return rows
+    with files.replacing(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8", newline="", compresslevel=3) as fh:
+        return write_month(store, year, month, fh)
 
 
 def stored_month(store: Store, due: DueMonth, method: Methodology, built_at: dt.datetime,

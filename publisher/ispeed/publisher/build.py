@@ -25,11 +25,12 @@ from typing import Any
 
 import jinja2
 
-from ispeed.aggregator import charts_svg, i18n
-from ispeed.aggregator.methodology import STATS_COLUMNS
-from ispeed.aggregator.outputs import format_value
-from ispeed.aggregator.site_model import TABLE_COLUMNS, MonthData, Table
-from ispeed.aggregator.site_pages import home_page, month_pages, month_tables, national_table, provider_slug
+from ispeed.core import files
+from ispeed.publisher import charts_svg, i18n
+from ispeed.core.stats import STATS_COLUMNS
+from ispeed.core.stats import format_value
+from ispeed.publisher.model import TABLE_COLUMNS, MonthData, Table
+from ispeed.publisher.pages import home_page, month_pages, month_tables, national_table, provider_slug
 from ispeed.core.assets import site_dir
 
 BUILDER_VERSION = "2"  # bump when templates change what a built month looks like
@@ -44,10 +45,7 @@ class ArchiveEntry:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    files.write_text(path, text)
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

@@ -112,7 +112,7 @@ async def _loopback_tests(url: str, options: DemoOptions, say: _Say) -> list[dic
 async def _main(options: DemoOptions, say: _Say) -> int:
     from ispeed.admin_geo import build_demo_connection_mmdb, build_demo_mmdb
     from ispeed.aggregator.methodology import Methodology
-    from ispeed.aggregator.publish import PublishOptions, publish
+    from ispeed.publisher.publish import PublishOptions, publish
     from ispeed.server.app import drain, running
     from ispeed.server.config import ServerConfig
     from ispeed.server.keys import INGEST
