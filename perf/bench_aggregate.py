@@ -36,12 +36,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from clickhouse_server import ClickHouseServer  # noqa: E402
-
-from ispeed.aggregator.aggregate import aggregate_month, month_query_params  # noqa: E402
-from ispeed.aggregator.cells_sql import device_days_query  # noqa: E402
-from ispeed.aggregator.methodology import Methodology  # noqa: E402
-from ispeed.core.store import Store, open_store  # noqa: E402
+from clickhouse_server import ClickHouseServer
+from ispeed.aggregator.aggregate import aggregate_month, month_query_params
+from ispeed.aggregator.cells_sql import device_days_query
+from ispeed.aggregator.methodology import Methodology
+from ispeed.core.store import Store, open_store
 
 REFERENCE = """
 SELECT toYYYYMM(local_date) AS month, network_type, provider, province_code, count() AS tests,
@@ -65,8 +64,10 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> float:
 def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
     """Reference (FINAL, 3 runs before and 3 after), reference without FINAL, one aggregate, and
     the device-day samples alone (once)."""
-    parts = store.query("SELECT count() FROM system.parts WHERE database = {database} "
-                        "AND table = 'measurements' AND active", {"database": store.database})[0][0]
+    parts = store.query(
+        "SELECT count() FROM system.parts WHERE database = {database} AND table = 'measurements' AND active",
+        {"database": store.database},
+    )[0][0]
     ref_final = timed(lambda: store.query(REFERENCE.format(final="FINAL")), repeat=3)
     ref_plain = timed(lambda: store.query(REFERENCE.format(final="")), repeat=3)
     method = Methodology(min_samples=args.min_samples, include_simulated=True)
@@ -78,9 +79,16 @@ def measure(store: Store, args: argparse.Namespace) -> dict[str, float]:
     floor = timed(lambda: holder.update(days=store.query(days_sql, params)))
     stats = holder["stats"]
     device_days = sum(int(row[1]) for row in holder["days"])
-    return {"parts": parts, "ref": statistics.median([ref_final, ref_after]), "ref_plain": ref_plain, "agg": agg,
-            "floor": floor, "device_days": device_days,
-            "cells": len(stats.cells), "published": stats.published}
+    return {
+        "parts": parts,
+        "ref": statistics.median([ref_final, ref_after]),
+        "ref_plain": ref_plain,
+        "agg": agg,
+        "floor": floor,
+        "device_days": device_days,
+        "cells": len(stats.cells),
+        "published": stats.published,
+    }
 
 
 def main() -> int:
@@ -89,8 +97,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--min-samples", type=int, default=300)
     ap.add_argument("--store", help="time an existing store's 2025-07 instead of a throw-away server's")
-    ap.add_argument("--merged", action="store_true",
-                    help="with --store: also OPTIMIZE the table FINAL and time again (always on a throw-away server)")
+    ap.add_argument(
+        "--merged",
+        action="store_true",
+        help="with --store: also OPTIMIZE the table FINAL and time again (always on a throw-away server)",
+    )
     args = ap.parse_args()
 
     server = None if args.store else ClickHouseServer().start()
@@ -100,8 +111,23 @@ def main() -> int:
         else:
             url = f"{server.url}/bench"
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "ispeed.cli.main", "simulate", "--month", "2025-07",
-                            "--tests", str(args.tests), "--seed", str(args.seed), "--store", url], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ispeed.cli.main",
+                    "simulate",
+                    "--month",
+                    "2025-07",
+                    "--tests",
+                    str(args.tests),
+                    "--seed",
+                    str(args.seed),
+                    "--store",
+                    url,
+                ],
+                check=True,
+            )
             sim_s = time.perf_counter() - t0
             print(f"simulate: {args.tests:,} tests in {sim_s:.1f} s ({args.tests / sim_s * 60 / 1e6:.2f} M rows/min)")
         with open_store(url) as store:
@@ -117,11 +143,18 @@ def main() -> int:
             print(f"[{name}: {m['parts']} parts]")
             print(f"reference query (FINAL):    {m['ref']:.2f} s   (without FINAL: {m['ref_plain']:.2f} s)")
             print(f"aggregate (all cells):      {m['agg']:.2f} s   cells={m['cells']:,} published={m['published']:,}")
-            print(f"ratio aggregate/reference:  {m['agg'] / m['ref']:.1f}x   "
-                  f"(vs reference without FINAL: {m['agg'] / m['ref_plain']:.1f}x; target <= 5x)")
-            print(f"device-day samples alone:   {m['floor']:.2f} s   = {m['floor'] / m['ref']:.1f}x reference "
-                  f"({m['device_days']:,} device-days; the aggregate's floor, cells_sql steps 1-2)")
-        print(f"peak RSS of this process:   {peak_mib:.0f} MiB (before aggregate {rss_before / 1024:.0f} MiB; target < 1024)")
+            print(
+                f"ratio aggregate/reference:  {m['agg'] / m['ref']:.1f}x   "
+                f"(vs reference without FINAL: {m['agg'] / m['ref_plain']:.1f}x; target <= 5x)"
+            )
+            print(
+                f"device-day samples alone:   {m['floor']:.2f} s   = {m['floor'] / m['ref']:.1f}x reference "
+                f"({m['device_days']:,} device-days; the aggregate's floor, cells_sql steps 1-2)"
+            )
+        print(
+            f"peak RSS of this process:   {peak_mib:.0f} MiB "
+            f"(before aggregate {rss_before / 1024:.0f} MiB; target < 1024)"
+        )
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
         if server is not None:

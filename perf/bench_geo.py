@@ -3,8 +3,8 @@
     python perf/bench_geo.py [--n 200000]
 
 References: a raw scipy cKDTree single-point query (what a naive locator would cost per lookup)
-and a plain Python dict lookup loop (the floor of any per-call Python work). Targets from the
-admin_geo issue: >= 100,000 GPS and >= 200,000 IP lookups/s.
+and a plain Python dict lookup loop (the floor of any per-call Python work). Targets of the
+admin_geo component: >= 100,000 GPS and >= 200,000 IP lookups/s.
 """
 
 from __future__ import annotations
@@ -36,15 +36,20 @@ def main() -> int:
     rng = random.Random(1)
     units = communes()
     # GPS: positions scattered around commune centroids (where people are), ~2 km jitter.
-    gps = [(c.lat + rng.gauss(0, 0.02), c.lon + rng.gauss(0, 0.02))
-           for c in (rng.choice(units) for _ in range(args.n))]
+    gps = [(c.lat + rng.gauss(0, 0.02), c.lon + rng.gauss(0, 0.02)) for c in (rng.choice(units) for _ in range(args.n))]
     geo = Geo()
     geo.locate(21.0, 105.8)  # build the KD-tree outside the timing
     gps_cold = rate(geo.locate, gps)
     gps_warm = rate(geo.locate, gps)
     tree = geo.locator._tree
-    xyz = [(math.cos(math.radians(a)) * math.cos(math.radians(o)),
-            math.cos(math.radians(a)) * math.sin(math.radians(o)), math.sin(math.radians(a))) for a, o in gps]
+    xyz = [
+        (
+            math.cos(math.radians(a)) * math.cos(math.radians(o)),
+            math.cos(math.radians(a)) * math.sin(math.radians(o)),
+            math.sin(math.radians(a)),
+        )
+        for a, o in gps
+    ]
     kd_ref = rate(lambda p: tree.query(p), [(p,) for p in xyz[: args.n // 4]])
 
     # IP: a table of 5,000 /24 and /48 prefixes, addresses drawn from them.
@@ -55,8 +60,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.mmdb"
         build_mmdb(rows, db)
-        ips = [str(rng.choice(nets4)[rng.randrange(1, 255)]) if rng.random() < 0.8
-               else str(rng.choice(nets6)[rng.randrange(1, 1 << 16)]) for _ in range(args.n)]
+        ips = [
+            str(rng.choice(nets4)[rng.randrange(1, 255)])
+            if rng.random() < 0.8
+            else str(rng.choice(nets6)[rng.randrange(1, 1 << 16)])
+            for _ in range(args.n)
+        ]
         ipgeo = Geo(GeoConfig(asn_db=db, city_db=db))
         ip_rate = rate(ipgeo.lookup_ip, [(ip,) for ip in ips])
         reader = ipgeo.ip_locator._asn
@@ -66,11 +75,15 @@ def main() -> int:
     dict_ref = rate(table.get, [(ip,) for ip in ips])
 
     print(f"GPS locate (cold grid):  {gps_cold:>12,.0f} lookups/s")
-    print(f"GPS locate (warm grid):  {gps_warm:>12,.0f} lookups/s   target 100,000: "
-          f"{'met' if gps_warm >= 100_000 else 'NOT met'}")
+    print(
+        f"GPS locate (warm grid):  {gps_warm:>12,.0f} lookups/s   target 100,000: "
+        f"{'met' if gps_warm >= 100_000 else 'NOT met'}"
+    )
     print(f"  reference cKDTree.query single point: {kd_ref:>12,.0f}/s  -> locate is {gps_warm / kd_ref:.2f}x")
-    print(f"IP lookup_ip:            {ip_rate:>12,.0f} lookups/s   target 200,000: "
-          f"{'met' if ip_rate >= 200_000 else 'NOT met'}")
+    print(
+        f"IP lookup_ip:            {ip_rate:>12,.0f} lookups/s   target 200,000: "
+        f"{'met' if ip_rate >= 200_000 else 'NOT met'}"
+    )
     print(f"  reference maxminddb Reader.get:       {raw_rate:>12,.0f}/s  -> lookup_ip is {ip_rate / raw_rate:.2f}x")
     print(f"  reference dict.get loop:              {dict_ref:>12,.0f}/s  -> lookup_ip is {ip_rate / dict_ref:.2f}x")
     return 0

@@ -48,8 +48,13 @@ async def _one(http, url: str, size: int) -> tuple[str, int, float, str]:  # typ
         t0 = time.perf_counter()
         async with http.post(url + "/api/v1/results", json=body) as r:
             await r.read()
-            return ticket["test_id"], r.status, time.perf_counter() - t0, "" if r.status == 201 else f"submit {r.status}"
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return (
+                ticket["test_id"],
+                r.status,
+                time.perf_counter() - t0,
+                "" if r.status == 201 else f"submit {r.status}",
+            )
+    except (TimeoutError, aiohttp.ClientError) as exc:
         return "", -1, 0.0, type(exc).__name__
 
 
@@ -85,7 +90,7 @@ async def _worker_main(url: str, seconds: float, clients: int, rate: float) -> d
             task = asyncio.create_task(_paced_one(http))
             pending.add(task)
             task.add_done_callback(pending.discard)
-            if len(pending) > 2000:   # bounded: a stalled server must not grow this forever
+            if len(pending) > 2000:  # bounded: a stalled server must not grow this forever
                 break
         await asyncio.gather(*pending)
 
@@ -98,7 +103,7 @@ async def _worker_main(url: str, seconds: float, clients: int, rate: float) -> d
     return {"accepted": accepted, "latencies": latencies, "errors": errors}
 
 
-def _worker(url: str, seconds: float, clients: int, rate: float, out: "mp.Queue[str]") -> None:
+def _worker(url: str, seconds: float, clients: int, rate: float, out: mp.Queue[str]) -> None:
     import uvloop
 
     out.put(json.dumps(uvloop.run(_worker_main(url, seconds, clients, rate))))
@@ -118,7 +123,7 @@ async def _poll_queue(url: str, stop: asyncio.Event, peak: list[float]) -> None:
                 pass
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
@@ -132,9 +137,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from clickhouse_server import ClickHouseServer
-    from serve_process import ServeProcess
-
     from ispeed.core.store import open_store
+    from serve_process import ServeProcess
 
     ch = None
     store = args.store
@@ -144,12 +148,19 @@ def main() -> int:
     limits = ["--rate-per-network", "1000000", "--max-tests-per-network", "100000", "--max-tests", "100000"]
     try:
         with ServeProcess(store, limits) as server:
-            print(f"server {server.url}, store {store}; {args.clients} clients + {args.rate:g} submissions/s "
-                  f"for {args.seconds:g} s from {args.processes} processes", file=sys.stderr)
-            out: "mp.Queue[str]" = mp.Queue()
-            procs = [mp.Process(target=_worker, args=(server.url, args.seconds, args.clients // args.processes,
-                                                     args.rate / args.processes, out))
-                     for _ in range(args.processes)]
+            print(
+                f"server {server.url}, store {store}; {args.clients} clients + {args.rate:g} submissions/s "
+                f"for {args.seconds:g} s from {args.processes} processes",
+                file=sys.stderr,
+            )
+            out: mp.Queue[str] = mp.Queue()
+            procs = [
+                mp.Process(
+                    target=_worker,
+                    args=(server.url, args.seconds, args.clients // args.processes, args.rate / args.processes, out),
+                )
+                for _ in range(args.processes)
+            ]
             peak = [0.0]
 
             async def watch() -> None:
@@ -179,11 +190,22 @@ def main() -> int:
         lost = len(set(accepted) - set(counts))
         duplicated = sum(1 for n in counts.values() if n > 1)
         q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-        print(json.dumps({
-            "seconds": round(wall, 1), "accepted": len(accepted), "accepted_per_s": round(len(accepted) / wall, 1),
-            "errors": errors, "submit_latency_ms": {"p50": round(q[49] * 1000, 2), "p99": round(q[98] * 1000, 2)},
-            "peak_ingest_queue": peak[0], "stored": len(counts), "lost": lost, "duplicated": duplicated,
-        }, indent=1))
+        print(
+            json.dumps(
+                {
+                    "seconds": round(wall, 1),
+                    "accepted": len(accepted),
+                    "accepted_per_s": round(len(accepted) / wall, 1),
+                    "errors": errors,
+                    "submit_latency_ms": {"p50": round(q[49] * 1000, 2), "p99": round(q[98] * 1000, 2)},
+                    "peak_ingest_queue": peak[0],
+                    "stored": len(counts),
+                    "lost": lost,
+                    "duplicated": duplicated,
+                },
+                indent=1,
+            )
+        )
         return 0 if not errors and lost == 0 and duplicated == 0 else 1
     finally:
         if ch is not None:

@@ -33,7 +33,7 @@ async def _clients(url: str, n: int, streams: int, duration_s: float, submit: bo
     rtts: list[float] = []
     original = engine._Prober.probe
 
-    async def probe(self: Any, timeout_s: float = 2.0) -> float | None:   # record every probe
+    async def probe(self: Any, timeout_s: float = 2.0) -> float | None:  # record every probe
         rtt = await original(self, timeout_s)
         if rtt is not None:
             rtts.append(rtt)
@@ -43,8 +43,14 @@ async def _clients(url: str, n: int, streams: int, duration_s: float, submit: bo
     await asyncio.sleep(max(0.0, start_at - time.time()))
 
     async def one(i: int) -> dict[str, Any]:
-        cfg = TestConfig(server_url=url, streams=streams, duration_s=duration_s, submit=submit,
-                         device_id=f"load-{os.getpid()}-{i}", client_kind="cli")
+        cfg = TestConfig(
+            server_url=url,
+            streams=streams,
+            duration_s=duration_s,
+            submit=submit,
+            device_id=f"load-{os.getpid()}-{i}",
+            client_kind="cli",
+        )
         try:
             return await engine.Engine(cfg).run()
         except Exception as exc:  # noqa: BLE001 - counted and reported, not raised
@@ -78,15 +84,46 @@ def main() -> int:
     from serve_process import ServeProcess
 
     print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")
-    with tempfile.TemporaryDirectory(prefix="ispeed-load-") as tmp, ServeProcess(
-            f"chdb:{tmp}/store", extra=["--rate-per-network", "10000", "--max-tests-per-network", str(args.clients),
-                                        "--max-tests", str(max(64, args.clients))]) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="ispeed-load-") as tmp,
+        ServeProcess(
+            f"chdb:{tmp}/store",
+            extra=[
+                "--rate-per-network",
+                "10000",
+                "--max-tests-per-network",
+                str(args.clients),
+                "--max-tests",
+                str(max(64, args.clients)),
+            ],
+        ) as server,
+    ):
         start_at = time.time() + 3.0
         shares = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--url", server.url, "--n", str(n),
-                                   "--streams", str(args.streams), "--duration", str(args.duration),
-                                   "--start-at", str(start_at), *(["--no-submit"] if args.no_submit else [])],
-                                  stdout=subprocess.PIPE, text=True) for n in shares if n]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "--url",
+                    server.url,
+                    "--n",
+                    str(n),
+                    "--streams",
+                    str(args.streams),
+                    "--duration",
+                    str(args.duration),
+                    "--start-at",
+                    str(start_at),
+                    *(["--no-submit"] if args.no_submit else []),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for n in shares
+            if n
+        ]
         results: list[dict[str, Any]] = []
         rtts: list[float] = []
         for proc in procs:
@@ -102,12 +139,18 @@ def main() -> int:
     up = sum(r["upload_mbps"] for r in ok) / 1000
     invalid = [r for r in ok if args.no_submit is False and r.get("valid") is not None and not r.get("valid")]
     print(f"load average after: {os.getloadavg()}")
-    print(f"{args.clients} clients × {args.streams} stream(s), {args.duration:g} s phases, {len(procs)} client processes")
-    print(f"  aggregate download {down:.2f} Gbit/s, upload {up:.2f} Gbit/s "
-          f"(per client median {statistics.median([r['download_mbps'] for r in ok]) if ok else 0:.0f} / "
-          f"{statistics.median([r['upload_mbps'] for r in ok]) if ok else 0:.0f} Mbit/s)")
+    print(
+        f"{args.clients} clients × {args.streams} stream(s), {args.duration:g} s phases, {len(procs)} client processes"
+    )
+    print(
+        f"  aggregate download {down:.2f} Gbit/s, upload {up:.2f} Gbit/s "
+        f"(per client median {statistics.median([r['download_mbps'] for r in ok]) if ok else 0:.0f} / "
+        f"{statistics.median([r['upload_mbps'] for r in ok]) if ok else 0:.0f} Mbit/s)"
+    )
     print(f"  errors {len(errors)} (target 0); results stored as invalid: {len(invalid)}")
-    print(f"  latency probes {len(rtts)}: p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {rtts[-1] if rtts else 0:.2f} ms")
+    print(
+        f"  latency probes {len(rtts)}: p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {rtts[-1] if rtts else 0:.2f} ms"
+    )
     for e in sorted(set(errors))[:5]:
         print(f"  error: {e}")
     return 1 if errors else 0

@@ -9,7 +9,7 @@
     it (ngx_http_discard_request_body, 4 KiB reads; curl only finishes once all was sent).
     Server CPU seconds per GB (user+system of the server process, /proc/PID/stat) for both.
 (b) End to end: `ispeed test --json --no-submit` against iperf3 (`-l 1M`, same stream count,
-    same duration; `-R` for download). Targets (issue 9): server ≥ 1.0 × nginx; `ispeed test`
+    same duration; `-R` for download). Targets: server ≥ 1.0 × nginx; `ispeed test`
     ≥ 0.4 × iperf3 each way (goal 0.6). Medians of --repeat runs; load average printed.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from serve_process import ServeProcess  # noqa: E402
+from serve_process import ServeProcess
 
 NGINX_CONF = """
 worker_processes 1;
@@ -96,21 +96,43 @@ def measure(label: str, pid: int, urls: list[str], upload_file: str | None, expe
 
 
 def ispeed_token(base: str, streams: int) -> str:
-    req = urllib.request.Request(base + "/api/v1/tests", method="POST", headers={"content-type": "application/json"},
-                                 data=json.dumps({"streams": streams, "duration_s": 30}).encode())
+    req = urllib.request.Request(
+        base + "/api/v1/tests",
+        method="POST",
+        headers={"content-type": "application/json"},
+        data=json.dumps({"streams": streams, "duration_s": 30}).encode(),
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return str(json.load(resp)["token"])
 
 
 def iperf3(streams: int, duration_s: float, reverse: bool) -> float:
     port = free_port()
-    server = subprocess.Popen(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         time.sleep(0.3)
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-P", str(streams), "-l", "1M",
-                              "-t", str(int(duration_s)), "-J", *(["-R"] if reverse else [])],
-                             capture_output=True, text=True, timeout=duration_s + 60)
+        out = subprocess.run(
+            [
+                "iperf3",
+                "-c",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-P",
+                str(streams),
+                "-l",
+                "1M",
+                "-t",
+                str(int(duration_s)),
+                "-J",
+                *(["-R"] if reverse else []),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration_s + 60,
+        )
         return float(json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
     finally:
         if server.poll() is None:
@@ -119,9 +141,25 @@ def iperf3(streams: int, duration_s: float, reverse: bool) -> float:
 
 
 def ispeed_test(url: str, streams: int, duration_s: float) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "ispeed.cli.main", "test", "--server", url, "--json", "--no-submit",
-                          "--streams", str(streams), "--duration", str(duration_s)],
-                         capture_output=True, text=True, timeout=2 * duration_s + 120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ispeed.cli.main",
+            "test",
+            "--server",
+            url,
+            "--json",
+            "--no-submit",
+            "--streams",
+            str(streams),
+            "--duration",
+            str(duration_s),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=2 * duration_s + 120,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"ispeed test failed: {out.stderr.strip()}")
     r = json.loads(out.stdout)
@@ -134,13 +172,15 @@ def main() -> int:
     parser.add_argument("--gib", type=float, default=1.0, help="GiB per connection in the server-alone runs")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase end to end")
-    parser.add_argument("--e2e-only", action="store_true",
-                        help="run only part (b), `ispeed test` against iperf3 (no nginx, no curl)")
+    parser.add_argument(
+        "--e2e-only", action="store_true", help="run only part (b), `ispeed test` against iperf3 (no nginx, no curl)"
+    )
     args = parser.parse_args()
     for tool in ("iperf3",) if args.e2e_only else ("nginx", "curl", "iperf3"):
         if shutil.which(tool) is None:
-            print(f"bench_server: `{tool}` is not installed (Debian packages: nginx-light, curl, iperf3)",
-                  file=sys.stderr)
+            print(
+                f"bench_server: `{tool}` is not installed (Debian packages: nginx-light, curl, iperf3)", file=sys.stderr
+            )
             return 2
     size = int(args.gib * (1 << 30))
     print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs; {args.streams} connections")
@@ -149,7 +189,9 @@ def main() -> int:
     def add(key: str, value: float) -> None:
         runs.setdefault(key, []).append(value)
 
-    with tempfile.TemporaryDirectory(prefix="ispeed-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="ispeed-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+    ) as tmp:
         nginx: subprocess.Popen[bytes] | None = None
         server = ServeProcess(f"chdb:{tmp}/store")
         try:
@@ -157,20 +199,19 @@ def main() -> int:
                 www = Path(tmp, "www")
                 www.mkdir()
                 blob = www / "blob.bin"
-                with blob.open("wb") as f:   # random, incompressible; 64 MiB pattern repeated
+                with blob.open("wb") as f:  # random, incompressible; 64 MiB pattern repeated
                     chunk = os.urandom(64 << 20)
                     for _ in range(max(1, size // len(chunk))):
                         f.write(chunk)
                 size = blob.stat().st_size
-                for path in (Path(tmp), www):   # nginx workers run as an unprivileged user
+                for path in (Path(tmp), www):  # nginx workers run as an unprivileged user
                     path.chmod(0o755)
                 blob.chmod(0o644)
                 port = free_port()
                 Path(tmp, "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port))
                 nginx = subprocess.Popen(["nginx", "-c", f"{tmp}/nginx.conf", "-p", tmp], stderr=subprocess.PIPE)
                 time.sleep(1.0)
-                workers = subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True,
-                                         text=True).stdout.split()
+                workers = subprocess.run(["pgrep", "-P", str(nginx.pid)], capture_output=True, text=True).stdout.split()
                 if not workers:
                     raise RuntimeError("nginx did not start: " + (nginx.stderr.read().decode() if nginx.stderr else ""))
                 worker = int(workers[0])
@@ -180,20 +221,27 @@ def main() -> int:
                 if not args.e2e_only:
                     ngx = f"http://127.0.0.1:{port}"
                     r = measure("nginx down", worker, [f"{ngx}/blob.bin"] * args.streams, None, size * args.streams)
-                    add("nginx_down", r["gbps"]); add("nginx_down_cpu", r["cpu_s_per_gb"])
+                    add("nginx_down", r["gbps"])
+                    add("nginx_down_cpu", r["cpu_s_per_gb"])
                     token = ispeed_token(server.url, args.streams)
-                    urls = [f"{server.url}/api/v1/download?token={token}&stream={i}&bytes={size}"
-                            for i in range(args.streams)]
+                    urls = [
+                        f"{server.url}/api/v1/download?token={token}&stream={i}&bytes={size}"
+                        for i in range(args.streams)
+                    ]
                     r = measure("ispeed down", spid, urls, None, size * args.streams)
-                    add("ispeed_down", r["gbps"]); add("ispeed_down_cpu", r["cpu_s_per_gb"])
+                    add("ispeed_down", r["gbps"])
+                    add("ispeed_down_cpu", r["cpu_s_per_gb"])
                     r = measure("nginx up", worker, [f"{ngx}/upload"] * args.streams, str(blob), size * args.streams)
-                    add("nginx_up", r["gbps"]); add("nginx_up_cpu", r["cpu_s_per_gb"])
+                    add("nginx_up", r["gbps"])
+                    add("nginx_up_cpu", r["cpu_s_per_gb"])
                     token = ispeed_token(server.url, args.streams)
                     urls = [f"{server.url}/api/v1/upload?token={token}&stream={i}" for i in range(args.streams)]
                     r = measure("ispeed up", spid, urls, str(blob), size * args.streams)
-                    add("ispeed_up", r["gbps"]); add("ispeed_up_cpu", r["cpu_s_per_gb"])
+                    add("ispeed_up", r["gbps"])
+                    add("ispeed_up_cpu", r["cpu_s_per_gb"])
                 e2e = ispeed_test(server.url, args.streams, args.duration)
-                add("test_down", e2e["down"]); add("test_up", e2e["up"])
+                add("test_down", e2e["down"])
+                add("test_up", e2e["up"])
                 add("iperf_down", iperf3(args.streams, args.duration, reverse=True))
                 add("iperf_up", iperf3(args.streams, args.duration, reverse=False))
         finally:
@@ -210,17 +258,27 @@ def main() -> int:
     print(f"load average after: {os.getloadavg()}")
     if not args.e2e_only:
         print(f"\n(a) server alone, curl × {args.streams}, {size / (1 << 30):.2f} GiB each, medians of {args.repeat}")
-        print(f"  download  ispeed {med['ispeed_down']:6.2f} Gbit/s  nginx {med['nginx_down']:6.2f}  "
-              f"ratio {med['ispeed_down'] / med['nginx_down']:.2f}  (target ≥ 1.0)")
-        print(f"  upload    ispeed {med['ispeed_up']:6.2f} Gbit/s  nginx {med['nginx_up']:6.2f}  "
-              f"ratio {med['ispeed_up'] / med['nginx_up']:.2f}  (target ≥ 1.0)")
-        print(f"  CPU s/GB  ispeed down {med['ispeed_down_cpu']:.3f} up {med['ispeed_up_cpu']:.3f}; "
-              f"nginx down {med['nginx_down_cpu']:.3f} up {med['nginx_up_cpu']:.3f}")
+        print(
+            f"  download  ispeed {med['ispeed_down']:6.2f} Gbit/s  nginx {med['nginx_down']:6.2f}  "
+            f"ratio {med['ispeed_down'] / med['nginx_down']:.2f}  (target ≥ 1.0)"
+        )
+        print(
+            f"  upload    ispeed {med['ispeed_up']:6.2f} Gbit/s  nginx {med['nginx_up']:6.2f}  "
+            f"ratio {med['ispeed_up'] / med['nginx_up']:.2f}  (target ≥ 1.0)"
+        )
+        print(
+            f"  CPU s/GB  ispeed down {med['ispeed_down_cpu']:.3f} up {med['ispeed_up_cpu']:.3f}; "
+            f"nginx down {med['nginx_down_cpu']:.3f} up {med['nginx_up_cpu']:.3f}"
+        )
     print(f"\n(b) end to end, {args.streams} streams, {args.duration:g} s, medians of {args.repeat}")
-    print(f"  download  ispeed test {med['test_down']:6.2f} Gbit/s  iperf3 -R {med['iperf_down']:6.2f}  "
-          f"ratio {med['test_down'] / med['iperf_down']:.2f}  (target ≥ 0.4, goal 0.6)")
-    print(f"  upload    ispeed test {med['test_up']:6.2f} Gbit/s  iperf3    {med['iperf_up']:6.2f}  "
-          f"ratio {med['test_up'] / med['iperf_up']:.2f}  (target ≥ 0.4, goal 0.6)")
+    print(
+        f"  download  ispeed test {med['test_down']:6.2f} Gbit/s  iperf3 -R {med['iperf_down']:6.2f}  "
+        f"ratio {med['test_down'] / med['iperf_down']:.2f}  (target ≥ 0.4, goal 0.6)"
+    )
+    print(
+        f"  upload    ispeed test {med['test_up']:6.2f} Gbit/s  iperf3    {med['iperf_up']:6.2f}  "
+        f"ratio {med['test_up'] / med['iperf_up']:.2f}  (target ≥ 0.4, goal 0.6)"
+    )
     print("\nruns: " + json.dumps({k: [round(x, 3) for x in v] for k, v in runs.items()}))
     return 0
 

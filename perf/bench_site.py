@@ -21,11 +21,11 @@ from pathlib import Path
 from ispeed.aggregator.aggregate import aggregate_month
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
-from ispeed.publisher.publish import geography, national_trend
 from ispeed.aggregator.simulate import SimulationConfig, simulate
+from ispeed.core.store import open_store
 from ispeed.publisher.build import SiteBuilder
 from ispeed.publisher.model import MonthData
-from ispeed.core.store import open_store
+from ispeed.publisher.publish import geography, national_trend
 
 
 def main() -> None:
@@ -43,11 +43,23 @@ def main() -> None:
             months, trend = national_trend(store, "2025-07")
         print(f"simulated {report.rows:,} tests; {len(stats.cells):,} cells, {stats.published:,} published")
         geo = geography()
-        md = MonthData("2025-07", "final", dt.date(2025, 7, 31), stats.method,
-                       dt.datetime.now(dt.timezone.utc), stats.cells, stats.changes, months, trend, None, geo)
+        md = MonthData(
+            "2025-07",
+            "final",
+            dt.date(2025, 7, 31),
+            stats.method,
+            dt.datetime.now(dt.UTC),
+            stats.cells,
+            stats.changes,
+            months,
+            trend,
+            None,
+            geo,
+        )
         t0 = time.perf_counter()
-        write_month_files(root / "ref", stats.month, stats.cells, stats.changes, stats.histograms, stats.method,
-                          stats.summary())
+        write_month_files(
+            root / "ref", stats.month, stats.cells, stats.changes, stats.histograms, stats.method, stats.summary()
+        )
         reference = time.perf_counter() - t0
         builder = SiteBuilder(root / "site")
         t0 = time.perf_counter()
@@ -56,9 +68,11 @@ def main() -> None:
         build = time.perf_counter() - t0
         files = sum(1 for p in (root / "site").rglob("*") if p.is_file())
         size_mb = sum(p.stat().st_size for p in (root / "site").rglob("*") if p.is_file()) / 1e6
-        print(f"site build: {build:.1f} s for {pages} pages ({files:,} files, {size_mb:.0f} MB) — target < 20 s "
-              f"({'met' if build < 20 else 'MISSED'}); reference (stats.csv etc.): {reference:.2f} s; "
-              f"ratio {build / reference:.0f}×")
+        print(
+            f"site build: {build:.1f} s for {pages} pages ({files:,} files, {size_mb:.0f} MB) — target < 20 s "
+            f"({'met' if build < 20 else 'MISSED'}); reference (stats.csv etc.): {reference:.2f} s; "
+            f"ratio {build / reference:.0f}×"
+        )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from clickhouse_server import ClickHouseServer  # noqa: E402
-
-from ispeed.aggregator.simulate import SimulationConfig, simulate  # noqa: E402
-from ispeed.core.store import open_store  # noqa: E402
+from clickhouse_server import ClickHouseServer
+from ispeed.aggregator.simulate import SimulationConfig, simulate
+from ispeed.core.store import open_store
 
 
 def main() -> int:
@@ -39,15 +38,19 @@ def main() -> int:
             store.execute("OPTIMIZE TABLE {db}.measurements FINAL")
             ((rows, disk, comp, uncomp),) = store.query(
                 "SELECT sum(rows), sum(bytes_on_disk), sum(data_compressed_bytes), sum(data_uncompressed_bytes) "
-                "FROM system.parts WHERE database = 'sizing' AND table = 'measurements' AND active")
+                "FROM system.parts WHERE database = 'sizing' AND table = 'measurements' AND active"
+            )
             cols = store.query(
                 "SELECT name, data_compressed_bytes, data_uncompressed_bytes FROM system.columns "
-                "WHERE database = 'sizing' AND table = 'measurements' ORDER BY data_compressed_bytes DESC LIMIT 8")
+                "WHERE database = 'sizing' AND table = 'measurements' ORDER BY data_compressed_bytes DESC LIMIT 8"
+            )
     finally:
         server.remove()
     print(f"{rows:,} rows; insert {rows / seconds:,.0f} rows/s (simulate + insert, one process)")
-    print(f"on disk {disk / rows:.1f} B/row; compressed {comp / rows:.1f} B/row; "
-          f"uncompressed {uncomp / rows:.1f} B/row (ratio {uncomp / comp:.1f})")
+    print(
+        f"on disk {disk / rows:.1f} B/row; compressed {comp / rows:.1f} B/row; "
+        f"uncompressed {uncomp / rows:.1f} B/row (ratio {uncomp / comp:.1f})"
+    )
     print("largest columns (compressed B/row, uncompressed B/row):")
     for name, c, u in cols:
         print(f"  {name:24s} {c / rows:6.1f} {u / rows:7.1f}")

@@ -41,19 +41,27 @@ http {{ access_log off; client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/
 
 def site_conf(tmp: str, upstream_port: int, http_port: int, https_port: int) -> str:
     text = (ROOT / "docs" / "nginx" / "ispeed.conf").read_text()
-    for old, new in (("/etc/letsencrypt/live/hn-1.speed.example.vn/fullchain.pem", f"{tmp}/cert.pem"),
-                     ("/etc/letsencrypt/live/hn-1.speed.example.vn/privkey.pem", f"{tmp}/key.pem"),
-                     ("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream_port};"),
-                     ("listen 80;", f"listen 127.0.0.1:{http_port};"), ("listen [::]:80;", ""),
-                     ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"), ("listen [::]:443 ssl;", "")):
+    for old, new in (
+        ("/etc/letsencrypt/live/hn-1.speed.example.vn/fullchain.pem", f"{tmp}/cert.pem"),
+        ("/etc/letsencrypt/live/hn-1.speed.example.vn/privkey.pem", f"{tmp}/key.pem"),
+        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream_port};"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen [::]:80;", ""),
+        ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
+        ("listen [::]:443 ssl;", ""),
+    ):
         assert old in text, old
         text = text.replace(old, new)
     return text
 
 
 def token(base: str, streams: int) -> str:
-    req = urllib.request.Request(base + "/api/v1/tests", method="POST", headers={"content-type": "application/json"},
-                                 data=json.dumps({"streams": streams, "duration_s": 30}).encode())
+    req = urllib.request.Request(
+        base + "/api/v1/tests",
+        method="POST",
+        headers={"content-type": "application/json"},
+        data=json.dumps({"streams": streams, "duration_s": 30}).encode(),
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return str(json.load(resp)["token"])
 
@@ -77,7 +85,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     results: dict[str, list[dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="ispeed-tls-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        prefix="ispeed-tls-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+    ) as tmp:
         size = int(args.gib * (1 << 30))
         blob = Path(tmp, "blob.bin")
         with blob.open("wb") as f:
@@ -85,9 +95,26 @@ def main() -> int:
             for _ in range(max(1, size // len(chunk))):
                 f.write(chunk)
         size = blob.stat().st_size
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{tmp}/key.pem",
-                        "-out", f"{tmp}/cert.pem", "-days", "1", "-subj", "/CN=localhost"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                f"{tmp}/key.pem",
+                "-out",
+                f"{tmp}/cert.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ],
+            check=True,
+            capture_output=True,
+        )
         os.chmod(tmp, 0o755)
         upstream, http_port, https_port = free_port(), free_port(), free_port()
         Path(tmp, "site.conf").write_text(site_conf(tmp, upstream, http_port, https_port))
@@ -108,22 +135,28 @@ def main() -> int:
                     t = token(base if name == "direct" else server.url, args.streams)
                     urls = [f"{base}/api/v1/download?token={t}&stream={i}&bytes={size}" for i in range(args.streams)]
                     results.setdefault(f"{name}_down", []).append(
-                        run(f"{name} down", pids, urls, None, size * args.streams))
+                        run(f"{name} down", pids, urls, None, size * args.streams)
+                    )
                     t = token(server.url, args.streams)
                     urls = [f"{base}/api/v1/upload?token={t}&stream={i}" for i in range(args.streams)]
                     results.setdefault(f"{name}_up", []).append(
-                        run(f"{name} up", pids, urls, str(blob), size * args.streams))
+                        run(f"{name} up", pids, urls, str(blob), size * args.streams)
+                    )
         finally:
             server.stop()
             if nginx.poll() is None:
                 nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=15)
-    print(f"{args.streams} connections x {args.gib:g} GiB, medians of {args.repeat}; {os.cpu_count()} CPUs; "
-          f"load average {os.getloadavg()}")
+    print(
+        f"{args.streams} connections x {args.gib:g} GiB, medians of {args.repeat}; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()}"
+    )
     for key, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(f"{key:16s} {med['gbps']:6.2f} Gbit/s   ispeed {med['ispeed_cpu_s_per_gb']:.3f} CPU s/GB   "
-              f"nginx {med['nginx_cpu_s_per_gb']:.3f} CPU s/GB")
+        print(
+            f"{key:16s} {med['gbps']:6.2f} Gbit/s   ispeed {med['ispeed_cpu_s_per_gb']:.3f} CPU s/GB   "
+            f"nginx {med['nginx_cpu_s_per_gb']:.3f} CPU s/GB"
+        )
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 PERF_DIR = Path(__file__).resolve().parent
 DELAYLINE_SRC = PERF_DIR / "delayline.c"
-GOODPUT_FACTOR = 1448 / 1514           # TCP payload per 1514-byte frame (timestamps on)
+GOODPUT_FACTOR = 1448 / 1514  # TCP payload per 1514-byte frame (timestamps on)
 SERVER_ADDR = "10.77.0.1"
 CLIENT_ADDR = "10.77.0.2"
 MIN_QUEUE_BYTES = 150_000
@@ -103,7 +103,12 @@ class NetLab:
     def __init__(self, link: LinkSpec, cc: str = "", seed: int = 1) -> None:
         tag = f"isp-{os.getpid()}-{int(time.monotonic() * 1000) % 100000}"
         self.ns_server, self.ns_down, self.ns_mid, self.ns_up, self.ns_client = (
-            f"{tag}-s", f"{tag}-d", f"{tag}-m", f"{tag}-u", f"{tag}-c")
+            f"{tag}-s",
+            f"{tag}-d",
+            f"{tag}-m",
+            f"{tag}-u",
+            f"{tag}-c",
+        )
         self.link, self.cc, self.seed = link, cc, seed
         self._delayline: subprocess.Popen[str] | None = None
         self._allowed_before: str | None = None
@@ -111,7 +116,7 @@ class NetLab:
         self.delayline_stats = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def __enter__(self) -> "NetLab":
+    def __enter__(self) -> NetLab:
         atexit.register(self.close)
         try:
             self._build()
@@ -131,16 +136,35 @@ class NetLab:
             self.ns_sh(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
             self.ns_sh(ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
         # s0 ─ rs [bridge: tbf on rm] rm ─ mr [delay line] mq ─ qm [bridge: tbf on qm] qc ─ c0
-        veths = ((self.ns_server, "s0", self.ns_down, "rs"), (self.ns_down, "rm", self.ns_mid, "mr"),
-                 (self.ns_mid, "mq", self.ns_up, "qm"), (self.ns_up, "qc", self.ns_client, "c0"))
+        veths = (
+            (self.ns_server, "s0", self.ns_down, "rs"),
+            (self.ns_down, "rm", self.ns_mid, "mr"),
+            (self.ns_mid, "mq", self.ns_up, "qm"),
+            (self.ns_up, "qc", self.ns_client, "c0"),
+        )
         for ns_a, a, ns_b, b in veths:
             sh("ip", "-n", ns_a, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b)
         for ns in (self.ns_down, self.ns_up):
             self.ns_sh(ns, "ip", "link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0")
         for ns_a, a, ns_b, b in veths:
             for ns, dev in ((ns_a, a), (ns_b, b)):
-                self.ns_sh(ns, "ethtool", "-K", dev, "tx", "off", "sg", "off", "tso", "off", "gso", "off",
-                           "gro", "off", check=False)
+                self.ns_sh(
+                    ns,
+                    "ethtool",
+                    "-K",
+                    dev,
+                    "tx",
+                    "off",
+                    "sg",
+                    "off",
+                    "tso",
+                    "off",
+                    "gso",
+                    "off",
+                    "gro",
+                    "off",
+                    check=False,
+                )
                 if ns in (self.ns_down, self.ns_up):
                     self.ns_sh(ns, "ip", "link", "set", dev, "master", "br0")
                 self.ns_sh(ns, "ip", "link", "set", dev, "up")
@@ -152,7 +176,7 @@ class NetLab:
         self.ns_sh(self.ns_client, "ip", "addr", "add", f"{CLIENT_ADDR}/24", "dev", "c0")
         if self.cc:
             self._pin_cc(self.cc)
-        for ns in (self.ns_server, self.ns_client):   # room for 500 Mbit/s × 160 ms on 4 streams
+        for ns in (self.ns_server, self.ns_client):  # room for 500 Mbit/s × 160 ms on 4 streams
             self.ns_sh(ns, "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 33554432")
             self.ns_sh(ns, "sysctl", "-qw", "net.ipv4.tcp_wmem=4096 16384 16777216")
         self.set_link(self.link)
@@ -169,17 +193,45 @@ class NetLab:
             self.seed = seed
         for ns, dev in ((self.ns_down, "rm"), (self.ns_up, "qm")):
             self.ns_sh(ns, "tc", "qdisc", "del", "dev", dev, "root", check=False)
-        if link.rate_mbit > 0:   # the bottleneck queues sit before the delay line, each way
+        if link.rate_mbit > 0:  # the bottleneck queues sit before the delay line, each way
             for ns, dev in ((self.ns_down, "rm"), (self.ns_up, "qm")):
-                self.ns_sh(ns, "tc", "qdisc", "replace", "dev", dev, "root", "tbf",
-                           "rate", f"{link.rate_mbit}mbit", "burst", str(self._burst_bytes()),
-                           "limit", str(link.queue_bytes))
+                self.ns_sh(
+                    ns,
+                    "tc",
+                    "qdisc",
+                    "replace",
+                    "dev",
+                    dev,
+                    "root",
+                    "tbf",
+                    "rate",
+                    f"{link.rate_mbit}mbit",
+                    "burst",
+                    str(self._burst_bytes()),
+                    "limit",
+                    str(link.queue_bytes),
+                )
         binary = build_delayline()
         delay_us = link.rtt_ms * 1000 / 2
         self._delayline = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns_mid, *_realtime(), str(binary), "mr", "mq", f"{delay_us:.1f}",
-             f"{link.loss}", "3600", str(self.seed)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns_mid,
+                *_realtime(),
+                str(binary),
+                "mr",
+                "mq",
+                f"{delay_us:.1f}",
+                f"{link.loss}",
+                "3600",
+                str(self.seed),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self._delayline.stderr is not None
         line = self._delayline.stderr.readline()
         if "ready" not in line:
@@ -205,12 +257,18 @@ class NetLab:
 
     def _wait_reachable(self, timeout_s: float = 10.0) -> None:
         """Until the client can open TCP to the server address (ARP through the delay line)."""
-        code = ("import socket,sys\ns=socket.socket();s.settimeout(0.5)\n"
-                f"r=s.connect_ex(('{SERVER_ADDR}',9));sys.exit(0 if r in (0,111) else 1)")
+        code = (
+            "import socket,sys\ns=socket.socket();s.settimeout(0.5)\n"
+            f"r=s.connect_ex(('{SERVER_ADDR}',9));sys.exit(0 if r in (0,111) else 1)"
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if subprocess.run(["ip", "netns", "exec", self.ns_client, "python3", "-c", code],
-                              capture_output=True, timeout=10).returncode == 0:
+            if (
+                subprocess.run(
+                    ["ip", "netns", "exec", self.ns_client, "python3", "-c", code], capture_output=True, timeout=10
+                ).returncode
+                == 0
+            ):
                 return
             time.sleep(0.2)
         raise RuntimeError("client namespace cannot reach the server namespace through the delay line")
@@ -247,5 +305,6 @@ class NetLab:
         return ["ip", "netns", "exec", self.ns_client, *args]
 
     def qdisc_stats(self) -> str:
-        return (self.ns_sh(self.ns_down, "tc", "-s", "qdisc", "show", "dev", "rm")
-                + self.ns_sh(self.ns_up, "tc", "-s", "qdisc", "show", "dev", "qm"))
+        return self.ns_sh(self.ns_down, "tc", "-s", "qdisc", "show", "dev", "rm") + self.ns_sh(
+            self.ns_up, "tc", "-s", "qdisc", "show", "dev", "qm"
+        )

@@ -40,8 +40,8 @@ from ispeed.server.devices import Issuer, resolve_device
 from ispeed.server.privacy import keyed_hash
 
 SECRET = b"simulation-secret-not-for-production"
-CARRIER = "198.51.100."          # Cellular /24 of the honest phones
-SPIKE_CARRIER = "198.51.101."    # Cellular /24 of the launch-day phones
+CARRIER = "198.51.100."  # Cellular /24 of the honest phones
+SPIKE_CARRIER = "198.51.101."  # Cellular /24 of the launch-day phones
 CELLULAR_MINTER = "198.51.102."  # Cellular /24 of the hotspot minter
 MINTER_IP = "203.0.113.7"
 HOARDER_IP = "203.0.114.7"
@@ -53,12 +53,13 @@ class Scenario:
     clients: int
     issued: int = 0
     refused: int = 0
-    tests: list[tuple[str, str, dt.date, str]] = field(default_factory=list)   # (device, ip hash, day, own id)
+    tests: list[tuple[str, str, dt.date, str]] = field(default_factory=list)  # (device, ip hash, day, own id)
 
     def record(self, issuer: Issuer, ip: str, t: float, presented: str, own_id: str) -> None:
         device_hash, _ = resolve_device(issuer.secret, presented)
-        self.tests.append((device_hash, keyed_hash(issuer.secret, "ip", ip),
-                           dt.datetime.fromtimestamp(t, VN_TZ).date(), own_id))
+        self.tests.append(
+            (device_hash, keyed_hash(issuer.secret, "ip", ip), dt.datetime.fromtimestamp(t, VN_TZ).date(), own_id)
+        )
 
     def ask(self, issuer: Issuer, ip: str, held: str = "") -> str:
         """The id the client presents with its next test ('' when the server issued none)."""
@@ -78,16 +79,29 @@ class Scenario:
         return len({(key(test), test[2]) for test in self.tests})
 
 
-def simulate(phones: int = 1000, spike_phones: int = 1536, days: int = 30, tests_per_day: int = 100,
-             per_network: int = 16, per_cellular_network: int = 1024, start: dt.date = dt.date(2025, 7, 1),
-             seed: int = 1) -> dict[str, object]:
+def simulate(
+    phones: int = 1000,
+    spike_phones: int = 1536,
+    days: int = 30,
+    tests_per_day: int = 100,
+    per_network: int = 16,
+    per_cellular_network: int = 1024,
+    start: dt.date = dt.date(2025, 7, 1),
+    seed: int = 1,
+) -> dict[str, object]:
     rng = random.Random(seed)
     now = [0.0]
-    issuer = Issuer(SECRET, per_network, per_cellular_network,
-                    is_cellular=lambda ip: ip.startswith(("198.51.100.", "198.51.101.", "198.51.102.")),
-                    clock=lambda: now[0])
-    sc = {name: Scenario(name, n) for name, n in (("phones", phones), ("spike", spike_phones), ("minter", 1),
-                                                   ("hoarder", 1), ("cminter", 1))}
+    issuer = Issuer(
+        SECRET,
+        per_network,
+        per_cellular_network,
+        is_cellular=lambda ip: ip.startswith(("198.51.100.", "198.51.101.", "198.51.102.")),
+        clock=lambda: now[0],
+    )
+    sc = {
+        name: Scenario(name, n)
+        for name, n in (("phones", phones), ("spike", spike_phones), ("minter", 1), ("hoarder", 1), ("cminter", 1))
+    }
     held = {"phones": [""] * phones, "spike": [""] * spike_phones}
     hoard: list[str] = []
     serial = [0]
@@ -101,18 +115,20 @@ def simulate(phones: int = 1000, spike_phones: int = 1536, days: int = 30, tests
         events: list[tuple[float, Callable[[float], None]]] = []
 
         def phone(kind: str, i: int, prefix: str) -> Callable[[float], None]:
-            def act(t: float) -> None:
+            def act_phone(at: float) -> None:
                 ip = cgnat(prefix)
                 held[kind][i] = sc[kind].ask(issuer, ip, held[kind][i])
-                sc[kind].record(issuer, ip, t, held[kind][i], f"{kind}-{i}")
-            return act
+                sc[kind].record(issuer, ip, at, held[kind][i], f"{kind}-{i}")
+
+            return act_phone
 
         def minter(kind: str, ip_of: Callable[[], str]) -> Callable[[float], None]:
-            def act(t: float) -> None:
+            def act_minter(at: float) -> None:
                 ip = ip_of()
                 serial[0] += 1
-                sc[kind].record(issuer, ip, t, sc[kind].ask(issuer, ip), f"self-{serial[0]}")
-            return act
+                sc[kind].record(issuer, ip, at, sc[kind].ask(issuer, ip), f"self-{serial[0]}")
+
+            return act_minter
 
         def hoarder_mints(t: float) -> None:
             got = sc["hoarder"].ask(issuer, HOARDER_IP)
@@ -123,24 +139,31 @@ def simulate(phones: int = 1000, spike_phones: int = 1536, days: int = 30, tests
             for k, device_id in enumerate(hoard + [""]):
                 sc["hoarder"].record(issuer, HOARDER_IP, t + k, device_id, f"self-{serial[0]}-{k}")
                 serial[0] += 1
-            for _ in range(tests_per_day - len(hoard) - 1):   # its remaining tests of the day, no id
+            for _ in range(tests_per_day - len(hoard) - 1):  # its remaining tests of the day, no id
                 sc["hoarder"].record(issuer, HOARDER_IP, t, "", f"self-{serial[0]}")
                 serial[0] += 1
 
         events += [(midnight + rng.uniform(0, 86400), phone("phones", i, CARRIER)) for i in range(phones)]
         events += [(midnight + rng.uniform(0, 86400), phone("spike", i, SPIKE_CARRIER)) for i in range(spike_phones)]
-        events += [(midnight + rng.uniform(0, 86400), minter("minter", lambda: MINTER_IP))
-                   for _ in range(tests_per_day)]
-        events += [(midnight + rng.uniform(0, 86400), minter("cminter", lambda: cgnat(CELLULAR_MINTER)))
-                   for _ in range(tests_per_day)]
+        events += [
+            (midnight + rng.uniform(0, 86400), minter("minter", lambda: MINTER_IP)) for _ in range(tests_per_day)
+        ]
+        events += [
+            (midnight + rng.uniform(0, 86400), minter("cminter", lambda: cgnat(CELLULAR_MINTER)))
+            for _ in range(tests_per_day)
+        ]
         events += [(midnight + 3600 + k, hoarder_mints) for k in range(tests_per_day)]
         events.append((midnight + 7200, hoarder_tests))
         for t, act in sorted(events, key=lambda e: e[0]):
             now[0] = t
             act(t)
 
-    out: dict[str, object] = {"days": days, "per_network": per_network, "per_cellular_network": per_cellular_network,
-                              "tests_per_day": tests_per_day}
+    out: dict[str, object] = {
+        "days": days,
+        "per_network": per_network,
+        "per_cellular_network": per_cellular_network,
+        "tests_per_day": tests_per_day,
+    }
     for name, s in sc.items():
         by_day = list(s.samples_by_day().values())
         if name in ("phones", "spike"):
@@ -152,8 +175,13 @@ def simulate(phones: int = 1000, spike_phones: int = 1536, days: int = 30, tests
             allowance = per_cellular_network if name == "cminter" else per_network
             bound = min(allowance + 1, tests_per_day) * days
         out[name] = {
-            "clients": s.clients, "tests": len(s.tests), "ids_issued": s.issued, "ids_refused": s.refused,
-            "samples": sum(by_day), "samples_by_day": by_day, "max_samples_per_day": max(by_day, default=0),
+            "clients": s.clients,
+            "tests": len(s.tests),
+            "ids_issued": s.issued,
+            "ids_refused": s.refused,
+            "samples": sum(by_day),
+            "samples_by_day": by_day,
+            "max_samples_per_day": max(by_day, default=0),
             "bound": bound,
             "self_chosen_samples": s.alternative(lambda test: test[3]),
             "ip_only_samples": s.alternative(lambda test: test[1]),
@@ -163,20 +191,47 @@ def simulate(phones: int = 1000, spike_phones: int = 1536, days: int = 30, tests
 
 
 def table(result: dict[str, object]) -> str:
-    head = (f"{result['days']} days; allowances: {result['per_network']} ids per fixed /24 and day, "
-            f"{result['per_cellular_network']} per Cellular /24; attackers try {result['tests_per_day']} tests a day")
-    cols = ("scenario", "clients", "tests", "issued", "refused", "samples", "bound", "max/day", "self-chosen",
-            "ip-only", "net-cap")
+    head = (
+        f"{result['days']} days; allowances: {result['per_network']} ids per fixed /24 and day, "
+        f"{result['per_cellular_network']} per Cellular /24; attackers try {result['tests_per_day']} tests a day"
+    )
+    cols = (
+        "scenario",
+        "clients",
+        "tests",
+        "issued",
+        "refused",
+        "samples",
+        "bound",
+        "max/day",
+        "self-chosen",
+        "ip-only",
+        "net-cap",
+    )
     rows = [cols]
     for name in ("phones", "spike", "minter", "hoarder", "cminter"):
         r = result[name]
         assert isinstance(r, dict)
-        rows.append((name, r["clients"], r["tests"], r["ids_issued"], r["ids_refused"], r["samples"],
-                      "-" if r["bound"] is None else r["bound"], r["max_samples_per_day"],
-                      r["self_chosen_samples"], r["ip_only_samples"], r["network_cap_samples"]))
+        rows.append(
+            (
+                name,
+                r["clients"],
+                r["tests"],
+                r["ids_issued"],
+                r["ids_refused"],
+                r["samples"],
+                "-" if r["bound"] is None else r["bound"],
+                r["max_samples_per_day"],
+                r["self_chosen_samples"],
+                r["ip_only_samples"],
+                r["network_cap_samples"],
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(cols))]
-    lines = [head] + ["  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths)))
-                      for row in rows]
+    lines = [head] + [
+        "  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        for row in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -187,16 +242,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=30, help="days simulated (default 30)")
     p.add_argument("--tests-per-day", type=int, default=100, help="tests an attacking machine runs a day (default 100)")
     p.add_argument("--per-network", type=int, default=16, help="as `ispeed serve --device-ids-per-network`")
-    p.add_argument("--per-cellular-network", type=int, default=1024,
-                   help="as `ispeed serve --device-ids-per-cellular-network`")
+    p.add_argument(
+        "--per-cellular-network", type=int, default=1024, help="as `ispeed serve --device-ids-per-cellular-network`"
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
     if min(args.phones, args.spike_phones, args.days, args.tests_per_day) < 1 or args.days > 366:
         p.error("--phones, --spike-phones, --tests-per-day must be positive and --days 1 to 366")
     t0 = time.perf_counter()
-    result = simulate(args.phones, args.spike_phones, args.days, args.tests_per_day, args.per_network,
-                      args.per_cellular_network, seed=args.seed)
+    result = simulate(
+        args.phones,
+        args.spike_phones,
+        args.days,
+        args.tests_per_day,
+        args.per_network,
+        args.per_cellular_network,
+        seed=args.seed,
+    )
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

@@ -29,10 +29,12 @@ def start_cluster(name: str, replicas_per_shard: list[int], zookeeper_xml: str =
         for s_index, replicas in enumerate(shards, 1):
             for r_index, server in enumerate(replicas, 1):
                 server.extra_config = (
-                    remote + zookeeper_xml
+                    remote
+                    + zookeeper_xml
                     + f"<macros><shard>{s_index:02d}</shard><replica>r{r_index}</replica></macros>"
-                    + f"<interserver_http_host>127.0.0.1</interserver_http_host>"
-                    + f"<interserver_http_port>{free_port()}</interserver_http_port>")
+                    + "<interserver_http_host>127.0.0.1</interserver_http_host>"
+                    + f"<interserver_http_port>{free_port()}</interserver_http_port>"
+                )
                 server.start()
                 if zookeeper_xml:
                     wait_for_zookeeper(server)

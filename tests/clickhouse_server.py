@@ -45,7 +45,7 @@ USERS = """<?xml version="1.0"?>
 """
 
 
-def terminate(proc: "subprocess.Popen[bytes] | None", grace_s: float = 15.0) -> None:
+def terminate(proc: subprocess.Popen[bytes] | None, grace_s: float = 15.0) -> None:
     """End a process this test started, by its PID: SIGTERM, then SIGKILL after `grace_s`."""
     if proc is None or proc.poll() is not None:
         return
@@ -88,16 +88,20 @@ class ClickHouseServer:
     def url(self) -> str:
         return f"clickhouse://127.0.0.1:{self.tcp_port}"
 
-    def start(self, timeout_s: float = 30.0) -> "ClickHouseServer":
+    def start(self, timeout_s: float = 30.0) -> ClickHouseServer:
         for sub in ("log", "data", "tmp", "user_files", "format_schemas"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "config.xml").write_text(CONFIG.format(
-            root=self.root, tcp_port=self.tcp_port, http_port=self.http_port, extra=self.extra_config))
+        (self.root / "config.xml").write_text(
+            CONFIG.format(root=self.root, tcp_port=self.tcp_port, http_port=self.http_port, extra=self.extra_config)
+        )
         (self.root / "users.xml").write_text(USERS)
         out = open(self.root / "log" / "stdout.log", "ab")
         self.proc = subprocess.Popen(
             [self.binary, f"--config-file={self.root / 'config.xml'}"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -14,9 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from clickhouse_server import ClickHouseServer  # noqa: E402
-
-from ispeed.core.store import Store, open_store  # noqa: E402
+from clickhouse_server import ClickHouseServer
+from ispeed.core.store import Store, open_store
 
 _db_counter = itertools.count()
 
@@ -49,8 +48,15 @@ def store(store_url: str) -> Iterator[Store]:
         s.close()
 
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")

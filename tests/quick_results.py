@@ -12,8 +12,8 @@ import aiohttp
 
 from raw_client import counters, paced_download, paced_upload
 
-PHASE_S = 0.6             # over half the 1 s phase: the server measures a phase of at least 0.5 s
-CHUNK_BYTES = 16 << 10    # every 50 ms: ~200 KiB each way
+PHASE_S = 0.6  # over half the 1 s phase: the server measures a phase of at least 0.5 s
+CHUNK_BYTES = 16 << 10  # every 50 ms: ~200 KiB each way
 
 
 async def quick_result(http: aiohttp.ClientSession, url: str) -> tuple[str, int, dict[str, object]]:
@@ -24,17 +24,25 @@ async def quick_result(http: aiohttp.ClientSession, url: str) -> tuple[str, int,
             return "", r.status, ticket
     token = ticket["token"]
     # both phases at once: the server times each on its own clock, and a result takes ~0.6 s
-    await asyncio.gather(paced_download(http, url, token, PHASE_S, CHUNK_BYTES),
-                         paced_upload(http, url, token, PHASE_S, CHUNK_BYTES))
+    await asyncio.gather(
+        paced_download(http, url, token, PHASE_S, CHUNK_BYTES), paced_upload(http, url, token, PHASE_S, CHUNK_BYTES)
+    )
     seen = await counters(http, url, ticket["test_id"], token)
-    body = {"token": token, "download_mbps": seen["download_mbps"], "upload_mbps": seen["upload_mbps"],
-            "latency_ms": 1.0, "jitter_ms": 0.1, "device_id": f"dev-{ticket['test_id'][:4]}"}
+    body = {
+        "token": token,
+        "download_mbps": seen["download_mbps"],
+        "upload_mbps": seen["upload_mbps"],
+        "latency_ms": 1.0,
+        "jitter_ms": 0.1,
+        "device_id": f"dev-{ticket['test_id'][:4]}",
+    }
     async with http.post(url + "/api/v1/results", json=body) as r:
         return ticket["test_id"], r.status, await r.json(content_type=None)
 
 
-async def submit_many(url: str, total: int, concurrency: int, on_progress: Callable[[int], None] | None = None,
-                      max_seconds: float = 120.0) -> tuple[set[str], list[int]]:
+async def submit_many(
+    url: str, total: int, concurrency: int, on_progress: Callable[[int], None] | None = None, max_seconds: float = 120.0
+) -> tuple[set[str], list[int]]:
     """Submit `total` quick results; returns the ids answered 201/200 and every other status seen."""
     accepted: set[str] = set()
     other: list[int] = []
@@ -50,7 +58,7 @@ async def submit_many(url: str, total: int, concurrency: int, on_progress: Calla
                 return
             try:
                 test_id, status, answer = await quick_result(http, url)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 other.append(-1)
                 continue
             async with lock:

@@ -13,8 +13,15 @@ from typing import Any
 import aiohttp
 
 
-async def paced_download(http: aiohttp.ClientSession, url: str, token: str, seconds: float,
-                         chunk_bytes: int = 64 << 10, interval_s: float = 0.05, stream: int = 0) -> int:
+async def paced_download(
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    seconds: float,
+    chunk_bytes: int = 64 << 10,
+    interval_s: float = 0.05,
+    stream: int = 0,
+) -> int:
     """GET `chunk_bytes` every `interval_s` for `seconds` on one stream; bytes read."""
     loop = asyncio.get_running_loop()
     stop = loop.time() + seconds
@@ -28,16 +35,27 @@ async def paced_download(http: aiohttp.ClientSession, url: str, token: str, seco
     return total
 
 
-async def paced_upload(http: aiohttp.ClientSession, url: str, token: str, seconds: float,
-                       chunk_bytes: int = 64 << 10, interval_s: float = 0.05, stream: int = 0) -> int:
+async def paced_upload(
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    seconds: float,
+    chunk_bytes: int = 64 << 10,
+    interval_s: float = 0.05,
+    stream: int = 0,
+) -> int:
     """POST `chunk_bytes` every `interval_s` for `seconds` on one stream; bytes the server counted."""
     loop = asyncio.get_running_loop()
     stop = loop.time() + seconds
     total = 0
     body = b"\x5a" * chunk_bytes
     while loop.time() < stop:
-        async with http.post(url + "/api/v1/upload", params={"token": token, "stream": str(stream)},
-                             data=body, headers={"Content-Type": "application/octet-stream"}) as resp:
+        async with http.post(
+            url + "/api/v1/upload",
+            params={"token": token, "stream": str(stream)},
+            data=body,
+            headers={"Content-Type": "application/octet-stream"},
+        ) as resp:
             assert resp.status == 200, await resp.text()
             total += int((await resp.json())["bytes"])
         await asyncio.sleep(interval_s)

@@ -17,18 +17,32 @@ SECRET = "functional-test-secret-000"
 class ServeProcess:
     """`ispeed serve --port 0 ...`; `url` once it listens; stop() sends SIGTERM to its PID."""
 
-    def __init__(self, store: str, extra: Sequence[str] = (), env: dict[str, str] | None = None,
-                 global_args: Sequence[str] = ()) -> None:
-        self.args = [sys.executable, "-m", "ispeed.cli.main", *global_args, "serve", "--port", "0",
-                     "--store", store, "--secret", SECRET, *extra]
+    def __init__(
+        self, store: str, extra: Sequence[str] = (), env: dict[str, str] | None = None, global_args: Sequence[str] = ()
+    ) -> None:
+        self.args = [
+            sys.executable,
+            "-m",
+            "ispeed.cli.main",
+            *global_args,
+            "serve",
+            "--port",
+            "0",
+            "--store",
+            store,
+            "--secret",
+            SECRET,
+            *extra,
+        ]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.stderr_lines: list[str] = []
 
-    def start(self, timeout_s: float = 60.0) -> "ServeProcess":
-        self.proc = subprocess.Popen(self.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env=self.env)
+    def start(self, timeout_s: float = 60.0) -> ServeProcess:
+        self.proc = subprocess.Popen(
+            self.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
+        )
         assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -58,7 +72,7 @@ class ServeProcess:
         self.proc = None
         return code
 
-    def __enter__(self) -> "ServeProcess":
+    def __enter__(self) -> ServeProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

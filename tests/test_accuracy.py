@@ -28,8 +28,12 @@ pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"accuracy lab unava
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("accuracy") / "quick"
-    proc = subprocess.run([sys.executable, str(PERF / "accuracy.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(PERF / "accuracy.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     data = json.loads(out.with_suffix(".json").read_text())
     assert not [r for r in data["rows"] if "error" in r], data["rows"]

@@ -13,8 +13,20 @@ from pathlib import Path
 import pytest
 
 from ispeed.admin_geo import (
-    DEMO_PREFIXES, Geo, GeoConfig, build_demo_mmdb, build_mmdb, commune, communes, convert_old_province,
-    convert_old_ward, find, province, provinces, provider_for_asn, providers,
+    DEMO_PREFIXES,
+    Geo,
+    GeoConfig,
+    build_demo_mmdb,
+    build_mmdb,
+    commune,
+    communes,
+    convert_old_province,
+    convert_old_ward,
+    find,
+    provider_for_asn,
+    providers,
+    province,
+    provinces,
 )
 from ispeed.admin_geo.locate import Locator, check_position
 from ispeed.admin_geo.mmdb import read_prefixes_csv
@@ -23,10 +35,18 @@ from ispeed.core.errors import ValidationError
 
 REPO = Path(__file__).resolve().parents[1]
 SPECIAL_ZONES = {  # code -> (name, province)
-    "06994": ("Vân Đồn", "22"), "07192": ("Cô Tô", "22"), "11914": ("Cát Hải", "31"),
-    "11948": ("Bạch Long Vĩ", "31"), "19742": ("Cồn Cỏ", "44"), "20333": ("Hoàng Sa", "48"),
-    "21548": ("Lý Sơn", "51"), "22736": ("Trường Sa", "56"), "23272": ("Phú Quý", "68"),
-    "26732": ("Côn Đảo", "79"), "31078": ("Phú Quốc", "91"), "31105": ("Thổ Châu", "91"),
+    "06994": ("Vân Đồn", "22"),
+    "07192": ("Cô Tô", "22"),
+    "11914": ("Cát Hải", "31"),
+    "11948": ("Bạch Long Vĩ", "31"),
+    "19742": ("Cồn Cỏ", "44"),
+    "20333": ("Hoàng Sa", "48"),
+    "21548": ("Lý Sơn", "51"),
+    "22736": ("Trường Sa", "56"),
+    "23272": ("Phú Quý", "68"),
+    "26732": ("Côn Đảo", "79"),
+    "31078": ("Phú Quốc", "91"),
+    "31105": ("Thổ Châu", "91"),
     "31108": ("Kiên Hải", "91"),
 }
 
@@ -42,6 +62,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --- units ------------------------------------------------------------------------------------
+
 
 def test_counts_types_and_codes() -> None:
     provs, comms = provinces(), communes()
@@ -67,7 +88,12 @@ def test_known_units() -> None:
     assert commune("26740").full_name == "Phường Sài Gòn" and commune("26740").province_code == "79"
     # types where the sources disagreed, settled by the 2025 resolutions (see CROSSCHECK.md)
     assert [commune(c).type for c in ("10543", "11848", "31213", "31299", "07294")] == [
-        "phuong", "xa", "phuong", "xa", "xa"]
+        "phuong",
+        "xa",
+        "phuong",
+        "xa",
+        "xa",
+    ]
     assert len(communes("01")) == 126 and len(communes("79")) == 168
 
 
@@ -87,16 +113,20 @@ def test_unknown_codes_raise() -> None:
 
 # --- GPS --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("lat", "lon", "code"), [
-    (21.0286, 105.8522, "00070"),  # Hồ Hoàn Kiếm
-    (21.0369, 105.8347, "00004"),  # Lăng Chủ tịch Hồ Chí Minh, Ba Đình
-    (10.7769, 106.7009, "26740"),  # Phường Sài Gòn (former District 1 centre)
-    (8.6833, 106.6083, "26732"),   # Côn Sơn, Côn Đảo
-    (10.2170, 103.9590, "31078"),  # Dương Đông, Phú Quốc
-    (15.3800, 109.1200, "21548"),  # Lý Sơn island
-    (20.1340, 107.7290, "11948"),  # Bạch Long Vĩ island
-    (8.6450, 111.9200, "22736"),   # Trường Sa Lớn island (300 km from the zone's centroid)
-])
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "code"),
+    [
+        (21.0286, 105.8522, "00070"),  # Hồ Hoàn Kiếm
+        (21.0369, 105.8347, "00004"),  # Lăng Chủ tịch Hồ Chí Minh, Ba Đình
+        (10.7769, 106.7009, "26740"),  # Phường Sài Gòn (former District 1 centre)
+        (8.6833, 106.6083, "26732"),  # Côn Sơn, Côn Đảo
+        (10.2170, 103.9590, "31078"),  # Dương Đông, Phú Quốc
+        (15.3800, 109.1200, "21548"),  # Lý Sơn island
+        (20.1340, 107.7290, "11948"),  # Bạch Long Vĩ island
+        (8.6450, 111.9200, "22736"),  # Trường Sa Lớn island (300 km from the zone's centroid)
+    ],
+)
 def test_locate_known_places(geo: Geo, lat: float, lon: float, code: str) -> None:
     placed = geo.locate(lat, lon)
     assert placed is not None and placed.commune_code == code
@@ -114,10 +144,16 @@ def test_locate_outside_and_coarse(geo: Geo) -> None:
     assert fine is not None and fine.commune_code == "00070" and fine.distance_km is not None and fine.distance_km < 1
 
 
-@pytest.mark.parametrize(("lat", "lon", "acc", "field"), [
-    (123, 105, None, "lat"), (21, 190, None, "lon"), ("x", 105, None, "lat"), (math.nan, 105, None, "lat"),
-    (21, 105, -5, "accuracy_m"),
-])
+@pytest.mark.parametrize(
+    ("lat", "lon", "acc", "field"),
+    [
+        (123, 105, None, "lat"),
+        (21, 190, None, "lon"),
+        ("x", 105, None, "lat"),
+        (math.nan, 105, None, "lat"),
+        (21, 105, -5, "accuracy_m"),
+    ],
+)
 def test_locate_bad_input(lat: object, lon: object, acc: object, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         check_position(lat, lon, acc)
@@ -143,12 +179,23 @@ def test_grid_matches_plain_kdtree(geo: Geo) -> None:
 def test_polygons_preferred(tmp_path: Path) -> None:
     target = commune("00008")  # Ngọc Hà, next to Ba Đình
     ba_dinh = commune("00004")
-    square = [[ba_dinh.lon - 0.002, ba_dinh.lat - 0.002], [ba_dinh.lon + 0.002, ba_dinh.lat - 0.002],
-               [ba_dinh.lon + 0.002, ba_dinh.lat + 0.002], [ba_dinh.lon - 0.002, ba_dinh.lat + 0.002],
-               [ba_dinh.lon - 0.002, ba_dinh.lat - 0.002]]
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"code": target.code},
-         "geometry": {"type": "Polygon", "coordinates": [square]}}]}
+    square = [
+        [ba_dinh.lon - 0.002, ba_dinh.lat - 0.002],
+        [ba_dinh.lon + 0.002, ba_dinh.lat - 0.002],
+        [ba_dinh.lon + 0.002, ba_dinh.lat + 0.002],
+        [ba_dinh.lon - 0.002, ba_dinh.lat + 0.002],
+        [ba_dinh.lon - 0.002, ba_dinh.lat - 0.002],
+    ]
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"code": target.code},
+                "geometry": {"type": "Polygon", "coordinates": [square]},
+            }
+        ],
+    }
     path = tmp_path / "b.geojson"
     path.write_text(json.dumps(doc))
     g = Geo(GeoConfig(boundaries=path))
@@ -163,12 +210,23 @@ def test_polygons_preferred(tmp_path: Path) -> None:
 
 # --- names --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("query", "level", "code"), [
-    ("Thai Nguyen", "province", "19"), ("thái nguyên", "province", "19"), ("TP HCM", "province", "79"),
-    ("Ho Chi Minh", "province", "79"), ("tp. hồ chí minh", "province", "79"), ("HA NOI", "province", "01"),
-    ("Côn Đảo", "commune", "26732"), ("dac khu phu quoc", "commune", "31078"), ("Hoàn Kiếm", "commune", "00070"),
-    ("Ea H'Leo", "commune", "24184"), ("hue", "province", "46"),
-])
+
+@pytest.mark.parametrize(
+    ("query", "level", "code"),
+    [
+        ("Thai Nguyen", "province", "19"),
+        ("thái nguyên", "province", "19"),
+        ("TP HCM", "province", "79"),
+        ("Ho Chi Minh", "province", "79"),
+        ("tp. hồ chí minh", "province", "79"),
+        ("HA NOI", "province", "01"),
+        ("Côn Đảo", "commune", "26732"),
+        ("dac khu phu quoc", "commune", "31078"),
+        ("Hoàn Kiếm", "commune", "00070"),
+        ("Ea H'Leo", "commune", "24184"),
+        ("hue", "province", "46"),
+    ],
+)
 def test_find(query: str, level: str, code: str) -> None:
     best = find(query)[0]
     assert (best.unit.level, best.unit.code, best.score) == (level, code, 0)
@@ -180,14 +238,14 @@ def test_find_nothing() -> None:
 
 # --- legacy -------------------------------------------------------------------------------------
 
+
 def test_convert_provinces() -> None:
     assert convert_old_province("74").new_codes == ("79",)  # Bình Dương
     assert convert_old_province(77).new_code == "79"  # Bà Rịa - Vũng Tàu
     assert convert_old_province("02").new_code == "08"  # Hà Giang -> Tuyên Quang
     assert convert_old_province("10").new_code == "15"  # Lào Cai keeps Yên Bái's code
     assert convert_old_province("01").new_code == "01"
-    targets = Counter(convert_old_province(f"{n:02d}").new_code
-                      for n in range(1, 97) if _is_old_province(f"{n:02d}"))
+    targets = Counter(convert_old_province(f"{n:02d}").new_code for n in range(1, 97) if _is_old_province(f"{n:02d}"))
     assert sum(targets.values()) == 63 and len(targets) == 34
     with pytest.raises(ValidationError, match="63 former province"):
         convert_old_province("03")
@@ -228,6 +286,7 @@ def test_every_old_ward_lands_in_its_provinces_successor() -> None:
 
 # --- providers and IP -------------------------------------------------------------------------
 
+
 def test_providers_table() -> None:
     names = [p.name for p in providers()]
     for expected in ("Viettel", "VNPT", "FPT Telecom", "MobiFone", "CMC Telecom", "Vietnamobile", "SCTV"):
@@ -241,8 +300,19 @@ def test_providers_table() -> None:
 
 def test_demo_db_lookups(demo_db: Path) -> None:
     g = Geo(GeoConfig(asn_db=demo_db, city_db=demo_db))
-    got = {ip: g.lookup_ip(ip) for ip in ("127.0.0.1", "::1", "192.0.2.7", "198.51.100.1", "203.0.113.9",
-                                          "2001:db8::1", "::ffff:127.0.0.1", "8.8.8.8")}
+    got = {
+        ip: g.lookup_ip(ip)
+        for ip in (
+            "127.0.0.1",
+            "::1",
+            "192.0.2.7",
+            "198.51.100.1",
+            "203.0.113.9",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "8.8.8.8",
+        )
+    }
     assert (got["127.0.0.1"].asn, got["127.0.0.1"].provider, got["127.0.0.1"].province_code) == (7552, "Viettel", "01")
     assert (got["::1"].provider, got["::1"].province_code) == ("VNPT", "79")
     assert (got["192.0.2.7"].provider, got["192.0.2.7"].province_code) == ("FPT Telecom", "48")
@@ -257,11 +327,16 @@ def test_demo_db_lookups(demo_db: Path) -> None:
 
 def test_build_mmdb_from_csv(tmp_path: Path) -> None:
     src = tmp_path / "p.csv"
-    src.write_text("prefix,asn,provider,province_code\n100.64.0.0/10,AS24086,viettel group,92\n"
-                   "2001:db8:1::/48,45543,,1\n10.0.0.0/8,,,\n")
+    src.write_text(
+        "prefix,asn,provider,province_code\n100.64.0.0/10,AS24086,viettel group,92\n"
+        "2001:db8:1::/48,45543,,1\n10.0.0.0/8,,,\n"
+    )
     rows = read_prefixes_csv(src)
     assert [(r.asn, r.provider, r.province_code) for r in rows] == [
-        (24086, "Viettel", "92"), (45543, "SCTV", "01"), (None, None, None)]
+        (24086, "Viettel", "92"),
+        (45543, "SCTV", "01"),
+        (None, None, None),
+    ]
     out = tmp_path / "o.mmdb"
     assert build_mmdb(rows, out) == 3
     g = Geo(GeoConfig(asn_db=out, city_db=out))
@@ -309,6 +384,7 @@ def test_enrich(demo_db: Path) -> None:
 
 # --- CLI ------------------------------------------------------------------------------------------
 
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(["geo", *argv])
     out, err = capsys.readouterr()
@@ -332,9 +408,18 @@ def test_cli_locate_ip_convert_find(capsys: pytest.CaptureFixture[str], demo_db:
     assert got["distance_km"] < 1
     code, out, _ = run(capsys, "ip", "192.0.2.200", "--asn-db", str(demo_db), "--city-db", str(demo_db))
     assert json.loads(out) | {"as_org": None} == {
-        "ip": "192.0.2.200", "asn": 131429, "provider": "MobiFone", "province_code": "31", "as_org": None,
-        "latitude": 20.8759, "longitude": 106.47, "accuracy_radius_km": 32,
-        "connection_type": None, "connection_family": None, "connection_source": None}
+        "ip": "192.0.2.200",
+        "asn": 131429,
+        "provider": "MobiFone",
+        "province_code": "31",
+        "as_org": None,
+        "latitude": 20.8759,
+        "longitude": 106.47,
+        "accuracy_radius_km": 32,
+        "connection_type": None,
+        "connection_family": None,
+        "connection_source": None,
+    }
     code, out, _ = run(capsys, "convert", "--old-province", "74")
     assert json.loads(out)["new_codes"] == ["79"] and json.loads(out)["exact"] is True
     code, out, _ = run(capsys, "convert", "--old-ward", "00007")
@@ -343,13 +428,16 @@ def test_cli_locate_ip_convert_find(capsys: pytest.CaptureFixture[str], demo_db:
     assert json.loads(out)[0]["code"] == "79"
 
 
-@pytest.mark.parametrize("argv", [
-    ("locate", "--lat", "123", "--lon", "105"),
-    ("ip", "1.2.3"),
-    ("convert", "--old-province", "99"),
-    ("convert", "--old-ward", "xx"),
-    ("units", "--level", "commune", "--province", "03"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("locate", "--lat", "123", "--lon", "105"),
+        ("ip", "1.2.3"),
+        ("convert", "--old-province", "99"),
+        ("convert", "--old-ward", "xx"),
+        ("units", "--level", "commune", "--province", "03"),
+    ],
+)
 def test_cli_bad_input(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]) -> None:
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
@@ -367,10 +455,13 @@ def test_cli_build_mmdb(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
 
 # --- packaging ----------------------------------------------------------------------------------
 
+
 def test_imports_stay_light() -> None:
-    code = ("import sys, ispeed.admin_geo, ispeed.admin_geo.cli; "
-            "heavy = [m for m in ('scipy', 'numpy', 'maxminddb', 'mmdb_writer') if m in sys.modules]; "
-            "import ispeed.client; assert not heavy, heavy")
+    code = (
+        "import sys, ispeed.admin_geo, ispeed.admin_geo.cli; "
+        "heavy = [m for m in ('scipy', 'numpy', 'maxminddb', 'mmdb_writer') if m in sys.modules]; "
+        "import ispeed.client; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     code = "import sys, ispeed.client; assert 'ispeed.admin_geo' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -380,8 +471,11 @@ def test_build_script_reproduces_committed_files(tmp_path: Path) -> None:
     """Downloads the two pinned wheels (skipped offline) and compares every generated byte."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    proc = subprocess.run([sys.executable, str(REPO / "admin_geo" / "build_data.py"), "--check", "--wheels",
-                           str(wheels)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "admin_geo" / "build_data.py"), "--check", "--wheels", str(wheels)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 and "differs from a rebuild" not in proc.stderr:
         pytest.skip(f"cannot fetch the pinned wheels here: {proc.stderr.strip().splitlines()[-1:]}")
     assert proc.returncode == 0, proc.stderr

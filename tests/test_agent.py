@@ -8,29 +8,35 @@ import sys
 from pathlib import Path
 
 import pytest
-from clickhouse_server import ClickHouseServer, free_port
-from serve_process import ServeProcess
 
+from clickhouse_server import ClickHouseServer, free_port
 from ispeed.client.agent import parse_every
 from ispeed.core.errors import ConfigError
 from ispeed.core.store import open_store
 from ispeed.server.devices import verify_device_id
 from ispeed.server.privacy import keyed_hash
+from serve_process import ServeProcess
 
-SERVE_SECRET = b"functional-test-secret-000"   # tests/serve_process.py
+SERVE_SECRET = b"functional-test-secret-000"  # tests/serve_process.py
 
 
 def agent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", "agent", "--duration", "1", "--streams", "2",
-                           *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", "agent", "--duration", "1", "--streams", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _log(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("text,seconds", [("90", 90), ("45s", 45), ("30m", 1800), ("1h", 3600),
-                                          ("1h30m", 5400), ("1d", 86400), ("1.5s", 1.5)])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("90", 90), ("45s", 45), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("1d", 86400), ("1.5s", 1.5)],
+)
 def test_parse_every(text: str, seconds: float) -> None:
     assert parse_every(text) == seconds
 
@@ -43,7 +49,7 @@ def test_parse_every_rejects(text: str) -> None:
 
 def test_agent_runs_scheduled_tests_and_logs_them(tmp_path: Path) -> None:
     (tmp_path / "st").mkdir()
-    (tmp_path / "st" / "device-id").write_text("0123456789abcdef0123456789abcdef\n")   # an old random id
+    (tmp_path / "st" / "device-id").write_text("0123456789abcdef0123456789abcdef\n")  # an old random id
     with ServeProcess(f"chdb:{tmp_path / 'var'}") as server:
         out = agent("--server", server.url, "--every", "1s", "--count", "2", "--state-dir", str(tmp_path / "st"))
     assert out.returncode == 0, out.stderr
@@ -51,7 +57,7 @@ def test_agent_runs_scheduled_tests_and_logs_them(tmp_path: Path) -> None:
     assert [r["event"] for r in records] == ["test", "test"]
     assert all(r["submitted"] and r["valid"] and r["download_mbps"] > 100 for r in records)  # type: ignore[operator]
     assert list((tmp_path / "st" / "outbox").glob("*.json")) == []
-    device = (tmp_path / "st" / "device-id").read_text().strip()   # replaced by a server-issued id
+    device = (tmp_path / "st" / "device-id").read_text().strip()  # replaced by a server-issued id
     assert verify_device_id(SERVE_SECRET, device) == device
     with open_store(f"chdb:{tmp_path / 'var'}") as store:
         rows = store.query("SELECT test_id, client_kind, device_hash FROM {db}.measurements")
@@ -68,7 +74,7 @@ def test_results_survive_a_store_outage_and_a_server_restart(tmp_path: Path) -> 
     common = ["--spool-dir", "none", "--port", port]
     try:
         with ServeProcess(store, common) as server:
-            ch.kill()   # the store goes away: the server can measure but not store
+            ch.kill()  # the store goes away: the server can measure but not store
             first = agent("--server", server.url, "--every", "1s", "--count", "1", "--state-dir", str(state))
         assert first.returncode == 0, first.stderr
         (rec,) = _log(state / "agent.jsonl")
@@ -93,8 +99,23 @@ def test_results_survive_a_store_outage_and_a_server_restart(tmp_path: Path) -> 
 def test_server_selection_picks_a_reachable_server(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     with ServeProcess(f"chdb:{tmp_path / 'var'}") as server:
-        out = subprocess.run([sys.executable, "-m", "ispeed.cli.main", "test", "--server", f"{dead},{server.url}",
-                              "--json", "--duration", "1", "--no-submit"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ispeed.cli.main",
+                "test",
+                "--server",
+                f"{dead},{server.url}",
+                "--json",
+                "--duration",
+                "1",
+                "--no-submit",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["server"] == server.url

@@ -14,50 +14,82 @@ from scipy.stats import binom
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import aggregate_month, compute_month
 from ispeed.aggregator.ci import median_ci
-from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.cli.main import main
 from ispeed.core.errors import UsageError
 from ispeed.core.schema import Measurement
+from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS
 from ispeed.core.store import Store
 
 _n = iter(range(1_000_000))
 
 
-def _test(day: int, download: float, *, device: str = "d1", ip: str = "ip1", province: str = "01",
-          commune: str = "00004", provider: str = "Viettel", network: str = "fixed", upload: float = 10.0,
-          latency: float | None = 10.0, simulated: bool = False, valid: bool = True,
-          month: int = 7) -> Measurement:
-    started = dt.datetime(2025, month, day, 5, 0, tzinfo=dt.timezone.utc)
+def _test(
+    day: int,
+    download: float,
+    *,
+    device: str = "d1",
+    ip: str = "ip1",
+    province: str = "01",
+    commune: str = "00004",
+    provider: str = "Viettel",
+    network: str = "fixed",
+    upload: float = 10.0,
+    latency: float | None = 10.0,
+    simulated: bool = False,
+    valid: bool = True,
+    month: int = 7,
+) -> Measurement:
+    started = dt.datetime(2025, month, day, 5, 0, tzinfo=dt.UTC)
     return Measurement(
-        test_id=f"t{next(_n)}", started_at=started, local_date=started.date(), network_type=network,
-        provider=provider, province_code=province, commune_code=commune, device_hash=device, ip_hash=ip,
-        download_mbps=download, upload_mbps=upload, latency_ms=latency, jitter_ms=None if latency is None else 1.0,
-        simulated=simulated, valid=valid,
+        test_id=f"t{next(_n)}",
+        started_at=started,
+        local_date=started.date(),
+        network_type=network,
+        provider=provider,
+        province_code=province,
+        commune_code=commune,
+        device_hash=device,
+        ip_hash=ip,
+        download_mbps=download,
+        upload_mbps=upload,
+        latency_ms=latency,
+        jitter_ms=None if latency is None else 1.0,
+        simulated=simulated,
+        valid=valid,
     )
 
 
 def _cells(store: Store, **kw: object) -> dict[tuple[str, ...], dict]:
     stats = compute_month(store, 2025, 7, Methodology(min_samples=1, **kw))  # type: ignore[arg-type]
-    return {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
-            for c in stats.cells}
+    return {
+        (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c for c in stats.cells
+    }
 
 
 def test_device_day_samples_even_medians_and_invalid_tests(store: Store) -> None:
-    store.insert_measurements([
-        # device d1 on 1 July: three tests, one in another commune (a different commune cell)
-        _test(1, 10.0), _test(1, 20.0), _test(1, 90.0, commune="00008"),
-        # d1 on 2 July: two tests -> sample = (a + b) / 2
-        _test(2, 0.1), _test(2, 0.2),
-        # no device id: the IP hash is the device
-        _test(1, 50.0, device="", ip="ipA"), _test(1, 70.0, device="", ip="ipB"),
-        # never counted: invalid, zero upload, simulated (by default)
-        _test(1, 999.0, valid=False), _test(1, 999.0, upload=0.0), _test(1, 999.0, simulated=True),
-        # a test without latency does not turn a latency median into NULL
-        _test(3, 40.0, device="d2", latency=None),
-    ])
+    store.insert_measurements(
+        [
+            # device d1 on 1 July: three tests, one in another commune (a different commune cell)
+            _test(1, 10.0),
+            _test(1, 20.0),
+            _test(1, 90.0, commune="00008"),
+            # d1 on 2 July: two tests -> sample = (a + b) / 2
+            _test(2, 0.1),
+            _test(2, 0.2),
+            # no device id: the IP hash is the device
+            _test(1, 50.0, device="", ip="ipA"),
+            _test(1, 70.0, device="", ip="ipB"),
+            # never counted: invalid, zero upload, simulated (by default)
+            _test(1, 999.0, valid=False),
+            _test(1, 999.0, upload=0.0),
+            _test(1, 999.0, simulated=True),
+            # a test without latency does not turn a latency median into NULL
+            _test(3, 40.0, device="d2", latency=None),
+        ]
+    )
     cells = _cells(store)
     nat = cells[("fixed", "national", "", "", "")]
     # samples: d1/1 -> median(10,20,90)=20; d1/2 -> 0.15000000000000002; ipA 50; ipB 70; d2 40
@@ -115,11 +147,14 @@ def test_a_mixed_day_keeps_missing_latency_out_of_each_cell(store: Store) -> Non
     """A device in two communes on one day (a mixed day) whose tests in one commune have no
     latency: that commune's sample has no latency (NULL median, not -1), the day's national
     sample takes the latency of the tests that have one, and download counts in both."""
-    store.insert_measurements([
-        _test(8, 10.0, device="dL", latency=None), _test(8, 30.0, device="dL", latency=None),
-        _test(8, 50.0, device="dL", commune="00008", latency=30.0),
-        _test(8, 70.0, device="dL", commune="00008", latency=50.0),
-    ])
+    store.insert_measurements(
+        [
+            _test(8, 10.0, device="dL", latency=None),
+            _test(8, 30.0, device="dL", latency=None),
+            _test(8, 50.0, device="dL", commune="00008", latency=30.0),
+            _test(8, 70.0, device="dL", commune="00008", latency=50.0),
+        ]
+    )
     cells = _cells(store)
     for provider in ("", "Viettel"):
         without = cells[("fixed", "commune", "01", "00004", provider)]
@@ -155,8 +190,9 @@ def test_ci_picks_the_binomial_order_statistics(n: int) -> None:
     values = np.sort(np.random.default_rng(n).lognormal(4, 1, n))
     k = int(binom.ppf(0.025, n, 0.5))
     starts = (max(1, k - 8), max(1, n - k + 1 - 8))
-    low, high = median_ci(n, 0.025, values[starts[0] - 1: starts[0] + 17], starts[0],
-                          values[starts[1] - 1: starts[1] + 17], starts[1])
+    low, high = median_ci(
+        n, 0.025, values[starts[0] - 1 : starts[0] + 17], starts[0], values[starts[1] - 1 : starts[1] + 17], starts[1]
+    )
     if k == 0:
         assert (low, high) == (None, None)
     else:
@@ -165,10 +201,19 @@ def test_ci_picks_the_binomial_order_statistics(n: int) -> None:
         assert binom.cdf(n - k, n, 0.5) - binom.cdf(k - 1, n, 0.5) >= 0.95
 
 
-def _cell(nt: str, level: str, prov: str, comm: str, isp: str, lo: float | None, hi: float | None,
-          published: bool = True) -> dict:
-    return {"network_type": nt, "level": level, "province_code": prov, "commune_code": comm,
-            "provider": isp, "download_ci_low_mbps": lo, "download_ci_high_mbps": hi, "published": published}
+def _cell(
+    nt: str, level: str, prov: str, comm: str, isp: str, lo: float | None, hi: float | None, published: bool = True
+) -> dict:
+    return {
+        "network_type": nt,
+        "level": level,
+        "province_code": prov,
+        "commune_code": comm,
+        "provider": isp,
+        "download_ci_low_mbps": lo,
+        "download_ci_high_mbps": hi,
+        "published": published,
+    }
 
 
 def test_rank_groups_and_ties() -> None:
@@ -202,21 +247,31 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
         assert (tmp_path / "a/2025-07" / name).read_bytes() == (tmp_path / "b/2025-07" / name).read_bytes(), name
     header = (tmp_path / "a/2025-07/stats.csv").read_text().splitlines()[0].split(",")
     assert header[: len(STATS_COLUMNS)] == list(STATS_COLUMNS)
-    assert header[len(STATS_COLUMNS):] == ["methodology_version", "min_samples", "ci_level", "include_simulated",
-                                           *EVIDENCE_COLUMNS]
+    assert header[len(STATS_COLUMNS) :] == [
+        "methodology_version",
+        "min_samples",
+        "ci_level",
+        "include_simulated",
+        *EVIDENCE_COLUMNS,
+    ]
     meta = json.loads((tmp_path / "a/2025-07/methodology.json").read_text())
     assert meta["methodology_version"] == "1" and meta["min_samples"] == 40
     # month-over-month: published in both months
     changes = first.changes
     assert changes and all(c["previous_month"] == "2025-06" for c in changes)
     nat = next(c for c in changes if c["level"] == "national" and not c["provider"] and c["network_type"] == "fixed")
-    assert math.isclose(nat["download_change_pct"],
-                        (nat["download_median_mbps"] / nat["previous_download_median_mbps"] - 1) * 100)
+    assert math.isclose(
+        nat["download_change_pct"], (nat["download_median_mbps"] / nat["previous_download_median_mbps"] - 1) * 100
+    )
     # histograms: national and province levels, samples add up to the cell's samples
-    hist = [h for h in first.histograms if h["network_type"] == "fixed" and h["level"] == "national"
-            and not h["provider"] and h["metric"] == "download"]
-    fixed_nat = next(c for c in first.cells if c["network_type"] == "fixed" and c["level"] == "national"
-                     and not c["provider"])
+    hist = [
+        h
+        for h in first.histograms
+        if h["network_type"] == "fixed" and h["level"] == "national" and not h["provider"] and h["metric"] == "download"
+    ]
+    fixed_nat = next(
+        c for c in first.cells if c["network_type"] == "fixed" and c["level"] == "national" and not c["provider"]
+    )
     assert sum(h["samples"] for h in hist) == fixed_nat["samples"]
     assert all(h["bin_low_mbps"] <= fixed_nat["download_median_mbps"] or h["samples"] >= 0 for h in hist)
     # the store holds exactly one copy of the month, equal to the files
@@ -224,8 +279,9 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
     assert len(stored) == len(first.cells)
     assert store.query("SELECT count() FROM {db}.monthly_stats WHERE month = '2025-07'")[0][0] == len(first.cells)
     assert store.query("SELECT count() FROM {db}.monthly_stats_staging")[0][0] == 0
-    by_key = {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
-              for c in first.cells}
+    by_key = {
+        (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c for c in first.cells
+    }
     for row in stored:
         cell = by_key[(row["network_type"], row["level"], row["province_code"], row["commune_code"], row["provider"])]
         assert (row["samples"], row["rank"], row["published"]) == (cell["samples"], cell["rank"], cell["published"])
@@ -236,8 +292,9 @@ def test_histogram_bins_values_on_and_next_to_every_edge(store: Store) -> None:
     from ispeed.aggregator.cells_sql import BINS, _histogram, bin_edges_mbps
 
     edges = np.array([bin_edges_mbps(b)[1] for b in BINS[:-1]])
-    values = np.concatenate([edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf),
-                             [1e-9, 0.05, 3.7, 95.5, 2e4, 1e6]])
+    values = np.concatenate(
+        [edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [1e-9, 0.05, 3.7, 95.5, 2e4, 1e6]]
+    )
     literal = "[" + ", ".join(repr(float(v)) for v in values) + "]"
     rows = store.query(f"SELECT h_t FROM (SELECT {literal} AS v, {_histogram('t', 'v')})")
     expected = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(BINS))
@@ -248,10 +305,24 @@ def test_histogram_bins_values_on_and_next_to_every_edge(store: Store) -> None:
 def test_csv_fields_are_plain_text_whatever_the_number_type() -> None:
     from ispeed.core.stats import format_value
 
-    assert [format_value(v) for v in (None, True, False, 0, 17, -3, "", "x")] == \
-        ["", "true", "false", "0", "17", "-3", "", "x"]
-    assert [format_value(v) for v in (0.1, 1e-300, 95.0, math.nan, math.inf, -math.inf)] == \
-        ["0.1", "1e-300", "95.0", "", "", ""]
+    assert [format_value(v) for v in (None, True, False, 0, 17, -3, "", "x")] == [
+        "",
+        "true",
+        "false",
+        "0",
+        "17",
+        "-3",
+        "",
+        "x",
+    ]
+    assert [format_value(v) for v in (0.1, 1e-300, 95.0, math.nan, math.inf, -math.inf)] == [
+        "0.1",
+        "1e-300",
+        "95.0",
+        "",
+        "",
+        "",
+    ]
     assert [format_value(v) for v in (np.float64(2.5), np.float64("nan"), np.int64(7))] == ["2.5", "", "7"]
 
 
@@ -283,8 +354,7 @@ def test_store_medians_and_ci_band_match_a_full_sort(store: Store, n: int) -> No
 
     The values repeat (ties straddle the band's edges), in a scrambled order.
     """
-    from ispeed.aggregator.cells_sql import (CI_SLICES, CI_WIDTH, GRID_QUANTILES, LO_INDEX, MEDIAN_LEVELS,
-                                             ci_band_sql)
+    from ispeed.aggregator.cells_sql import CI_SLICES, CI_WIDTH, GRID_QUANTILES, LO_INDEX, MEDIAN_LEVELS, ci_band_sql
 
     rows = store.query(f"""
         SELECT samples, {CI_SLICES}, q_dl[{LO_INDEX}], q_dl[{LO_INDEX + 1}], q_med
@@ -301,8 +371,8 @@ def test_store_medians_and_ci_band_match_a_full_sort(store: Store, n: int) -> No
     values = np.sort(((np.arange(n, dtype=np.int64) * 7919) % 997).astype(np.float64) / 7)
     assert int(samples) == n
     assert (q_lo + q_hi) / 2 == float(np.median(values)) == (q_med[0] + q_med[1]) / 2
-    assert list(lo_slice) == list(values[int(lo_start) - 1: int(lo_start) - 1 + CI_WIDTH])
-    assert list(hi_slice) == list(values[int(hi_start) - 1: int(hi_start) - 1 + CI_WIDTH])
+    assert list(lo_slice) == list(values[int(lo_start) - 1 : int(lo_start) - 1 + CI_WIDTH])
+    assert list(hi_slice) == list(values[int(hi_start) - 1 : int(hi_start) - 1 + CI_WIDTH])
     k = int(binom.ppf(0.025, n, 0.5))
     if k:
         assert median_ci(n, 0.025, lo_slice, int(lo_start), hi_slice, int(hi_start)) == (values[k - 1], values[n - k])

@@ -13,17 +13,22 @@ from ispeed.aggregator.aggregate import aggregate_month, month_query_params
 from ispeed.aggregator.cells_sql import device_days_query
 from ispeed.aggregator.export import export_month
 from ispeed.aggregator.methodology import Methodology
-from ispeed.aggregator.simulate import SimulationConfig, generate, simulate
 from ispeed.aggregator.places import load_places
+from ispeed.aggregator.simulate import SimulationConfig, generate, simulate
 from ispeed.core.schema import MEASUREMENT_COLUMNS
 from ispeed.core.store import Store
 
 KEYS = ["network_type", "level", "province_code", "commune_code", "provider"]
-KINDS = [("national", False, False, False), ("national", False, False, True),
-         ("province", True, False, False), ("province", True, False, True),
-         ("commune", True, True, False), ("commune", True, True, True)]
+KINDS = [
+    ("national", False, False, False),
+    ("national", False, False, True),
+    ("province", True, False, False),
+    ("province", True, False, True),
+    ("commune", True, True, False),
+    ("commune", True, True, True),
+]
 MIN_SAMPLES = 25
-# histogram bins (the site's, DESIGN.md): [10^(i/5), 10^((i+1)/5)) for i = -5 … 20, open at both ends
+# histogram bins (the site's, cells_sql.BINS): [10^(i/5), 10^((i+1)/5)) for i = -5 … 20, open at both ends
 FIRST_BIN, LAST_BIN = -5, 20
 BIN_EDGES = np.array([10 ** ((i + 1) / 5) for i in range(FIRST_BIN, LAST_BIN)])
 
@@ -37,12 +42,19 @@ def _num(series: pd.Series) -> pd.Series:
 
 
 # spec/evidence.md: ranks of each label's evidence, weakest 0; a sample rests on its weakest test
-EVIDENCE_RANKS = {"r_place": ("location_source", {"gps": 2, "ip": 1}),
-                  "r_nt": ("network_type_source", {"ip": 3, "device": 2, "declared": 1}),
-                  "r_dev": ("device_source", {"issued": 1})}
-EVIDENCE_SHARES = {"place_gps_share": ("r_place", 2), "place_ip_share": ("r_place", 1),
-                   "network_type_ip_share": ("r_nt", 3), "network_type_device_share": ("r_nt", 2),
-                   "network_type_declared_share": ("r_nt", 1), "device_issued_share": ("r_dev", 1)}
+EVIDENCE_RANKS = {
+    "r_place": ("location_source", {"gps": 2, "ip": 1}),
+    "r_nt": ("network_type_source", {"ip": 3, "device": 2, "declared": 1}),
+    "r_dev": ("device_source", {"issued": 1}),
+}
+EVIDENCE_SHARES = {
+    "place_gps_share": ("r_place", 2),
+    "place_ip_share": ("r_place", 1),
+    "network_type_ip_share": ("r_nt", 3),
+    "network_type_device_share": ("r_nt", 2),
+    "network_type_declared_share": ("r_nt", 1),
+    "device_issued_share": ("r_dev", 1),
+}
 
 
 def _valid_tests(export_csv: Path) -> pd.DataFrame:
@@ -57,7 +69,7 @@ def _valid_tests(export_csv: Path) -> pd.DataFrame:
 
 
 def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Methodology v1 from the open-data export alone (the issue's definitions, verbatim):
+    """Methodology v1 from the open-data export alone (the methodology page's definitions):
     the cells, and the national and province histograms of every cell's samples."""
     tests = _valid_tests(export_csv)
     frames, histograms = [], []
@@ -87,17 +99,21 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
                 counted = samples[KEYS].assign(metric=metric, bin=bins).value_counts().rename("samples")
                 histograms.append(counted.reset_index())
         cell = samples.groupby(KEYS, sort=False)
-        out = pd.DataFrame({
-            "tests": cell["n_tests"].sum(),
-            "samples": cell.size(),
-            "devices": cell["device_hash"].nunique(),
-            "download_median_mbps": cell["download_mbps"].median(),
-            "upload_median_mbps": cell["upload_mbps"].median(),
-            "latency_median_ms": cell["latency_ms"].median(),
-            "jitter_median_ms": cell["jitter_ms"].median(),
-        })
+        out = pd.DataFrame(
+            {
+                "tests": cell["n_tests"].sum(),
+                "samples": cell.size(),
+                "devices": cell["device_hash"].nunique(),
+                "download_median_mbps": cell["download_mbps"].median(),
+                "upload_median_mbps": cell["upload_mbps"].median(),
+                "latency_median_ms": cell["latency_ms"].median(),
+                "jitter_median_ms": cell["jitter_ms"].median(),
+            }
+        )
         for share, (rank, level_) in EVIDENCE_SHARES.items():
-            out[share] = (samples[rank] == level_).groupby([samples[k] for k in KEYS], sort=False).sum() / out["samples"]
+            out[share] = (samples[rank] == level_).groupby([samples[k] for k in KEYS], sort=False).sum() / out[
+                "samples"
+            ]
 
         def ci(values: pd.Series) -> pd.Series:
             s = np.sort(values.to_numpy())
@@ -115,10 +131,16 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
     cells["published"] = cells["samples"] >= min_samples
     cells["rank"] = np.nan
     pub = cells[cells["published"]]
-    group = np.where(pub["provider"] != "",
-                     "p|" + pub["network_type"] + "|" + pub["level"] + "|" + pub["province_code"] + "|" + pub["commune_code"],
-                     "a|" + pub["network_type"] + "|" + pub["level"] + "|"
-                     + np.where(pub["level"] == "commune", pub["province_code"], ""))
+    group = np.where(
+        pub["provider"] != "",
+        "p|" + pub["network_type"] + "|" + pub["level"] + "|" + pub["province_code"] + "|" + pub["commune_code"],
+        "a|"
+        + pub["network_type"]
+        + "|"
+        + pub["level"]
+        + "|"
+        + np.where(pub["level"] == "commune", pub["province_code"], ""),
+    )
     for _, members in pub.groupby(group):
         lows = members["download_ci_low_mbps"].fillna(-np.inf).to_numpy()
         for idx, high in members["download_ci_high_mbps"].fillna(np.inf).items():
@@ -128,7 +150,7 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
 
 @pytest.fixture
 def simulated_month(store: Store) -> Store:
-    cfg = SimulationConfig(2025, 7, 30_000, seed=11, anonymous_share=0.1)   # some devices counted by IP
+    cfg = SimulationConfig(2025, 7, 30_000, seed=11, anonymous_share=0.1)  # some devices counted by IP
     store.execute("SYSTEM STOP MERGES {db}.measurements")  # a merge would collapse the replays first
     simulate(store, cfg)
     first = next(generate(cfg, load_places()))  # replay 400 tests: export (FINAL) and aggregate count them once
@@ -155,8 +177,14 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
     pub = expected["published"]
     assert (_num(got["rank"])[pub] == expected["rank"][pub]).all()
     assert (got["rank"][~pub] == "").all()
-    for col in ("download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
-                "upload_median_mbps", "latency_median_ms", "jitter_median_ms"):
+    for col in (
+        "download_median_mbps",
+        "download_ci_low_mbps",
+        "download_ci_high_mbps",
+        "upload_median_mbps",
+        "latency_median_ms",
+        "jitter_median_ms",
+    ):
         ours, theirs = _num(got[col])[pub], expected[col][pub]
         assert np.allclose(ours, theirs, rtol=0, atol=1e-9, equal_nan=True), col
         assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
@@ -168,7 +196,7 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
         assert (ours == theirs).all(), col
         assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
     shares = expected.loc[pub, list(EVIDENCE_SHARES)]
-    assert ((shares > 0) & (shares < 1)).any().all()   # every share takes values strictly inside 0-1
+    assert ((shares > 0) & (shares < 1)).any().all()  # every share takes values strictly inside 0-1
 
     # histograms: published national and province cells, every non-empty bin, exact counts
     published = expected[pub].reset_index()[KEYS]
@@ -192,11 +220,15 @@ def test_device_days_query_counts_the_exports_device_days(simulated_month: Store
     cells = day[["province_code", "commune_code", "provider"]].nunique().max(axis=1)
     mixed = (cells > 1).rename("mixed").reset_index()
     tests = tests.merge(mixed, on=["network_type", "device_hash", "local_date"])
-    expected = {t: (int(day.size()[t].size), int(len(g)), int(g["mixed"].sum()))
-                for t, g in tests.groupby("network_type")}
+    expected = {
+        t: (int(day.size()[t].size), int(len(g)), int(g["mixed"].sum())) for t, g in tests.groupby("network_type")
+    }
     assert sum(m for _, _, m in expected.values()) > 0  # some days are mixed: the count is not vacuous
 
     method = Methodology(min_samples=MIN_SAMPLES, include_simulated=True)
     query = device_days_query(len(method.network_types))
-    got = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in store.query(query, month_query_params(2025, 7, method))}
+    got = {
+        row[0]: (int(row[1]), int(row[2]), int(row[3]))
+        for row in store.query(query, month_query_params(2025, 7, method))
+    }
     assert got == expected

@@ -1,4 +1,4 @@
-"""Attacks on the published figures, each a real client against a real `ispeed serve` (issue #19).
+"""Attacks on the published figures, each a real client against a real `ispeed serve`.
 
 The server runs as a process with its own IP and connection-type databases; clients reach it
 from distinct loopback /24s, which the databases give distinct ISPs, places and connection types:
@@ -45,10 +45,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     root = tmp_path_factory.mktemp("attacks")
     build_mmdb(PREFIXES, root / "geo.mmdb")
     build_connection_mmdb(PREFIXES, root / "connection.mmdb")
-    with ServeProcess(f"chdb:{root / 'store'}", [
-            "--asn-db", str(root / "geo.mmdb"), "--city-db", str(root / "geo.mmdb"),
-            "--connection-db", str(root / "connection.mmdb"), "--site-dir", "none", "--spool-dir", "none",
-            "--rate-per-network", "1000", "--device-ids-per-network", str(MINTING_ALLOWANCE)]) as proc:
+    with ServeProcess(
+        f"chdb:{root / 'store'}",
+        [
+            "--asn-db",
+            str(root / "geo.mmdb"),
+            "--city-db",
+            str(root / "geo.mmdb"),
+            "--connection-db",
+            str(root / "connection.mmdb"),
+            "--site-dir",
+            "none",
+            "--spool-dir",
+            "none",
+            "--rate-per-network",
+            "1000",
+            "--device-ids-per-network",
+            str(MINTING_ALLOWANCE),
+        ],
+    ) as proc:
         yield proc
 
 
@@ -69,11 +84,14 @@ async def submit(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) ->
         return r.status, await r.json()
 
 
-async def honest_phases(http: aiohttp.ClientSession, url: str, ticket: dict[str, Any],
-                        seconds: float = 0.6) -> dict[str, Any]:
+async def honest_phases(
+    http: aiohttp.ClientSession, url: str, ticket: dict[str, Any], seconds: float = 0.6
+) -> dict[str, Any]:
     """Both phases, paced over most of the phase; the server's counters after them."""
-    await asyncio.gather(paced_download(http, url, ticket["token"], seconds, 16 << 10),
-                         paced_upload(http, url, ticket["token"], seconds, 16 << 10))
+    await asyncio.gather(
+        paced_download(http, url, ticket["token"], seconds, 16 << 10),
+        paced_upload(http, url, ticket["token"], seconds, 16 << 10),
+    )
     return await counters(http, url, ticket["test_id"], ticket["token"])
 
 
@@ -88,8 +106,8 @@ def test_forged_upload_of_one_byte_claiming_5000_is_refused(server: ServeProcess
             await paced_download(http, server.url, ticket["token"], 0.6, 16 << 10)
             async with http.post(server.url + "/api/v1/upload", params={"token": ticket["token"]}, data=b"x") as r:
                 assert (await r.json())["bytes"] == 1
-            return await submit(http, server.url, {"token": ticket["token"], "download_mbps": 2.5,
-                                                   "upload_mbps": 5000})
+            return await submit(http, server.url, {"token": ticket["token"], "download_mbps": 2.5, "upload_mbps": 5000})
+
     status, answer = run(attack())
     assert status == 422 and answer["field"] == "token" and "too little upload" in answer["error"]
 
@@ -99,10 +117,13 @@ def test_upload_claim_above_what_the_server_counted_is_stored_with_the_servers_f
         async with session("127.0.0.1") as http:
             ticket = await start(http, server.url)
             seen = await honest_phases(http, server.url, ticket)
-            status, answer = await submit(http, server.url, {"token": ticket["token"],
-                                                             "download_mbps": seen["download_mbps"],
-                                                             "upload_mbps": 5000})
+            status, answer = await submit(
+                http,
+                server.url,
+                {"token": ticket["token"], "download_mbps": seen["download_mbps"], "upload_mbps": 5000},
+            )
             return seen, status, answer
+
     seen, status, answer = run(attack())
     assert status == 201 and answer["valid"] is False and "client_disagrees" in answer["flags"]
     assert answer["upload_mbps"] == pytest.approx(seen["upload_mbps"], abs=1e-3) and answer["upload_mbps"] < 100
@@ -110,17 +131,29 @@ def test_upload_claim_above_what_the_server_counted_is_stored_with_the_servers_f
 
 def test_inflated_download_with_a_short_claimed_duration_keeps_the_servers_figure(server: ServeProcess) -> None:
     """1 MB over a 3 s phase is under 3 Mbit/s; the client claims 60 Mbit/s in 0.1 s."""
+
     async def attack() -> tuple[dict[str, Any], int, dict[str, Any]]:
         async with session("127.0.0.1") as http:
             ticket = await start(http, server.url, duration_s=3)
-            moved = await asyncio.gather(paced_download(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05),
-                                         paced_upload(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05))
+            moved = await asyncio.gather(
+                paced_download(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05),
+                paced_upload(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05),
+            )
             assert 0.5e6 < moved[0] < 1.2e6
             seen = await counters(http, server.url, ticket["test_id"], ticket["token"])
-            status, answer = await submit(http, server.url, {"token": ticket["token"], "download_mbps": 60,
-                                                             "upload_mbps": seen["upload_mbps"], "duration_s": 0.1,
-                                                             "streams": 64})
+            status, answer = await submit(
+                http,
+                server.url,
+                {
+                    "token": ticket["token"],
+                    "download_mbps": 60,
+                    "upload_mbps": seen["upload_mbps"],
+                    "duration_s": 0.1,
+                    "streams": 64,
+                },
+            )
             return seen, status, answer
+
     seen, status, answer = run(attack())
     assert status == 201 and answer["valid"] is False and "download 60.0 Mbps differs" in answer["invalid_reason"]
     assert answer["download_mbps"] == pytest.approx(seen["download_mbps"], abs=1e-3) and answer["download_mbps"] < 3
@@ -132,33 +165,39 @@ def test_more_streams_than_the_test_asked_for_are_refused(server: ServeProcess) 
             ticket = await start(http, server.url, streams=2, duration_s=2)
             token = ticket["token"]
             # stream 0 held open (read slowly), then a second stream 0, then stream 1, then stream 2
-            held = await http.get(server.url + "/api/v1/download",
-                                  params={"token": token, "stream": "0", "bytes": str(1 << 30)})
+            held = await http.get(
+                server.url + "/api/v1/download", params={"token": token, "stream": "0", "bytes": str(1 << 30)}
+            )
             statuses = []
             for stream in ("0", "1", "2"):
-                async with http.get(server.url + "/api/v1/download",
-                                    params={"token": token, "stream": stream, "bytes": "65536"}) as r:
+                async with http.get(
+                    server.url + "/api/v1/download", params={"token": token, "stream": stream, "bytes": "65536"}
+                ) as r:
                     statuses.append(r.status)
                     await r.read()
             held.close()
             return statuses
+
     assert run(attack()) == [409, 200, 400]
 
 
-def test_streams_from_another_network_are_refused_and_results_keep_the_transfer_network(
-        server: ServeProcess) -> None:
+def test_streams_from_another_network_are_refused_and_results_keep_the_transfer_network(server: ServeProcess) -> None:
     async def attack() -> tuple[int, int, dict[str, Any]]:
         async with session("127.0.0.1") as home, session("127.0.2.1") as elsewhere:
             ticket = await start(home, server.url)
-            async with elsewhere.get(server.url + "/api/v1/download",
-                                     params={"token": ticket["token"], "bytes": "65536"}) as r:
+            async with elsewhere.get(
+                server.url + "/api/v1/download", params={"token": ticket["token"], "bytes": "65536"}
+            ) as r:
                 borrowed = r.status
             seen = await honest_phases(home, server.url, ticket)
             # the result is submitted from FPT's network: it stays Viettel's, where the bytes moved
-            status, answer = await submit(elsewhere, server.url, {"token": ticket["token"],
-                                                                  "download_mbps": seen["download_mbps"],
-                                                                  "upload_mbps": seen["upload_mbps"]})
+            status, answer = await submit(
+                elsewhere,
+                server.url,
+                {"token": ticket["token"], "download_mbps": seen["download_mbps"], "upload_mbps": seen["upload_mbps"]},
+            )
             return borrowed, status, answer
+
     borrowed, status, answer = run(attack())
     assert borrowed == 403
     assert status == 201 and answer["valid"] is True
@@ -170,10 +209,21 @@ def test_gps_far_from_the_fixed_lines_location_is_not_used_for_the_place(server:
         async with session("127.0.0.1") as http:
             ticket = await start(http, server.url)
             seen = await honest_phases(http, server.url, ticket)
-            lat, lon = HO_CHI_MINH_CITY   # 1,100 km from the Hà Nội line the databases know
-            return await submit(http, server.url, {"token": ticket["token"], "download_mbps": seen["download_mbps"],
-                                                   "upload_mbps": seen["upload_mbps"], "lat": lat, "lon": lon,
-                                                   "accuracy_m": 10, "network_type": "fixed"})
+            lat, lon = HO_CHI_MINH_CITY  # 1,100 km from the Hà Nội line the databases know
+            return await submit(
+                http,
+                server.url,
+                {
+                    "token": ticket["token"],
+                    "download_mbps": seen["download_mbps"],
+                    "upload_mbps": seen["upload_mbps"],
+                    "lat": lat,
+                    "lon": lon,
+                    "accuracy_m": 10,
+                    "network_type": "fixed",
+                },
+            )
+
     status, answer = run(attack())
     assert status == 201 and answer["valid"] is True and answer["flags"] == ["location_conflict"]
     assert (answer["province_code"], answer["commune_code"], answer["location_source"]) == ("01", "", "ip")
@@ -184,9 +234,14 @@ def test_declared_type_the_connection_database_contradicts_is_stored_flagged(ser
         async with session(source) as http:
             ticket = await start(http, server.url)
             seen = await honest_phases(http, server.url, ticket)
-            body = {"token": ticket["token"], "download_mbps": seen["download_mbps"], "upload_mbps": seen["upload_mbps"]}
+            body = {
+                "token": ticket["token"],
+                "download_mbps": seen["download_mbps"],
+                "upload_mbps": seen["upload_mbps"],
+            }
             return await submit(http, server.url, {**body, "network_type": declared} if declared else body)
-    for source, declared in (("127.0.1.1", "fixed"), ("127.0.0.1", "5g")):   # Cellular; Cable/DSL
+
+    for source, declared in (("127.0.1.1", "fixed"), ("127.0.0.1", "5g")):  # Cellular; Cable/DSL
         status, answer = run(attack(source, declared))
         assert status == 201 and answer["valid"] is False, (source, declared, answer)
         assert answer["flags"] == ["network_type_conflict"] and answer["network_type"] == declared
@@ -210,12 +265,20 @@ def test_one_machine_minting_device_ids_gains_at_most_the_allowance(server: Serv
             for device_id in ids + ["d1.self-made-id-that-no-server-signed"]:
                 ticket = await start(http, server.url)
                 seen = await honest_phases(http, server.url, ticket)
-                status, answer = await submit(http, server.url, {
-                    "token": ticket["token"], "download_mbps": seen["download_mbps"],
-                    "upload_mbps": seen["upload_mbps"], "device_id": device_id})
+                status, answer = await submit(
+                    http,
+                    server.url,
+                    {
+                        "token": ticket["token"],
+                        "download_mbps": seen["download_mbps"],
+                        "upload_mbps": seen["upload_mbps"],
+                        "device_id": device_id,
+                    },
+                )
                 assert status == 201 and answer["valid"] is True
                 sources.append(answer["device_source"])
             return statuses, sources
+
     statuses, sources = run(attack())
     assert statuses == [201] * MINTING_ALLOWANCE + [429] * 3
     # every minted id is one device; the self-made one counts under the machine's IP hash
@@ -223,9 +286,26 @@ def test_one_machine_minting_device_ids_gains_at_most_the_allowance(server: Serv
 
 
 def test_honest_cli_test_is_stored_valid_with_the_servers_figures(server: ServeProcess, tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "ispeed.cli.main", "test", "--server", server.url, "--json",
-                          "--streams", "2", "--duration", "3", "--state-dir", str(tmp_path / "state")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ispeed.cli.main",
+            "test",
+            "--server",
+            server.url,
+            "--json",
+            "--streams",
+            "2",
+            "--duration",
+            "3",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["valid"] is True and result["flags"] == [], result

@@ -11,15 +11,13 @@ from typing import Any
 
 import pytest
 
-from serve_process import ServeProcess
-
 from ispeed.core.store import open_store
+from serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
 PHASE_S = 2.0
 STREAMS = 4
-
 
 
 @pytest.fixture
@@ -40,9 +38,24 @@ def _console_errors(page: Any) -> list[str]:
 
 
 def _python_client(url: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "ispeed.cli.main", "test", "--server", url, "--json",
-                           "--streams", str(STREAMS), "--duration", str(PHASE_S)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ispeed.cli.main",
+            "test",
+            "--server",
+            url,
+            "--json",
+            "--streams",
+            str(STREAMS),
+            "--duration",
+            str(PHASE_S),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -58,7 +71,7 @@ def test_autostart_test_completes_is_stored_and_shareable(browser: Any, server: 
     assert "error" not in result, result
     assert errors == []
     # plausible for loopback: fast, with small latency, and accepted as consistent by the server
-    assert result["download_mbps"] > 200 and result["upload_mbps"] > 200, result   # 2 s on 2 busy cores
+    assert result["download_mbps"] > 200 and result["upload_mbps"] > 200, result  # 2 s on 2 busy cores
     assert 0 < result["latency_ms"] < 50 and result["jitter_ms"] is not None
     assert result["loaded_latency_down_ms"] is not None and result["loaded_latency_up_ms"] is not None
     assert result["streams"] == STREAMS and result["network_type"] == "mobile"
@@ -66,12 +79,14 @@ def test_autostart_test_completes_is_stored_and_shareable(browser: Any, server: 
     assert page.text_content("#download-value").endswith("Mbps")
     assert page.get_attribute("#share-link", "href") == f"/r/{result['test_id']}"
 
-    python = _python_client(proc.url)      # the reference in the same run, same server
+    python = _python_client(proc.url)  # the reference in the same run, same server
     ratio_down = result["download_mbps"] / python["download_mbps"]
     ratio_up = result["upload_mbps"] / python["upload_mbps"]
-    print(f"\nloopback, {STREAMS} streams × {PHASE_S:g} s: browser ↓ {result['download_mbps']:.0f} ↑ "
-          f"{result['upload_mbps']:.0f} Mbit/s; Python client ↓ {python['download_mbps']:.0f} ↑ "
-          f"{python['upload_mbps']:.0f} Mbit/s; browser/Python ↓ {ratio_down:.2f} ↑ {ratio_up:.2f}")
+    print(
+        f"\nloopback, {STREAMS} streams × {PHASE_S:g} s: browser ↓ {result['download_mbps']:.0f} ↑ "
+        f"{result['upload_mbps']:.0f} Mbit/s; Python client ↓ {python['download_mbps']:.0f} ↑ "
+        f"{python['upload_mbps']:.0f} Mbit/s; browser/Python ↓ {ratio_down:.2f} ↑ {ratio_up:.2f}"
+    )
 
     # the shareable page reads the stored result
     answer = page.goto(f"{proc.url}/r/{result['test_id']}?lang=en")
@@ -86,8 +101,10 @@ def test_autostart_test_completes_is_stored_and_shareable(browser: Any, server: 
     proc.stop()
 
     with open_store(store) as s:
-        rows = s.query("SELECT test_id, client_kind, client_version, network_type, download_mbps, upload_mbps,"
-                       " server_bytes_up, valid FROM {db}.measurements ORDER BY client_kind")
+        rows = s.query(
+            "SELECT test_id, client_kind, client_version, network_type, download_mbps, upload_mbps,"
+            " server_bytes_up, valid FROM {db}.measurements ORDER BY client_kind"
+        )
     kinds = {row[1]: row for row in rows}
     assert set(kinds) == {"browser", "cli"}
     test_id, _, version, network, down, up, server_up, valid = kinds["browser"]
@@ -109,6 +126,10 @@ def test_vietnamese_by_default_with_an_english_switch(browser: Any, server: tupl
     page.goto(proc.url + "/?lang=en")
     page.wait_for_function("document.getElementById('start').textContent === 'Start test'")
     assert [o.strip() for o in page.locator("#network-type option").all_text_contents()] == [
-        "Don't know (let the server decide)", "Fixed (fibre, DSL)", "Mobile (3G/4G)", "5G"]
+        "Don't know (let the server decide)",
+        "Fixed (fibre, DSL)",
+        "Mobile (3G/4G)",
+        "5G",
+    ]
     assert errors == []
     page.close()

@@ -9,20 +9,24 @@ import pytest
 
 
 def ispeed(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("test", "--server", "nonsense"), "'nonsense'"),
-    (("serve", "--store", "bogus://x"), "'bogus://x'"),
-    (("export", "--month", "2025-13", "--out", "x.csv"), "'2025-13'"),
-    (("test", "--server", "http://127.0.0.1:8080", "--streams", "0"), "--streams"),
-    (("test", "--server", "http://127.0.0.1:8080", "--network-type", "4g"), "'4g'"),
-    (("test", "--server", "http://127.0.0.1:8080", "--lat", "123", "--lon", "105"), "123"),
-    (("test",), "--server"),
-    (("frobnicate",), "frobnicate"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("test", "--server", "nonsense"), "'nonsense'"),
+        (("serve", "--store", "bogus://x"), "'bogus://x'"),
+        (("export", "--month", "2025-13", "--out", "x.csv"), "'2025-13'"),
+        (("test", "--server", "http://127.0.0.1:8080", "--streams", "0"), "--streams"),
+        (("test", "--server", "http://127.0.0.1:8080", "--network-type", "4g"), "'4g'"),
+        (("test", "--server", "http://127.0.0.1:8080", "--lat", "123", "--lon", "105"), "123"),
+        (("test",), "--server"),
+        (("frobnicate",), "frobnicate"),
+    ],
+)
 def test_bad_usage_is_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
     out = ispeed(*args)
     assert out.returncode == 2, out.stderr

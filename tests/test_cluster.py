@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from clickhouse_cluster import remove_cluster, start_cluster
 from clickhouse_server import ClickHouseServer
-
 from ispeed.aggregator import stats_table
 from ispeed.cli.main import main
 from ispeed.core.errors import ConfigError, MigrationError
@@ -46,10 +46,19 @@ def _url(server: ClickHouseServer, db: str) -> str:
 
 
 def _row(i: int) -> Measurement:
-    started = dt.datetime(2025, 7, 1 + i % 28, 3, i % 60, tzinfo=dt.timezone.utc)
-    return Measurement(test_id=str(uuid.uuid4()), started_at=started, local_date=(started + dt.timedelta(hours=7)).date(),
-                       network_type="fixed", provider="VNPT", province_code="01", download_mbps=100.0 + i,
-                       upload_mbps=50.0, latency_ms=10.0, server_id=f"srv-{i % 2}")
+    started = dt.datetime(2025, 7, 1 + i % 28, 3, i % 60, tzinfo=dt.UTC)
+    return Measurement(
+        test_id=str(uuid.uuid4()),
+        started_at=started,
+        local_date=(started + dt.timedelta(hours=7)).date(),
+        network_type="fixed",
+        provider="VNPT",
+        province_code="01",
+        download_mbps=100.0 + i,
+        upload_mbps=50.0,
+        latency_ms=10.0,
+        server_id=f"srv-{i % 2}",
+    )
 
 
 # -- rendering (no server) ---------------------------------------------------------------
@@ -61,19 +70,22 @@ def test_migrations_render_to_local_and_distributed_tables() -> None:
     flat = " ".join(local.sql.split())
     assert flat.startswith("CREATE TABLE IF NOT EXISTS db.measurements_local ( test_id String,")
     assert "ENGINE = ReplacingMergeTree(received_at) PARTITION BY toYYYYMM(local_date)" in flat
-    assert " ".join(dist.sql.split()).endswith(
-        "ENGINE = Distributed(c, db, measurements_local, cityHash64(test_id))")
+    assert " ".join(dist.sql.split()).endswith("ENGINE = Distributed(c, db, measurements_local, cityHash64(test_id))")
 
 
 def test_replicated_engines_take_the_zookeeper_path_and_macros() -> None:
     layout = ClusterLayout("c", "db", replicated=True)
     stmts = {m.version: m.statements for m in load_migrations()}
     measurements = " ".join(layout.render(stmts[1][0].replace("{db}", "db"))[0].sql.split())
-    assert ("ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/measurements_local', "
-            "'{replica}', received_at)") in measurements
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/measurements_local', "
+        "'{replica}', received_at)"
+    ) in measurements
     stats = " ".join(layout.render(stmts[2][0].replace("{db}", "db"))[0].sql.split())
-    assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/monthly_stats_local', '{replica}') " \
-           "PARTITION BY month" in stats
+    assert (
+        "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/db/monthly_stats_local', '{replica}') "
+        "PARTITION BY month" in stats
+    )
 
 
 def test_sharding_key_is_the_test_id_hash_or_the_first_shard() -> None:
@@ -85,7 +97,8 @@ def test_column_alters_reach_local_and_distributed_tables_other_statements_are_r
     steps = ClusterLayout("c", "db", replicated=True).render("ALTER TABLE db.measurements ADD COLUMN x UInt8")
     assert [(s.sql, s.scope) for s in steps] == [
         ("ALTER TABLE db.measurements_local ADD COLUMN x UInt8", Scope.ONE_REPLICA_PER_SHARD),
-        ("ALTER TABLE db.measurements ADD COLUMN x UInt8", Scope.EVERY_NODE)]
+        ("ALTER TABLE db.measurements ADD COLUMN x UInt8", Scope.EVERY_NODE),
+    ]
     with pytest.raises(MigrationError, match="cannot apply this migration statement"):
         ClusterLayout("c", "db").render("CREATE VIEW db.v AS SELECT 1")
     with pytest.raises(MigrationError, match="engine Memory"):
@@ -96,20 +109,26 @@ def test_partition_statements_are_rewritten_for_local_tables() -> None:
     layout = ClusterLayout("c", "db")
     tables = frozenset({"monthly_stats", "monthly_stats_staging"})
     op = layout.partition_statement(
-        "ALTER TABLE db.monthly_stats REPLACE PARTITION '2025-07' FROM db.monthly_stats_staging", tables)
+        "ALTER TABLE db.monthly_stats REPLACE PARTITION '2025-07' FROM db.monthly_stats_staging", tables
+    )
     assert op is not None
-    assert op.sql == "ALTER TABLE db.monthly_stats_local REPLACE PARTITION '2025-07' FROM db.monthly_stats_staging_local"
+    assert (
+        op.sql == "ALTER TABLE db.monthly_stats_local REPLACE PARTITION '2025-07' FROM db.monthly_stats_staging_local"
+    )
     assert op.source == "db.monthly_stats_staging_local"
     assert layout.partition_statement("ALTER TABLE db.monthly_stats ADD COLUMN x UInt8", tables) is None
     assert layout.partition_statement("SELECT 1", tables) is None
 
 
-@pytest.mark.parametrize("url,fragment", [
-    ("clickhouse://h/db?replicated=1", "needs ?cluster=NAME"),
-    ("clickhouse://h/db?cluster=bad-name", "name of a cluster"),
-    ("clickhouse://h/db?cluster=c&replicated=maybe", "takes 1 or 0"),
-    ("clickhouse://h/db?shards=2", "unknown option 'shards'"),
-])
+@pytest.mark.parametrize(
+    "url,fragment",
+    [
+        ("clickhouse://h/db?replicated=1", "needs ?cluster=NAME"),
+        ("clickhouse://h/db?cluster=bad-name", "name of a cluster"),
+        ("clickhouse://h/db?cluster=c&replicated=maybe", "takes 1 or 0"),
+        ("clickhouse://h/db?shards=2", "unknown option 'shards'"),
+    ],
+)
 def test_cluster_url_options_are_checked(url: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_store_url(url)
@@ -134,8 +153,9 @@ def test_migrations_create_tables_on_every_node_and_record_per_node(two_shards) 
         assert described == list(MEASUREMENT_COLUMNS)
     for server in (a, b):
         with open_store(f"{server.url}/{db}", migrate=False) as node:
-            engines = dict(node.query("SELECT name, engine FROM system.tables WHERE database = {db_name}",
-                                      {"db_name": db}))
+            engines = dict(
+                node.query("SELECT name, engine FROM system.tables WHERE database = {db_name}", {"db_name": db})
+            )
             assert engines["measurements"] == "Distributed"
             assert engines["measurements_local"] == "ReplacingMergeTree"
             assert engines["monthly_stats_local"] == "MergeTree"
@@ -167,11 +187,28 @@ def test_a_month_on_the_cluster_gives_byte_identical_stats_and_export(two_shards
     outputs = {}
     for name, url in (("cluster", cluster_url), ("single", single_url)):
         assert main(["simulate", "--month", "2025-06", "--tests", "20000", "--seed", "11", "--store", url]) == 0
-        assert main(["aggregate", "--month", "2025-06", "--store", url, "--include-simulated",
-                     "--min-samples", "20", "--out", str(tmp_path / name)]) == 0
+        assert (
+            main(
+                [
+                    "aggregate",
+                    "--month",
+                    "2025-06",
+                    "--store",
+                    url,
+                    "--include-simulated",
+                    "--min-samples",
+                    "20",
+                    "--out",
+                    str(tmp_path / name),
+                ]
+            )
+            == 0
+        )
         assert main(["export", "--month", "2025-06", "--store", url, "--out", str(tmp_path / f"{name}.csv")]) == 0
-        outputs[name] = ((tmp_path / name / "2025-06" / "stats.csv").read_bytes(),
-                         (tmp_path / f"{name}.csv").read_bytes())
+        outputs[name] = (
+            (tmp_path / name / "2025-06" / "stats.csv").read_bytes(),
+            (tmp_path / f"{name}.csv").read_bytes(),
+        )
     stats, export = outputs["cluster"]
     assert stats == outputs["single"][0] and export == outputs["single"][1]
     cells = list(csv.DictReader(io.StringIO(stats.decode())))
@@ -185,8 +222,23 @@ def test_a_month_on_the_cluster_gives_byte_identical_stats_and_export(two_shards
         stored = stats_table.read_month(store, "2025-06")
         assert store.shard_counts("monthly_stats") == {1: len(stored), 2: 0}
         assert store.shard_counts("monthly_stats_staging") == {1: 0, 2: 0}
-    assert main(["aggregate", "--month", "2025-06", "--store", _url(b, cluster_url.rsplit("/", 1)[1].split("?")[0]),
-                 "--include-simulated", "--min-samples", "20", "--out", str(tmp_path / "again")]) == 0
+    assert (
+        main(
+            [
+                "aggregate",
+                "--month",
+                "2025-06",
+                "--store",
+                _url(b, cluster_url.rsplit("/", 1)[1].split("?")[0]),
+                "--include-simulated",
+                "--min-samples",
+                "20",
+                "--out",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "again" / "2025-06" / "stats.csv").read_bytes() == stats
     with open_store(cluster_url) as store:
         assert len(stats_table.read_month(store, "2025-06")) == len(stored)

@@ -12,14 +12,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from clickhouse_cluster import remove_cluster, start_cluster
 from clickhouse_server import ClickHouseServer
-from zookeeper_server import ZooKeeperServer, find_zookeeper, missing_reason
-
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.methodology import Methodology
 from ispeed.core.schema import Measurement
 from ispeed.core.store import Store, open_store
+from zookeeper_server import ZooKeeperServer, find_zookeeper, missing_reason
 
 CLUSTER = "ispeed_replicas"
 
@@ -45,10 +45,21 @@ def replicas() -> Iterator[tuple[ClickHouseServer, ClickHouseServer]]:
 
 
 def _rows(n: int) -> list[Measurement]:
-    started = dt.datetime(2025, 7, 10, 3, 0, tzinfo=dt.timezone.utc)
-    return [Measurement(test_id=str(uuid.uuid4()), started_at=started, local_date=(started + dt.timedelta(hours=7)).date(),
-                        network_type="mobile", provider="Viettel", province_code="79", download_mbps=80.0 + i,
-                        upload_mbps=20.0, server_id="hcm-1") for i in range(n)]
+    started = dt.datetime(2025, 7, 10, 3, 0, tzinfo=dt.UTC)
+    return [
+        Measurement(
+            test_id=str(uuid.uuid4()),
+            started_at=started,
+            local_date=(started + dt.timedelta(hours=7)).date(),
+            network_type="mobile",
+            provider="Viettel",
+            province_code="79",
+            download_mbps=80.0 + i,
+            upload_mbps=20.0,
+            server_id="hcm-1",
+        )
+        for i in range(n)
+    ]
 
 
 def _wait_for(store: Store, sql: str, expected: object, timeout_s: float = 30.0) -> None:
@@ -68,8 +79,9 @@ def test_write_through_one_replica_read_through_the_other(replicas) -> None:  # 
     rows = _rows(300)
     with open_store(f"{a.url}/{db}?cluster={CLUSTER}&replicated=1") as through_a:
         assert through_a.insert_measurements(rows).inserted == 300
-        (engine,) = through_a.query("SELECT engine FROM system.tables WHERE database = {d} AND name = "
-                                    "'measurements_local'", {"d": db})[0]
+        (engine,) = through_a.query(
+            "SELECT engine FROM system.tables WHERE database = {d} AND name = 'measurements_local'", {"d": db}
+        )[0]
         assert engine == "ReplicatedReplacingMergeTree"
     # each replica's own copy (its local table, not the Distributed one) holds every row
     for server in (a, b):
@@ -79,15 +91,32 @@ def test_write_through_one_replica_read_through_the_other(replicas) -> None:  # 
         assert through_b.migrate() == []
         replay = through_b.insert_measurements(rows[:100])
         assert (replay.inserted, replay.duplicates) == (0, 100)
-        assert through_b.query("SELECT count(), sum(download_mbps) FROM {db}.measurements FINAL") == \
-            [(300, sum(r.download_mbps for r in rows))]
+        assert through_b.query("SELECT count(), sum(download_mbps) FROM {db}.measurements FINAL") == [
+            (300, sum(r.download_mbps for r in rows))
+        ]
         # a month's statistics written through B (staging + REPLACE PARTITION on the shard) …
-        cells = [{"month": "2025-07", "network_type": "mobile", "level": "national", "province_code": "",
-                  "commune_code": "", "provider": "", "tests": 300, "samples": 300, "devices": 1,
-                  "download_median_mbps": 229.5, "download_ci_low_mbps": 220.0, "download_ci_high_mbps": 240.0,
-                  "upload_median_mbps": 20.0, "latency_median_ms": None, "jitter_median_ms": None,
-                  "rank": 1, "published": True}]
-        when = dt.datetime(2025, 8, 1, tzinfo=dt.timezone.utc)
+        cells = [
+            {
+                "month": "2025-07",
+                "network_type": "mobile",
+                "level": "national",
+                "province_code": "",
+                "commune_code": "",
+                "provider": "",
+                "tests": 300,
+                "samples": 300,
+                "devices": 1,
+                "download_median_mbps": 229.5,
+                "download_ci_low_mbps": 220.0,
+                "download_ci_high_mbps": 240.0,
+                "upload_median_mbps": 20.0,
+                "latency_median_ms": None,
+                "jitter_median_ms": None,
+                "rank": 1,
+                "published": True,
+            }
+        ]
+        when = dt.datetime(2025, 8, 1, tzinfo=dt.UTC)
         for _ in range(2):  # replacing twice leaves one copy
             stats_table.write_month(through_b, "2025-07", cells, Methodology(min_samples=1), when)
     # … are read back through A

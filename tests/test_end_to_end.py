@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serve_process import ServeProcess
-
 from ispeed.core.timeutil import VN_TZ
+from serve_process import ServeProcess
 
 
 def ispeed(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _month() -> str:
@@ -29,9 +29,20 @@ def _run_test(url: str) -> dict[str, object]:
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    for key in ("test_id", "server", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-                "loaded_latency_down_ms", "loaded_latency_up_ms", "bytes_down", "bytes_up", "streams",
-                "duration_s"):
+    for key in (
+        "test_id",
+        "server",
+        "download_mbps",
+        "upload_mbps",
+        "latency_ms",
+        "jitter_ms",
+        "loaded_latency_down_ms",
+        "loaded_latency_up_ms",
+        "bytes_down",
+        "bytes_up",
+        "streams",
+        "duration_s",
+    ):
         assert key in result, key
     assert result["submitted"] is True and result["valid"] is True
     assert result["download_mbps"] > 1000, result
@@ -60,7 +71,7 @@ def test_serve_test_export_on_clickhouse_while_serving(clickhouse_server, tmp_pa
     store = f"{clickhouse_server.url}/e2e"
     with ServeProcess(store) as server:
         result = _run_test(server.url)
-        rows = _exported(store, tmp_path)   # the server is still running
+        rows = _exported(store, tmp_path)  # the server is still running
     assert set(rows) == {result["test_id"]}
     _check_row(rows[str(result["test_id"])], result)
 
@@ -86,8 +97,22 @@ def test_results_are_attributed_through_admin_geo(tmp_path: Path) -> None:
     mmdb = build_demo_mmdb(tmp_path / "demo.mmdb")
     store = f"chdb:{tmp_path / 'var'}"
     with ServeProcess(store, ["--asn-db", str(mmdb), "--city-db", str(mmdb)]) as server:
-        by_gps = ispeed("test", "--server", server.url, "--json", "--duration", "1", "--streams", "2",
-                        "--lat", "21.0285", "--lon", "105.8542", "--network-type", "mobile")
+        by_gps = ispeed(
+            "test",
+            "--server",
+            server.url,
+            "--json",
+            "--duration",
+            "1",
+            "--streams",
+            "2",
+            "--lat",
+            "21.0285",
+            "--lon",
+            "105.8542",
+            "--network-type",
+            "mobile",
+        )
         by_ip = ispeed("test", "--server", server.url, "--json", "--duration", "1", "--streams", "2")
     assert by_gps.returncode == 0 and by_ip.returncode == 0, by_gps.stderr + by_ip.stderr
     gps, ip = json.loads(by_gps.stdout), json.loads(by_ip.stdout)

@@ -13,50 +13,65 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from clickhouse_server import free_port
-from quick_results import quick_result
-from serve_process import ServeProcess
 
+from clickhouse_server import free_port
 from ispeed.aggregator.server_health import saturated_minutes, server_health
 from ispeed.core.errors import ConfigError
 from ispeed.core.store import open_store
 from ispeed.core.timeutil import VN_TZ
 from ispeed.server.fleet import FleetServer, listed, load_fleet
 from ispeed.server.proxy import forwarded_client, parse_trusted
+from quick_results import quick_result
+from serve_process import ServeProcess
 
 
 def ispeed(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 # -- the fleet file ------------------------------------------------------------------------
 def test_fleet_from_json_and_csv(tmp_path: Path) -> None:
     js = tmp_path / "fleet.json"
-    js.write_text(json.dumps({"servers": [
-        {"id": "hn-1", "url": "https://hn-1.speed.example.vn/", "province": "01", "capacity_gbps": 20},
-        {"id": "hcm-1", "url": "https://hcm-1.speed.example.vn", "province": "79"}]}))
+    js.write_text(
+        json.dumps(
+            {
+                "servers": [
+                    {"id": "hn-1", "url": "https://hn-1.speed.example.vn/", "province": "01", "capacity_gbps": 20},
+                    {"id": "hcm-1", "url": "https://hcm-1.speed.example.vn", "province": "79"},
+                ]
+            }
+        )
+    )
     cs = tmp_path / "fleet.csv"
-    cs.write_text("id,url,province,capacity_gbps\nhn-1,https://hn-1.speed.example.vn,01,20\n"
-                  "hcm-1,https://hcm-1.speed.example.vn,79,\n")
-    expected = (FleetServer("hn-1", "https://hn-1.speed.example.vn", "01", 20.0),
-                FleetServer("hcm-1", "https://hcm-1.speed.example.vn", "79", None))
+    cs.write_text(
+        "id,url,province,capacity_gbps\nhn-1,https://hn-1.speed.example.vn,01,20\n"
+        "hcm-1,https://hcm-1.speed.example.vn,79,\n"
+    )
+    expected = (
+        FleetServer("hn-1", "https://hn-1.speed.example.vn", "01", 20.0),
+        FleetServer("hcm-1", "https://hcm-1.speed.example.vn", "79", None),
+    )
     assert load_fleet(js) == load_fleet(cs) == expected
     me = FleetServer("dn-1", "http://10.0.0.5:8080", "48")
     assert [e["server_id"] for e in listed(expected, me)] == ["dn-1", "hn-1", "hcm-1"]
     assert [e["server_id"] for e in listed(expected, expected[1])] == ["hn-1", "hcm-1"]
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ("[]", "lists no servers"),
-    ("{not json", "not valid JSON"),
-    ('[{"id": "a b", "url": "https://x"}]', "id 'a b'"),
-    ('[{"id": "a", "url": "ftp://x"}]', "http(s) base URL"),
-    ('[{"id": "a", "url": "https://x", "province": "Ha Noi"}]', "province code"),
-    ('[{"id": "a", "url": "https://x", "capacity_gbps": -2}]', "positive number"),
-    ('[{"id": "a", "url": "https://x", "colour": "red"}]', "unknown field(s) colour"),
-    ('[{"id": "a", "url": "https://x"}, {"id": "a", "url": "https://y"}]', "more than once"),
-])
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        ("[]", "lists no servers"),
+        ("{not json", "not valid JSON"),
+        ('[{"id": "a b", "url": "https://x"}]', "id 'a b'"),
+        ('[{"id": "a", "url": "ftp://x"}]', "http(s) base URL"),
+        ('[{"id": "a", "url": "https://x", "province": "Ha Noi"}]', "province code"),
+        ('[{"id": "a", "url": "https://x", "capacity_gbps": -2}]', "positive number"),
+        ('[{"id": "a", "url": "https://x", "colour": "red"}]', "unknown field(s) colour"),
+        ('[{"id": "a", "url": "https://x"}, {"id": "a", "url": "https://y"}]', "more than once"),
+    ],
+)
 def test_bad_fleet_files_name_the_entry_and_field(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "fleet.json"
     path.write_text(content)
@@ -76,20 +91,23 @@ def test_serve_refuses_a_bad_fleet_or_proxy_with_one_line(tmp_path: Path) -> Non
 TRUSTED = parse_trusted(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
 
 
-@pytest.mark.parametrize("peer,xff,client", [
-    ("198.51.100.9", ["203.0.113.7"], "198.51.100.9"),               # untrusted peer: header ignored
-    ("127.0.0.1", ["203.0.113.7"], "203.0.113.7"),                   # nginx on the same machine
-    ("127.0.0.1", ["1.2.3.4, 203.0.113.7"], "203.0.113.7"),          # client-written 1.2.3.4 not believed
-    ("127.0.0.1", ["203.0.113.7, 10.1.2.3"], "203.0.113.7"),         # two trusted hops
-    ("127.0.0.1", ["203.0.113.7", "10.1.2.3"], "203.0.113.7"),       # repeated headers join in order
-    ("127.0.0.1", ["10.9.9.9"], "10.9.9.9"),                         # only proxies: the farthest
-    ("127.0.0.1", [], "127.0.0.1"),                                  # no header: the peer
-    ("127.0.0.1", ["garbage, 10.1.2.3"], "10.1.2.3"),                # malformed: stop at the last good
-    ("127.0.0.1", ["[2001:db8::5]:4431"], "2001:db8::5"),
-    ("127.0.0.1", ["203.0.113.7:5555"], "203.0.113.7"),
-    ("::ffff:127.0.0.1", ["203.0.113.7"], "203.0.113.7"),            # IPv4-mapped peer
-    ("fd00::1", ["2001:db8::9"], "2001:db8::9"),
-])
+@pytest.mark.parametrize(
+    "peer,xff,client",
+    [
+        ("198.51.100.9", ["203.0.113.7"], "198.51.100.9"),  # untrusted peer: header ignored
+        ("127.0.0.1", ["203.0.113.7"], "203.0.113.7"),  # nginx on the same machine
+        ("127.0.0.1", ["1.2.3.4, 203.0.113.7"], "203.0.113.7"),  # client-written 1.2.3.4 not believed
+        ("127.0.0.1", ["203.0.113.7, 10.1.2.3"], "203.0.113.7"),  # two trusted hops
+        ("127.0.0.1", ["203.0.113.7", "10.1.2.3"], "203.0.113.7"),  # repeated headers join in order
+        ("127.0.0.1", ["10.9.9.9"], "10.9.9.9"),  # only proxies: the farthest
+        ("127.0.0.1", [], "127.0.0.1"),  # no header: the peer
+        ("127.0.0.1", ["garbage, 10.1.2.3"], "10.1.2.3"),  # malformed: stop at the last good
+        ("127.0.0.1", ["[2001:db8::5]:4431"], "2001:db8::5"),
+        ("127.0.0.1", ["203.0.113.7:5555"], "203.0.113.7"),
+        ("::ffff:127.0.0.1", ["203.0.113.7"], "203.0.113.7"),  # IPv4-mapped peer
+        ("fd00::1", ["2001:db8::9"], "2001:db8::9"),
+    ],
+)
 def test_forwarded_for_is_believed_from_trusted_proxies_only(peer: str, xff: list[str], client: str) -> None:
     assert forwarded_client(peer, xff, TRUSTED) == client
 
@@ -112,25 +130,42 @@ def test_two_servers_share_one_store(clickhouse_server, tmp_path: Path) -> None:
     store = f"{clickhouse_server.url}/fleet{os.getpid()}"
     ports = {"hn-1": free_port(), "hcm-1": free_port()}
     fleet_file = tmp_path / "fleet.json"
-    fleet_file.write_text(json.dumps([
-        {"id": "hn-1", "url": f"http://127.0.0.1:{ports['hn-1']}", "province": "01", "capacity_gbps": 40},
-        {"id": "hcm-1", "url": f"http://127.0.0.1:{ports['hcm-1']}", "province": "79"}]))
+    fleet_file.write_text(
+        json.dumps(
+            [
+                {"id": "hn-1", "url": f"http://127.0.0.1:{ports['hn-1']}", "province": "01", "capacity_gbps": 40},
+                {"id": "hcm-1", "url": f"http://127.0.0.1:{ports['hcm-1']}", "province": "79"},
+            ]
+        )
+    )
     common = ["--fleet", str(fleet_file), "--spool-dir", "none"]
-    hn = ServeProcess(store, ["--port", str(ports["hn-1"]), "--server-id", "hn-1", "--province", "01",
-                              "--trusted-proxy", "127.0.0.1/32", *common])
+    hn = ServeProcess(
+        store,
+        [
+            "--port",
+            str(ports["hn-1"]),
+            "--server-id",
+            "hn-1",
+            "--province",
+            "01",
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            *common,
+        ],
+    )
     hcm = ServeProcess(store, ["--port", str(ports["hcm-1"]), "--server-id", "hcm-1", "--province", "79", *common])
     with hn, hcm:
         answer = json.loads(_get(hn.url + "/api/v1/servers"))
-        assert [(s["server_id"], s["url"]) for s in answer["servers"]] == [
-            ("hn-1", hn.url), ("hcm-1", hcm.url)]
+        assert [(s["server_id"], s["url"]) for s in answer["servers"]] == [("hn-1", hn.url), ("hcm-1", hcm.url)]
         results = {}
         for name, proc in (("hn-1", hn), ("hcm-1", hcm)):
             out = ispeed("test", "--server", proc.url, "--json", "--duration", "1", "--streams", "2")
             assert out.returncode == 0, out.stderr
             results[name] = json.loads(out.stdout)
         # without --server: the list URL of either server, the lowest-latency one is tested
-        out = ispeed("test", "--server-list", hcm.url + "/api/v1/servers", "--json", "--duration", "1",
-                     "--streams", "2")
+        out = ispeed(
+            "test", "--server-list", hcm.url + "/api/v1/servers", "--json", "--duration", "1", "--streams", "2"
+        )
         assert out.returncode == 0, out.stderr
         picked = json.loads(out.stdout)
         assert picked["server"].rstrip("/") in (hn.url, hcm.url) and picked["valid"] is True
@@ -138,8 +173,11 @@ def test_two_servers_share_one_store(clickhouse_server, tmp_path: Path) -> None:
         via_proxy = asyncio.run(_spoofing_results(hn.url, 2))
         spoofed = asyncio.run(_spoofing_results(hcm.url, 1))
     with open_store(store) as s:
-        networks = dict(s.query("SELECT test_id, ip_network FROM {db}.measurements WHERE test_id IN {ids}",
-                                {"ids": via_proxy + spoofed}))
+        networks = dict(
+            s.query(
+                "SELECT test_id, ip_network FROM {db}.measurements WHERE test_id IN {ids}", {"ids": via_proxy + spoofed}
+            )
+        )
         assert {networks[i] for i in via_proxy} == {"203.0.113.0/24"}
         assert networks[spoofed[0]] == "127.0.0.0/24"
         year, month = map(int, _month().split("-"))
@@ -154,11 +192,16 @@ def test_two_servers_share_one_store(clickhouse_server, tmp_path: Path) -> None:
     assert rows[results["hcm-1"]["test_id"]]["server_id"] == "hcm-1"
     valid = [r for r in rows.values() if r["valid"] == "1"]
     assert {r["server_id"] for r in valid} == {"hn-1", "hcm-1"} and len(valid) >= 3
-    out = ispeed("aggregate", "--month", _month(), "--store", store, "--min-samples", "1", "--out", str(tmp_path / "agg"))
+    out = ispeed(
+        "aggregate", "--month", _month(), "--store", store, "--min-samples", "1", "--out", str(tmp_path / "agg")
+    )
     assert out.returncode == 0, out.stderr
     with open(tmp_path / "agg" / _month() / "stats.csv", newline="") as fh:
-        national = [c for c in csv.DictReader(fh)
-                    if c["level"] == "national" and c["provider"] == "" and c["network_type"] == "fixed"]
+        national = [
+            c
+            for c in csv.DictReader(fh)
+            if c["level"] == "national" and c["provider"] == "" and c["network_type"] == "fixed"
+        ]
     assert national[0]["tests"] == str(len(valid))
     # per-server health: tests (valid and flagged) per server, load peaks, saturation against capacity
     assert sum(h.tests for h in health.values()) == len(rows) == 6
@@ -173,27 +216,49 @@ def _get(url: str) -> str:
     async def main() -> str:
         async with aiohttp.ClientSession() as http, http.get(url) as r:
             return await r.text()
+
     return asyncio.run(main())
 
 
 def test_server_health_counts_load_and_saturation(store) -> None:  # type: ignore[no-untyped-def]
     from ispeed.core.schema import Measurement
 
-    minute = dt.datetime(2025, 7, 15, 3, 0, tzinfo=dt.timezone.utc)   # 10:00 in Vietnam
+    minute = dt.datetime(2025, 7, 15, 3, 0, tzinfo=dt.UTC)  # 10:00 in Vietnam
     started = minute - dt.timedelta(seconds=1)  # 1 s latency phase, then a 60 s download: exactly one minute
 
     def row(n: int, server: str, mbps: float, **kw: object) -> Measurement:
         base: dict[str, object] = dict(
-            test_id=f"h{n}", started_at=started, local_date=dt.date(2025, 7, 15), network_type="fixed",
-            provider="VNPT", province_code="01", download_mbps=mbps, upload_mbps=10.0, duration_s=60.0,
-            server_id=server, tcp_min_rtt_ms=5.0)
+            test_id=f"h{n}",
+            started_at=started,
+            local_date=dt.date(2025, 7, 15),
+            network_type="fixed",
+            provider="VNPT",
+            province_code="01",
+            download_mbps=mbps,
+            upload_mbps=10.0,
+            duration_s=60.0,
+            server_id=server,
+            tcp_min_rtt_ms=5.0,
+        )
         base.update(kw)
         return Measurement(**base)  # type: ignore[arg-type]
 
-    store.insert_measurements([
-        row(1, "hn-1", 3000.0), row(2, "hn-1", 3000.0), row(3, "hcm-1", 100.0, tcp_min_rtt_ms=None),
-        row(4, "hcm-1", 50.0, valid=False, tcp_min_rtt_ms=None, invalid_reason="upload 12.5 Mbps differs from the server's count (3.0 Mbps)"),
-        row(5, "sim-1", 10.0, simulated=True)])
+    store.insert_measurements(
+        [
+            row(1, "hn-1", 3000.0),
+            row(2, "hn-1", 3000.0),
+            row(3, "hcm-1", 100.0, tcp_min_rtt_ms=None),
+            row(
+                4,
+                "hcm-1",
+                50.0,
+                valid=False,
+                tcp_min_rtt_ms=None,
+                invalid_reason="upload 12.5 Mbps differs from the server's count (3.0 Mbps)",
+            ),
+            row(5, "sim-1", 10.0, simulated=True),
+        ]
+    )
     health = {h.server_id: h for h in server_health(store, 2025, 7, capacity_gbps={"hn-1": 7.0, "hcm-1": 10.0})}
     assert sorted(health) == ["hcm-1", "hn-1"]  # simulated tests left out by default
     hn, hcm = health["hn-1"], health["hcm-1"]

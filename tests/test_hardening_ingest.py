@@ -1,4 +1,4 @@
-"""One bad row never stops result storage, and the spool survives a crash at any step (issue #20 items 1, 3).
+"""One bad row never stops result storage, and the spool survives a crash at any step.
 
 Rows the store refuses (a lone surrogate from an older spool, a line that cannot be read) go to
 the quarantine file and the rest is stored, on both store backends. The spool is killed at each
@@ -31,21 +31,30 @@ from ispeed.server.ingest import Ingestor
 from ispeed.server.metrics import Metrics
 from ispeed.server.spool import Spool
 
-STARTED = dt.datetime(2025, 7, 31, 18, 30, tzinfo=dt.timezone.utc)
+STARTED = dt.datetime(2025, 7, 31, 18, 30, tzinfo=dt.UTC)
 
 
 def _row(**kw: Any) -> Measurement:
-    base: dict[str, Any] = dict(test_id=str(uuid.uuid4()), started_at=STARTED,
-                                local_date=(STARTED + dt.timedelta(hours=7)).date(), network_type="fixed",
-                                provider="VNPT", download_mbps=50.0, upload_mbps=20.0, client_version="1.0")
+    base: dict[str, Any] = dict(
+        test_id=str(uuid.uuid4()),
+        started_at=STARTED,
+        local_date=(STARTED + dt.timedelta(hours=7)).date(),
+        network_type="fixed",
+        provider="VNPT",
+        download_mbps=50.0,
+        upload_mbps=20.0,
+        client_version="1.0",
+    )
     base.update(kw)
     return Measurement(**base)
 
 
 def _counts(store_url: str, ids: set[str]) -> dict[str, int]:
     with open_store(store_url) as store:
-        rows = store.query("SELECT test_id, count() FROM {db}.measurements WHERE test_id IN {ids} GROUP BY test_id",
-                           {"ids": sorted(ids)})
+        rows = store.query(
+            "SELECT test_id, count() FROM {db}.measurements WHERE test_id IN {ids} GROUP BY test_id",
+            {"ids": sorted(ids)},
+        )
     return {tid: n for tid, n in rows}
 
 
@@ -60,22 +69,25 @@ def _mode(path: Path) -> int:
 
 # -- item 1: a row the store refuses --------------------------------------------------------
 
+
 def test_a_refused_row_in_a_live_batch_is_quarantined_and_the_rest_stored(store_url: str, tmp_path: Path) -> None:
     """Without a spool, the surrogate row's batch-mates answered 500; now they are stored, it gets 422."""
     from ispeed.core.errors import ValidationError
     from ispeed.server.quarantine import Quarantine
 
     good = [_row(), _row(), _row()]
-    bad = _row(client_version="\ud800")   # json.loads accepts it; no store can encode it
+    bad = _row(client_version="\ud800")  # json.loads accepts it; no store can encode it
 
     async def main() -> list[Any]:
         metrics = Metrics()
-        ing = Ingestor(lambda: open_store(store_url), metrics, None, batch_wait_s=0.2,
-                       quarantine=Quarantine(tmp_path / "q"))
+        ing = Ingestor(
+            lambda: open_store(store_url), metrics, None, batch_wait_s=0.2, quarantine=Quarantine(tmp_path / "q")
+        )
         await ing.start()
-        try:   # submitted together: one batch
-            outcomes = await asyncio.gather(*(ing.submit(r) for r in (good[0], bad, good[1], good[2])),
-                                            return_exceptions=True)
+        try:  # submitted together: one batch
+            outcomes = await asyncio.gather(
+                *(ing.submit(r) for r in (good[0], bad, good[1], good[2])), return_exceptions=True
+            )
         finally:
             await ing.close()
         text = metrics.render()
@@ -92,15 +104,21 @@ def test_a_refused_row_in_a_live_batch_is_quarantined_and_the_rest_stored(store_
     assert _mode(tmp_path / "q" / "quarantine.jsonl") == 0o600
 
 
-def test_spooled_lines_the_store_refuses_never_block_the_replay(store_url: str, tmp_path: Path,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_spooled_lines_the_store_refuses_never_block_the_replay(
+    store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A surrogate row, a torn-JSON line and a record of an unknown shape sit between good rows."""
     spool_dir = tmp_path / "spool"
     spool_dir.mkdir()
     good = [_row() for _ in range(5)]
     bad = _row(device_hash="dev\udfff")
-    lines = [json.dumps(to_record(good[0])), json.dumps(to_record(bad)), '{"test_id": "x", "trunc',
-             json.dumps({**to_record(good[1]), "from_a_newer_version": 1}), json.dumps(to_record(good[2]))]
+    lines = [
+        json.dumps(to_record(good[0])),
+        json.dumps(to_record(bad)),
+        '{"test_id": "x", "trunc',
+        json.dumps({**to_record(good[1]), "from_a_newer_version": 1}),
+        json.dumps(to_record(good[2])),
+    ]
     (spool_dir / "results.jsonl").write_text("".join(line + "\n" for line in lines), "ascii")
 
     async def main() -> tuple[int, str]:
@@ -110,7 +128,7 @@ def test_spooled_lines_the_store_refuses_never_block_the_replay(store_url: str, 
         try:
             moved = await ing.replay_once()
             assert spool.pending_bytes() == 0
-            spool.append(good[3:])            # the spool goes on working after them
+            spool.append(good[3:])  # the spool goes on working after them
             await ing.replay_once()
             assert spool.pending_bytes() == 0 and spool.size() == 0
             moved += await ing.replay_once()  # a second pass: nothing quarantined twice
@@ -120,7 +138,7 @@ def test_spooled_lines_the_store_refuses_never_block_the_replay(store_url: str, 
 
     with caplog.at_level(logging.WARNING, logger="ispeed.server"):
         moved, text = asyncio.run(main())
-    stored = [good[0], *good[2:]]   # good[1] was written by a "newer version": quarantined too
+    stored = [good[0], *good[2:]]  # good[1] was written by a "newer version": quarantined too
     assert _counts(store_url, {r.test_id for r in good + [bad]}) == {r.test_id: 1 for r in stored}
     entries = _quarantined(spool_dir)
     assert len(entries) == 3 and "ispeed_results_quarantined_total 3" in text
@@ -129,8 +147,9 @@ def test_spooled_lines_the_store_refuses_never_block_the_replay(store_url: str, 
     assert by_id[bad.test_id]["record"]["device_hash"] == "dev\udfff"
     assert base64.b64decode(by_id[""]["raw_b64"]) == b'{"test_id": "x", "trunc\n'
     assert "from_a_newer_version" in by_id[good[1].test_id]["reason"]
-    assert bad.test_id in caplog.text and all(r.levelno == logging.WARNING for r in caplog.records
-                                              if "quarantine" in r.getMessage())
+    assert bad.test_id in caplog.text and all(
+        r.levelno == logging.WARNING for r in caplog.records if "quarantine" in r.getMessage()
+    )
 
 
 def test_a_refused_row_with_the_spool_in_use_is_quarantined_not_spooled(store_url: str, tmp_path: Path) -> None:
@@ -168,10 +187,9 @@ def test_a_failing_store_is_not_mistaken_for_bad_rows(store_url: str, tmp_path: 
         try:
             await ing.run_in_store(lambda st: st.execute(rename))
             outcomes = await asyncio.gather(*(ing.submit(r) for r in rows))
-            await asyncio.sleep(0.5)   # the replay keeps failing meanwhile: nothing moves
+            await asyncio.sleep(0.5)  # the replay keeps failing meanwhile: nothing moves
             assert spool.pending_bytes() > 0
-            await ing.run_in_store(lambda st: st.execute(
-                "RENAME TABLE {db}.measurements_away TO {db}.measurements"))
+            await ing.run_in_store(lambda st: st.execute("RENAME TABLE {db}.measurements_away TO {db}.measurements"))
             for _ in range(100):
                 if spool.pending_bytes() == 0:
                     break
@@ -239,10 +257,11 @@ def test_a_failing_replay_is_logged_at_warning(tmp_path: Path, caplog: pytest.Lo
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     replay = [m for m in warnings if "replay" in m]
     assert replay and "cannot reach ClickHouse" in replay[0]
-    assert len(warnings) <= 4, warnings   # about 10 failed attempts do not flood the log
+    assert len(warnings) <= 4, warnings  # about 10 failed attempts do not flood the log
 
 
 # -- item 3: the spool on disk --------------------------------------------------------------
+
 
 def test_spool_files_are_private(tmp_path: Path) -> None:
     """They hold hashes, networks and GPS: 0600, also when an older version left a 0644 file."""
@@ -288,6 +307,7 @@ class CrashingOS(ModuleType):
                     raise Crash(name)
                 self.steps += 1
             return real(*args, **kwargs)
+
         return step
 
 
@@ -308,7 +328,7 @@ def _crash_scenario(store_url: str, directory: Path, fake_os: CrashingOS) -> tup
                 acked.update(r.test_id for r in rows)
                 await ing.replay_once()
         finally:
-            fake_os.armed = False   # the "restart": nothing dies any more
+            fake_os.armed = False  # the "restart": nothing dies any more
             await ing.close()
 
     try:
@@ -321,7 +341,8 @@ def _crash_scenario(store_url: str, directory: Path, fake_os: CrashingOS) -> tup
 
 
 def test_the_spool_replays_each_acknowledged_result_once_whatever_the_crash_point(
-        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Before: a crash between emptying the data file and removing the offset left a stale offset,
     so later results were skipped (or the replay started mid-line and stalled)."""
     dry = CrashingOS(crash_at=10**9)
@@ -382,8 +403,9 @@ FULL_DISK = textwrap.dedent("""
 
 def test_a_write_cut_short_by_a_full_disk_is_refused_and_leaves_no_torn_line(tmp_path: Path) -> None:
     """The kernel writes part of the batch, then refuses: before, the short write went unnoticed."""
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "spool")], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(tmp_path / "spool")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["outcome"].startswith("full: ") and "spool" in report["outcome"], report
@@ -393,8 +415,9 @@ def test_a_write_cut_short_by_a_full_disk_is_refused_and_leaves_no_torn_line(tmp
 
 
 def test_a_server_started_on_an_old_spool_with_a_bad_row_stores_the_rest_and_shows_it_on_metrics(
-        store_url: str, tmp_path: Path) -> None:
-    """The issue's scenario across a restart: the spool's bad line no longer stops all storage."""
+    store_url: str, tmp_path: Path
+) -> None:
+    """A poisoned spool across a restart: its bad line no longer stops all storage."""
     import aiohttp
 
     from ispeed.server.app import running
@@ -406,10 +429,9 @@ def test_a_server_started_on_an_old_spool_with_a_bad_row_stores_the_rest_and_sho
     (spool_dir / "results.jsonl").write_text("".join(json.dumps(to_record(r)) + "\n" for r in (bad, *good)))
 
     async def main() -> str:
-        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=b"s" * 32,
-                              spool_dir=str(spool_dir))
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=b"s" * 32, spool_dir=str(spool_dir))
         async with running(config) as (url, _app), aiohttp.ClientSession() as http:
-            for _ in range(100):   # the replay runs at start-up, then every 2 s
+            for _ in range(100):  # the replay runs at start-up, then every 2 s
                 async with http.get(url + "/metrics") as r:
                     text = await r.text()
                 if "ispeed_spool_pending_bytes 0" in text:

@@ -1,6 +1,6 @@
 """Device identities end to end: real clients against a real `ispeed serve`, and the client's state file.
 
-The attack of issue #19 item 4: one machine minting device ids gets at most the allowance.
+The device-minting attack: one machine minting device ids gets at most the allowance.
 """
 
 from __future__ import annotations
@@ -18,22 +18,39 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from serve_process import ServeProcess
 
 from ispeed.client.identity import DeviceIdentity, looks_signed
 from ispeed.core.errors import ServerUnreachable
 from ispeed.core.store import open_store
 from ispeed.server.devices import new_device_id, verify_device_id
 from ispeed.server.privacy import keyed_hash
+from serve_process import ServeProcess
 
-SERVE_SECRET = b"functional-test-secret-000"   # tests/serve_process.py
+SERVE_SECRET = b"functional-test-secret-000"  # tests/serve_process.py
 ALLOWANCE = 5
 SEEN = web.AppKey("seen", list)
 
 
 def ispeed_test(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", "test", "--server", url, "--json",
-                           "--duration", "1", "--streams", "2", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ispeed.cli.main",
+            "test",
+            "--server",
+            url,
+            "--json",
+            "--duration",
+            "1",
+            "--streams",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -50,7 +67,7 @@ def test_one_machine_minting_ids_gets_the_allowance_then_429_until_tomorrow(serv
         got: list[str] = []
         refusals: list[tuple[int, Any, str]] = []
         async with aiohttp.ClientSession() as http:
-            for _ in range(ALLOWANCE * 4):   # bounded: four times the allowance
+            for _ in range(ALLOWANCE * 4):  # bounded: four times the allowance
                 async with http.post(proc.url + "/api/v1/devices", json={}) as r:
                     answer = await r.json()
                     if r.status == 201:
@@ -75,17 +92,17 @@ def test_ispeed_test_keeps_its_server_issued_id_across_runs(serve: tuple[ServePr
     proc, store = serve
     state = tmp_path / "state"
     state.mkdir()
-    (state / "device-id").write_text("a-self-chosen-id\n")   # what older clients kept
+    (state / "device-id").write_text("a-self-chosen-id\n")  # what older clients kept
     runs = [ispeed_test(proc.url, "--state-dir", str(state)) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), runs[-1].stderr
     device = (state / "device-id").read_text().strip()
     assert verify_device_id(SERVE_SECRET, device) == device
     no_submit = ispeed_test(proc.url, "--state-dir", str(tmp_path / "unused"), "--no-submit")
-    assert no_submit.returncode == 0 and not (tmp_path / "unused").exists()   # no id asked for
+    assert no_submit.returncode == 0 and not (tmp_path / "unused").exists()  # no id asked for
     proc.stop()
     with open_store(store) as s:
         hashes = {r[0] for r in s.query("SELECT device_hash FROM {db}.measurements")}
-    assert hashes == {keyed_hash(SERVE_SECRET, "device", device)}   # two tests, one device
+    assert hashes == {keyed_hash(SERVE_SECRET, "device", device)}  # two tests, one device
 
 
 def test_a_test_goes_on_without_an_id_when_the_network_allowance_is_spent(tmp_path: Path) -> None:
@@ -121,14 +138,18 @@ async def _tiny_server(status: int, answer: Any) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("status,answer,needle", [
-    (404, None, "older server"),
-    (429, {"error": "spent", "retry_after_s": 7200}, "retry in 2 h"),
-    (500, {"error": "boom"}, "HTTP 500"),
-    (201, {"device_id": "not-a-signed-id"}, "HTTP 201"),
-])
+@pytest.mark.parametrize(
+    "status,answer,needle",
+    [
+        (404, None, "older server"),
+        (429, {"error": "spent", "retry_after_s": 7200}, "retry in 2 h"),
+        (500, {"error": "boom"}, "HTTP 500"),
+        (201, {"device_id": "not-a-signed-id"}, "HTTP 201"),
+    ],
+)
 def test_no_id_from_the_server_means_no_id_one_warning_and_no_retry_storm(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int, answer: Any, needle: str) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int, answer: Any, needle: str
+) -> None:
     held = new_device_id(b"another-fleet-secret-000", dt.date(2025, 7, 1))
     (tmp_path / "device-id").write_text(held + "\n")
 
@@ -144,8 +165,8 @@ def test_no_id_from_the_server_means_no_id_one_warning_and_no_retry_storm(
         ids, seen = asyncio.run(main())
     assert ids == ["", "", ""]
     assert len(caplog.records) == 1 and needle in caplog.records[0].getMessage()
-    assert seen == ([] if status == 404 else [{"device_id": held}])   # asked once, the held id presented
-    assert (tmp_path / "device-id").read_text().strip() == held        # kept: another fleet may vouch for it
+    assert seen == ([] if status == 404 else [{"device_id": held}])  # asked once, the held id presented
+    assert (tmp_path / "device-id").read_text().strip() == held  # kept: another fleet may vouch for it
 
 
 def test_an_unreachable_server_is_server_unreachable(tmp_path: Path) -> None:

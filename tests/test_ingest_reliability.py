@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 import aiohttp
+
 from clickhouse_server import ClickHouseServer
+from ispeed.core.store import open_store
 from quick_results import submit_many
 from serve_process import ServeProcess
-
-from ispeed.core.store import open_store
 
 LOAD = ["--rate-per-network", "100000", "--max-tests-per-network", "1000", "--max-tests", "1000"]
 
@@ -49,9 +49,9 @@ def test_clickhouse_outage_loses_and_duplicates_nothing(tmp_path: Path) -> None:
 
             def progress(done: int) -> None:
                 if done == total // 4:
-                    ch.kill()             # the store dies mid-stream
+                    ch.kill()  # the store dies mid-stream
                 elif done == total // 2:
-                    ch.start()            # and comes back on the same port with the same data
+                    ch.start()  # and comes back on the same port with the same data
 
             accepted, other = asyncio.run(submit_many(server.url, total, concurrency=8, on_progress=progress))
             assert other == [] and len(accepted) == total
@@ -73,10 +73,9 @@ def test_kill_9_of_the_server_keeps_every_accepted_result(tmp_path: Path) -> Non
 
     def progress(done: int) -> None:
         if done == 120:
-            os.kill(pid, signal.SIGKILL)   # results still in flight
+            os.kill(pid, signal.SIGKILL)  # results still in flight
 
-    accepted, other = asyncio.run(submit_many(server.url, 400, concurrency=8, on_progress=progress,
-                                              max_seconds=60))
+    accepted, other = asyncio.run(submit_many(server.url, 400, concurrency=8, on_progress=progress, max_seconds=60))
     server.stop()
     assert len(accepted) >= 120 and other  # some were cut off by the crash, never acknowledged
     restarted = ServeProcess(store_url, spool).start()
@@ -98,7 +97,7 @@ def test_spool_replays_in_order_after_a_restart_with_the_store_back(tmp_path: Pa
         with ServeProcess(store_url, spool):
             pass  # creates the schema
         ch.kill()
-        with ServeProcess(store_url, spool) as server:   # starts although the store is down
+        with ServeProcess(store_url, spool) as server:  # starts although the store is down
             accepted, other = asyncio.run(submit_many(server.url, 30, concurrency=4))
             assert other == [] and len(accepted) == 30
         assert (tmp_path / "spool" / "results.jsonl").stat().st_size > 0

@@ -18,20 +18,39 @@ from ispeed.cli.main import main
 from ispeed.core.store import Store, open_store
 from ispeed.server.audit import AuditEntry, last_used, write_entries
 from ispeed.server.isp_keys import (
-    KEY_RE, create_key, expiry_from_date, find_key, key_hash, list_keys, parse_key, revoke_key, verify,
+    KEY_RE,
+    create_key,
+    expiry_from_date,
+    find_key,
+    key_hash,
+    list_keys,
+    parse_key,
+    revoke_key,
+    verify,
 )
 from serve_process import ServeProcess
 
-UTC = dt.timezone.utc
-SERVE_SECRET = "functional-test-secret-000"   # the secret tests/serve_process.py starts `serve` with
+UTC = dt.UTC
+SERVE_SECRET = "functional-test-secret-000"  # the secret tests/serve_process.py starts `serve` with
 
 
 def test_key_format_rejects_lookalikes_and_garbage() -> None:
     good = "isp_0123456789ab_" + "A" * 43
     assert parse_key(good) == ("0123456789ab", "A" * 43)
-    for bad in ("", good[:-1], good + "A", good.upper(), good.replace("isp_", "ISP_"), " " + good,
-                good + "\n", good.replace("0", "\uff10"), good[:-1] + "\u0410", good.replace("_", "-", 1),
-                "isp_0123456789ab_" + "A" * 42 + "=", "A" * 10_000):
+    for bad in (
+        "",
+        good[:-1],
+        good + "A",
+        good.upper(),
+        good.replace("isp_", "ISP_"),
+        " " + good,
+        good + "\n",
+        good.replace("0", "\uff10"),
+        good[:-1] + "\u0410",
+        good.replace("_", "-", 1),
+        "isp_0123456789ab_" + "A" * 42 + "=",
+        "A" * 10_000,
+    ):
         assert parse_key(bad) is None, bad
     assert expiry_from_date(dt.date(2026, 1, 31)) == dt.datetime(2026, 1, 31, 17, 0, tzinfo=UTC)  # 24:00 UTC+7
 
@@ -56,8 +75,11 @@ def test_create_verify_expire_revoke(store: Store) -> None:
     assert verify(store, new.key[:-1] + ("B" if new.key[-1] != "B" else "C"), now).outcome == "bad_secret"
     assert verify(store, f"isp_{'f' * 12}_{secret}", now).outcome == "unknown_key"
     # a row edited to name another provider no longer verifies
-    store.execute("INSERT INTO {db}.isp_keys SELECT key_id, 'Viettel', salt, key_hash, created_at, expires_at, note"
-                  " FROM {db}.isp_keys WHERE key_id = {kid}", {"kid": kid})
+    store.execute(
+        "INSERT INTO {db}.isp_keys SELECT key_id, 'Viettel', salt, key_hash, created_at, expires_at, note"
+        " FROM {db}.isp_keys WHERE key_id = {kid}",
+        {"kid": kid},
+    )
     verdict = verify(store, new.key, now)
     assert verdict.outcome == "allowed" and verdict.record.provider == "VNPT"  # type: ignore[union-attr]
     revoked = revoke_key(store, kid, "leaked", now=now + dt.timedelta(hours=1))
@@ -66,35 +88,54 @@ def test_create_verify_expire_revoke(store: Store) -> None:
     assert verify(store, new.key, now + dt.timedelta(hours=1)).outcome == "revoked"
     assert find_key(store, kid).status(now + dt.timedelta(hours=1)) == "revoked"  # type: ignore[union-attr]
     assert find_key(store, "x' OR 1 --") is None
-    write_entries(store, [AuditEntry(now, kid, "VNPT", "GET", "/isp/v1/months", "127.0.0.0/24", "allowed", 200),
-                          AuditEntry(now + dt.timedelta(minutes=5), kid, "VNPT", "GET", "/x", "127.0.0.0/24",
-                                     "bad_secret", 401)])
+    write_entries(
+        store,
+        [
+            AuditEntry(now, kid, "VNPT", "GET", "/isp/v1/months", "127.0.0.0/24", "allowed", 200),
+            AuditEntry(now + dt.timedelta(minutes=5), kid, "VNPT", "GET", "/x", "127.0.0.0/24", "bad_secret", 401),
+        ],
+    )
     assert last_used(store) == {kid: now}
     # the edited copy stays visible to operators (tamper evidence), yet the key only ever serves VNPT
     assert sorted((k.provider, k.last_used_at) for k in list_keys(store)) == [("VNPT", now), ("Viettel", now)]
 
 
 def test_cli_create_list_revoke(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["isp-key", "create", "--provider", "fpt", "--expires", "2099-12-31", "--note", "noc",
-                 "--store", store_url]) == 0
+    assert (
+        main(
+            ["isp-key", "create", "--provider", "fpt", "--expires", "2099-12-31", "--note", "noc", "--store", store_url]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     key = out.strip()
     assert KEY_RE.fullmatch(key) and "only time" in err and "FPT Telecom" in err
     kid = key.split("_")[1]
     assert main(["isp-key", "list", "--json", "--store", store_url]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert listed == [{"key_id": kid, "provider": "FPT Telecom", "created_at": listed[0]["created_at"],
-                       "expires_at": "2099-12-31T17:00:00Z", "last_used_at": None, "revoked_at": None,
-                       "status": "active", "note": "noc"}]
+    assert listed == [
+        {
+            "key_id": kid,
+            "provider": "FPT Telecom",
+            "created_at": listed[0]["created_at"],
+            "expires_at": "2099-12-31T17:00:00Z",
+            "last_used_at": None,
+            "revoked_at": None,
+            "status": "active",
+            "note": "noc",
+        }
+    ]
     assert key not in json.dumps(listed) and key.split("_", 2)[2] not in json.dumps(listed)
     assert main(["isp-key", "revoke", kid, "--store", store_url]) == 0
     assert main(["isp-key", "list", "--store", store_url]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["ID", "PROVIDER", "CREATED"] and kid in table[1] and "revoked" in table[1]
-    for argv, needle in ((["create", "--provider", "NoSuchISP"], "--provider"),
-                         (["create", "--provider", "VNPT", "--expires", "2020-01-01"], "--expires"),
-                         (["create", "--provider", "VNPT", "--expires", "31/12/2099"], "--expires"),
-                         (["revoke", "feedfacecafe"], "unknown")):
+    for argv, needle in (
+        (["create", "--provider", "NoSuchISP"], "--provider"),
+        (["create", "--provider", "VNPT", "--expires", "2020-01-01"], "--expires"),
+        (["create", "--provider", "VNPT", "--expires", "31/12/2099"], "--expires"),
+        (["revoke", "feedfacecafe"], "unknown"),
+    ):
         assert main(["isp-key", *argv, "--store", store_url]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and needle in err
@@ -129,8 +170,13 @@ def test_serve_process_with_cli_managed_key(clickhouse_server: object, capsys: p
 def isp_key(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`ispeed isp-key ARGV` as a real process (no ISPEED_* settings inherited)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("ISPEED_")}
-    return subprocess.run([sys.executable, "-m", "ispeed.cli.main", "isp-key", *argv], capture_output=True,
-                          text=True, timeout=120, env={**base, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", "isp-key", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **(env or {})},
+    )
 
 
 def portal_status(base_url: str, key: str) -> int:
@@ -147,23 +193,25 @@ def test_cli_manages_keys_through_the_server_holding_an_embedded_store(tmp_path:
     url = f"chdb:{tmp_path / 'store'}"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{s.getsockname()[1]}"   # closed below: nothing listens there
+        nobody = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed below: nothing listens there
     with ServeProcess(url) as server:
         remote = ["--store", url, "--server", server.url]
         # what goes wrong is one line naming the flag to fix
         for argv, env, needle in (
-                (["create", "--provider", "Viettel", "--store", url], {}, "--secret"),
-                (["create", "--provider", "Viettel", *remote, "--secret", "not-the-server-secret"], {}, "--secret"),
-                (["list", "--store", url, "--server", nobody, "--secret", SERVE_SECRET], {}, "--server"),
-                (["create", "--provider", "NoSuchISP", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "--provider"),
-                (["revoke", "feedfacecafe", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "unknown")):
+            (["create", "--provider", "Viettel", "--store", url], {}, "--secret"),
+            (["create", "--provider", "Viettel", *remote, "--secret", "not-the-server-secret"], {}, "--secret"),
+            (["list", "--store", url, "--server", nobody, "--secret", SERVE_SECRET], {}, "--server"),
+            (["create", "--provider", "NoSuchISP", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "--provider"),
+            (["revoke", "feedfacecafe", *remote], {"ISPEED_SECRET": SERVE_SECRET}, "unknown"),
+        ):
             done = isp_key(*argv, env=env)
             assert done.returncode == 2 and done.stdout == "", (argv, done)
             assert len(done.stderr.strip().splitlines()) == 1 and needle in done.stderr, (argv, done.stderr)
-        assert "in use" in isp_key("list", "--store", url).stderr   # no secret: says why the store is out of reach
+        assert "in use" in isp_key("list", "--store", url).stderr  # no secret: says why the store is out of reach
 
-        created = isp_key("create", "--provider", "viettel", "--note", "noc", *remote,
-                          env={"ISPEED_SECRET": SERVE_SECRET})
+        created = isp_key(
+            "create", "--provider", "viettel", "--note", "noc", *remote, env={"ISPEED_SECRET": SERVE_SECRET}
+        )
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip()
         assert KEY_RE.fullmatch(key) and "only time" in created.stderr and "Viettel" in created.stderr
@@ -177,7 +225,7 @@ def test_cli_manages_keys_through_the_server_holding_an_embedded_store(tmp_path:
 
         revoked = isp_key("revoke", kid, "--reason", "leaked", *remote, "--secret", SERVE_SECRET)
         assert revoked.returncode == 0 and "revoked" in revoked.stderr, revoked.stderr
-        assert portal_status(server.url, key) == 401          # at once (the promise is within a minute)
+        assert portal_status(server.url, key) == 401  # at once (the promise is within a minute)
         table = isp_key("list", *remote, "--secret", SERVE_SECRET).stdout.splitlines()
         assert table[0].split()[:2] == ["ID", "PROVIDER"] and kid in table[1] and "revoked" in table[1]
     # the server has stopped: the same keys, read directly from the store

@@ -44,11 +44,11 @@ TEST_ID = re.compile(r"sim\d+-\d{6}-\d{10}")
 @dataclass
 class PortalData:
     url: str
-    keys: dict[str, str]               # name -> full key
+    keys: dict[str, str]  # name -> full key
     key_ids: dict[str, str]
-    own_stats: int                     # monthly_stats rows of OWN (every cell)
+    own_stats: int  # monthly_stats rows of OWN (every cell)
     own_unpublished: int
-    visible_others: int                # published rows of other providers and all-provider rows
+    visible_others: int  # published rows of other providers and all-provider rows
     export_rows: dict[str, list[list[str]]] = field(default_factory=dict)  # provider -> export rows
     other_ids: set[str] = field(default_factory=set)
 
@@ -63,7 +63,7 @@ def portal_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     with open_store(url) as store:
         simulate(store, SimulationConfig(2025, 7, 20_000, seed=8))
         aggregate_month(store, 2025, 7, Methodology(min_samples=25, include_simulated=True), None)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         keys = {
             "own": create_key(store, OWN, now + dt.timedelta(days=30)),
             "other": create_key(store, OTHER),
@@ -73,7 +73,9 @@ def portal_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         revoke_key(store, keys["revoked"].record.key_id)
         counts = store.query(
             "SELECT provider = {own}, published, count() FROM {db}.monthly_stats WHERE month = {m}"
-            " GROUP BY provider = {own}, published", {"own": OWN, "m": MONTH})
+            " GROUP BY provider = {own}, published",
+            {"own": OWN, "m": MONTH},
+        )
         by = {(int(a), int(b)): int(c) for a, b, c in counts}
         buf = io.StringIO()
         write_month(store, 2025, 7, buf)
@@ -81,9 +83,13 @@ def portal_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     header, body = rows[0], rows[1:]
     at = header.index("provider")
     data = PortalData(
-        url=url, keys={k: v.key for k, v in keys.items()}, key_ids={k: v.record.key_id for k, v in keys.items()},
-        own_stats=by.get((1, 0), 0) + by.get((1, 1), 0), own_unpublished=by.get((1, 0), 0),
-        visible_others=by.get((0, 1), 0))
+        url=url,
+        keys={k: v.key for k, v in keys.items()},
+        key_ids={k: v.record.key_id for k, v in keys.items()},
+        own_stats=by.get((1, 0), 0) + by.get((1, 1), 0),
+        own_unpublished=by.get((1, 0), 0),
+        visible_others=by.get((0, 1), 0),
+    )
     for row in body:
         data.export_rows.setdefault(row[at], []).append(row)
     data.other_ids = {r[0] for p, rs in data.export_rows.items() if p != OWN for r in rs}
@@ -91,8 +97,11 @@ def portal_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     yield data
 
 
-def with_portal(data: PortalData, body: Callable[[str, aiohttp.ClientSession, Any], Awaitable[Any]],
-                portal: PortalConfig | None = None) -> Any:
+def with_portal(
+    data: PortalData,
+    body: Callable[[str, aiohttp.ClientSession, Any], Awaitable[Any]],
+    portal: PortalConfig | None = None,
+) -> Any:
     async def run() -> Any:
         config = ServerConfig(host="127.0.0.1", port=0, store_url=data.url, secret=SECRET)
         app = make_app(config)
@@ -102,6 +111,7 @@ def with_portal(data: PortalData, body: Callable[[str, aiohttp.ClientSession, An
             app[PORTAL].keys.scan_interval_s = portal.key_scan_interval_s
         async with running(config, app) as (url, app), aiohttp.ClientSession() as http:
             return await body(url, http, app)
+
     return asyncio.run(run())
 
 
@@ -113,8 +123,9 @@ def parse_csv(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-async def raw(url: str, target: str, headers: dict[str, str] | None = None, method: str = "GET",
-              extra: bytes = b"") -> tuple[int, dict[str, str], str]:
+async def raw(
+    url: str, target: str, headers: dict[str, str] | None = None, method: str = "GET", extra: bytes = b""
+) -> tuple[int, dict[str, str], str]:
     """One HTTP/1.1 request with the request target sent byte for byte (no client normalisation)."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -134,7 +145,7 @@ async def raw(url: str, target: str, headers: dict[str, str] | None = None, meth
             size = int(size_text.split(b";")[0] or b"0", 16)
             if size == 0:
                 break
-            out, rest = out + rest[:size], rest[size + 2:]
+            out, rest = out + rest[:size], rest[size + 2 :]
         body = out
     return int(status_line.split()[1]), got, body.decode("utf-8", "replace")
 
@@ -145,9 +156,15 @@ def test_own_key_reads_own_stats_and_tests_streamed_in_pages(portal_data: Portal
             assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
             months = await r.json()
         assert months["provider"] == OWN and months["key_id"] == portal_data.key_ids["own"]
-        assert months["months"] == [{"month": MONTH, "stats": True, "tests": True,
-                                     "stats_csv": f"{url}/isp/v1/{MONTH}/stats.csv",
-                                     "tests_csv": f"{url}/isp/v1/{MONTH}/tests.csv"}]
+        assert months["months"] == [
+            {
+                "month": MONTH,
+                "stats": True,
+                "tests": True,
+                "stats_csv": f"{url}/isp/v1/{MONTH}/stats.csv",
+                "tests_csv": f"{url}/isp/v1/{MONTH}/tests.csv",
+            }
+        ]
 
         async with http.get(f"{url}/isp/v1/{MONTH}/stats.csv", headers=bearer(portal_data.keys["own"])) as r:
             assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
@@ -159,7 +176,7 @@ def test_own_key_reads_own_stats_and_tests_streamed_in_pages(portal_data: Portal
         own = [c for c in rows if c["provider"] == OWN]
         others = [c for c in rows if c["provider"] != OWN]
         assert len(own) == portal_data.own_stats and len(others) == portal_data.visible_others
-        assert all(c["published"] == "true" for c in others)      # nobody else's suppressed cells
+        assert all(c["published"] == "true" for c in others)  # nobody else's suppressed cells
         hidden = [c for c in own if c["published"] == "false"]
         assert len(hidden) == portal_data.own_unpublished
         assert all(int(c["tests"]) > 0 and int(c["samples"]) < 25 for c in hidden)  # below threshold, counted
@@ -175,8 +192,8 @@ def test_own_key_reads_own_stats_and_tests_streamed_in_pages(portal_data: Portal
         lines = list(csv.reader(io.StringIO(text)))
         assert "ip_hash" not in lines[0] and "ip_network" not in lines[0] and "lat" not in lines[0]
         expected = portal_data.export_rows[OWN]
-        assert len(lines) - 1 == len(expected) > 3 * 700       # several pages of 700 rows
-        assert sorted(lines[1:]) == sorted(expected)            # exactly the open-data rows of OWN
+        assert len(lines) - 1 == len(expected) > 3 * 700  # several pages of 700 rows
+        assert sorted(lines[1:]) == sorted(expected)  # exactly the open-data rows of OWN
         assert not TEST_ID.findall(text) or not set(TEST_ID.findall(text)) & portal_data.other_ids
 
     with_portal(portal_data, body, PortalConfig(page_rows=700))
@@ -200,8 +217,8 @@ def test_bad_keys_get_401_and_every_attempt_is_audited(portal_data: PortalData) 
         ({"Authorization": f"Bearer {own} {own}"}, "malformed_key"),
         ({"Authorization": f"Bearer {own[:-1]}"}, "malformed_key"),
         ({"Authorization": f"Bearer {own}x"}, "malformed_key"),
-        ({"Authorization": f"Bearer {own.replace('isp_', 'ısp_')}"}, "malformed_key"),   # dotless i
-        ({"Authorization": f"Bearer {own[:-1]}\u0430"}, "malformed_key"),                # Cyrillic a
+        ({"Authorization": f"Bearer {own.replace('isp_', 'ısp_')}"}, "malformed_key"),  # dotless i
+        ({"Authorization": f"Bearer {own[:-1]}\u0430"}, "malformed_key"),  # Cyrillic a
         ({"Authorization": "Bearer " + "A" * 5000}, "malformed_key"),
         ({"Authorization": f"Bearer {other.replace(other.split('_')[1], kid)}"}, "bad_secret"),  # id swap
     ]
@@ -210,8 +227,12 @@ def test_bad_keys_get_401_and_every_attempt_is_audited(portal_data: PortalData) 
 
     async def body(url: str, http: aiohttp.ClientSession, app: Any) -> list[Any]:
         for headers, _ in cases:
-            for path in (f"/isp/v1/months?run={run}", f"/isp/v1/{MONTH}/stats.csv?run={run}",
-                         f"/isp/v1/{MONTH}/tests.csv?run={run}", f"/isp/v1/{MONTH}/tests.csv?access_token={own}&run={run}"):
+            for path in (
+                f"/isp/v1/months?run={run}",
+                f"/isp/v1/{MONTH}/stats.csv?run={run}",
+                f"/isp/v1/{MONTH}/tests.csv?run={run}",
+                f"/isp/v1/{MONTH}/tests.csv?access_token={own}&run={run}",
+            ):
                 status, got, text = await raw(url, path, headers)
                 assert status == 401, (headers, path, status, text)
                 assert got["www-authenticate"].startswith('Bearer realm="ispeed-isp"')
@@ -237,25 +258,53 @@ def test_bad_keys_get_401_and_every_attempt_is_audited(portal_data: PortalData) 
 def test_no_trick_reaches_another_providers_rows(portal_data: PortalData, capsys: pytest.CaptureFixture[str]) -> None:
     own = portal_data.keys["own"]
     paths = [
-        f"/isp/v1/{OTHER}/{MONTH}/stats.csv", f"/isp/v1/{MONTH}/{OTHER}/tests.csv",
-        f"/isp/v1/{MONTH}/stats.csv/{OTHER}", f"/isp/v1/{OTHER}/months",
-        "/isp/v1/..%2F..%2Fapi/v1/servers", "/isp/v1/%2e%2e/%2e%2e/Viettel/stats.csv",
-        f"/isp/v1/{MONTH}%2F..%2FViettel/stats.csv", f"/isp/v1/{MONTH}%252F..%252FViettel/tests.csv",
-        f"/isp/v1/..%252F{MONTH}/tests.csv", f"/isp/v1/{MONTH}/../../v1/{MONTH}/tests.csv",
-        f"/isp/v1/{MONTH}/stats.csv;provider=Viettel", f"/isp/v1/{MONTH}/tests.csv%00Viettel",
-        f"/isp/v1/{MONTH}/TESTS.CSV", f"/ISP/v1/{MONTH}/tests.csv", f"/Isp/v1/{MONTH}/stats.csv",
-        "/isp/v1/２０２５-０７/tests.csv", "/isp/v1/%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%95-07/tests.csv", "/isp/v1/2025-7/tests.csv", "/isp/v1/2025-07%0A/tests.csv",
-        "/isp/v1/2025-13/stats.csv", "/isp/v1/2099-01/stats.csv", "/isp/v1/months/Viettel",
-        "/isp/v1/months?provider=Viettel", f"/isp/v1/{MONTH}/stats.csv?provider=Viettel",
-        f"/isp/v1/{MONTH}/tests.csv?provider=viettel", f"/isp/v1/{MONTH}/tests.csv?PROVIDER=Viettel",
-        f"/isp/v1/{MONTH}/tests.csv?provider=VNPT&provider=Viettel", f"/isp/v1/{MONTH}/tests.csv?isp=Viettel",
-        f"/isp/v1/{MONTH}/tests.csv?provider=Viettel%00", f"/isp/v1/{MONTH}/tests.csv?provider%3DViettel",
-        f"/isp/v1/{MONTH}/tests.csv?provider=VNPT",   # its own name: ignored, 200 own rows
-        f"/isp/v1/{MONTH}/tests.csv", f"/isp/v1//{MONTH}/tests.csv", f"//isp/v1/{MONTH}/tests.csv",
-        f"/isp/v1/{MONTH}/./tests.csv", f"/isp/./v1/{MONTH}/stats.csv", "/isp/v2/months", "/isp/",
+        f"/isp/v1/{OTHER}/{MONTH}/stats.csv",
+        f"/isp/v1/{MONTH}/{OTHER}/tests.csv",
+        f"/isp/v1/{MONTH}/stats.csv/{OTHER}",
+        f"/isp/v1/{OTHER}/months",
+        "/isp/v1/..%2F..%2Fapi/v1/servers",
+        "/isp/v1/%2e%2e/%2e%2e/Viettel/stats.csv",
+        f"/isp/v1/{MONTH}%2F..%2FViettel/stats.csv",
+        f"/isp/v1/{MONTH}%252F..%252FViettel/tests.csv",
+        f"/isp/v1/..%252F{MONTH}/tests.csv",
+        f"/isp/v1/{MONTH}/../../v1/{MONTH}/tests.csv",
+        f"/isp/v1/{MONTH}/stats.csv;provider=Viettel",
+        f"/isp/v1/{MONTH}/tests.csv%00Viettel",
+        f"/isp/v1/{MONTH}/TESTS.CSV",
+        f"/ISP/v1/{MONTH}/tests.csv",
+        f"/Isp/v1/{MONTH}/stats.csv",
+        "/isp/v1/２０２５-０７/tests.csv",
+        "/isp/v1/%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%95-07/tests.csv",
+        "/isp/v1/2025-7/tests.csv",
+        "/isp/v1/2025-07%0A/tests.csv",
+        "/isp/v1/2025-13/stats.csv",
+        "/isp/v1/2099-01/stats.csv",
+        "/isp/v1/months/Viettel",
+        "/isp/v1/months?provider=Viettel",
+        f"/isp/v1/{MONTH}/stats.csv?provider=Viettel",
+        f"/isp/v1/{MONTH}/tests.csv?provider=viettel",
+        f"/isp/v1/{MONTH}/tests.csv?PROVIDER=Viettel",
+        f"/isp/v1/{MONTH}/tests.csv?provider=VNPT&provider=Viettel",
+        f"/isp/v1/{MONTH}/tests.csv?isp=Viettel",
+        f"/isp/v1/{MONTH}/tests.csv?provider=Viettel%00",
+        f"/isp/v1/{MONTH}/tests.csv?provider%3DViettel",
+        f"/isp/v1/{MONTH}/tests.csv?provider=VNPT",  # its own name: ignored, 200 own rows
+        f"/isp/v1/{MONTH}/tests.csv",
+        f"/isp/v1//{MONTH}/tests.csv",
+        f"//isp/v1/{MONTH}/tests.csv",
+        f"/isp/v1/{MONTH}/./tests.csv",
+        f"/isp/./v1/{MONTH}/stats.csv",
+        "/isp/v2/months",
+        "/isp/",
     ]
-    header_tricks = [{"X-Provider": OTHER}, {"X-ISP": "viettel"}, {"X-Provider": "VNPT"}, {"Forwarded": "for=1.2.3.4"},
-                     {"X-Forwarded-For": "10.0.0.1"}, {"Host": "viettel.example"}]
+    header_tricks = [
+        {"X-Provider": OTHER},
+        {"X-ISP": "viettel"},
+        {"X-Provider": "VNPT"},
+        {"Forwarded": "for=1.2.3.4"},
+        {"X-Forwarded-For": "10.0.0.1"},
+        {"Host": "viettel.example"},
+    ]
     methods = ["POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
     attempts: list[tuple[str, str, int]] = []
     leaks: list[tuple[str, str]] = []
@@ -284,8 +333,9 @@ def test_no_trick_reaches_another_providers_rows(portal_data: PortalData, capsys
             if "X-" in str(headers) and "VNPT" not in str(headers) and "Forwarded" not in str(headers):
                 assert status == 403
         for method in methods:
-            status, _, text = await raw(url, f"/isp/v1/{MONTH}/tests.csv", {**bearer(own), "Content-Length": "0"},
-                                        method)
+            status, _, text = await raw(
+                url, f"/isp/v1/{MONTH}/tests.csv", {**bearer(own), "Content-Length": "0"}, method
+            )
             check(method, status, text)
             assert status in (404, 405) or (method == "OPTIONS" and status == 403)
 
@@ -294,12 +344,17 @@ def test_no_trick_reaches_another_providers_rows(portal_data: PortalData, capsys
     assert statuses[f"/isp/v1/{MONTH}/stats.csv?provider=Viettel"] == 403
     assert statuses[f"/isp/v1/{MONTH}/tests.csv?PROVIDER=Viettel"] == 403
     assert statuses[f"/isp/v1/{MONTH}/tests.csv?provider=VNPT"] == 200
-    assert statuses["/isp/v1/%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%95-07/tests.csv"] == 400 and statuses["/isp/v1/2099-01/stats.csv"] == 404
+    assert (
+        statuses["/isp/v1/%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%95-07/tests.csv"] == 400
+        and statuses["/isp/v1/2099-01/stats.csv"] == 404
+    )
     assert statuses[f"/ISP/v1/{MONTH}/tests.csv"] == 404
     assert leaks == []
     with capsys.disabled():
-        print(f"\n[isp portal] {portal_data.url.split(':')[0]}: {len(attempts)} access tricks with a valid key "
-              f"of {OWN}; unauthorized successes: {len(leaks)}")
+        print(
+            f"\n[isp portal] {portal_data.url.split(':')[0]}: {len(attempts)} access tricks with a valid key "
+            f"of {OWN}; unauthorized successes: {len(leaks)}"
+        )
 
 
 def test_repeated_bad_keys_are_rate_limited_per_network(portal_data: PortalData) -> None:
@@ -320,8 +375,13 @@ def test_repeated_bad_keys_are_rate_limited_per_network(portal_data: PortalData)
 def test_a_valid_key_is_served_from_a_network_blocked_for_bad_keys(portal_data: PortalData) -> None:
     """Others' bad keys from the ISP's /24 never lock its valid key out, and cost the store almost nothing."""
     own, kid = portal_data.keys["own"], portal_data.key_ids["own"]
-    flood = [bearer(f"isp_{kid}_{'x' * 43}"), bearer(f"isp_{'0' * 12}_{'y' * 43}"), {}, bearer("garbage"),
-             bearer(portal_data.keys["revoked"])]
+    flood = [
+        bearer(f"isp_{kid}_{'x' * 43}"),
+        bearer(f"isp_{'0' * 12}_{'y' * 43}"),
+        {},
+        bearer("garbage"),
+        bearer(portal_data.keys["revoked"]),
+    ]
 
     async def body(url: str, http: aiohttp.ClientSession, app: Any) -> None:
         statuses = [(await raw(url, "/isp/v1/months", flood[i % len(flood)]))[0] for i in range(40)]
@@ -356,21 +416,22 @@ def test_rate_limited_requests_write_a_bounded_number_of_audit_rows(portal_data:
     n_requests = 300
 
     async def body(url: str, http: aiohttp.ClientSession, app: Any) -> list[int]:
-        path = f"/isp/v1/months?run={run}&pad={'p' * 600}"    # a long path: stored cut, once
+        path = f"/isp/v1/months?run={run}&pad={'p' * 600}"  # a long path: stored cut, once
         return [(await raw(url, f"{path}&i={i}", kinds[i % len(kinds)]))[0] for i in range(n_requests)]
 
-    statuses = with_portal(portal_data, body, PortalConfig(bad_keys_per_min=0.6, bad_key_burst=3,
-                                                           key_scan_interval_s=0.02))
+    statuses = with_portal(
+        portal_data, body, PortalConfig(bad_keys_per_min=0.6, bad_key_burst=3, key_scan_interval_s=0.02)
+    )
     limited_n = statuses.count(429)
     assert statuses.count(401) + limited_n == n_requests and limited_n >= n_requests - 10
-    with open_store(portal_data.url) as store:   # the server has stopped: its rows are written
+    with open_store(portal_data.url) as store:  # the server has stopped: its rows are written
         rows = [e for e in read_entries(store) if f"run={run}" in e.path]
     limited = [e for e in rows if e.outcome == "rate_limited"]
-    assert 1 <= len(limited) <= 2, len(limited)          # one per minute (two if the flood crossed one)
+    assert 1 <= len(limited) <= 2, len(limited)  # one per minute (two if the flood crossed one)
     assert sum(e.requests for e in limited) == limited_n
     assert all(e.status == 429 and e.client_network == "127.0.0.0/24" and len(e.path) <= 512 for e in limited)
-    assert all(e.at.second == 0 for e in limited)         # the row stands for its minute
-    refused = [e for e in rows if e.outcome != "rate_limited"]     # the 401s before the block: one row each
+    assert all(e.at.second == 0 for e in limited)  # the row stands for its minute
+    refused = [e for e in rows if e.outcome != "rate_limited"]  # the 401s before the block: one row each
     assert len(refused) == statuses.count(401) and all(e.requests == 1 and e.status == 401 for e in refused)
     assert {"no_key", "malformed_key", "bad_secret"} <= {e.outcome for e in refused}
 
@@ -385,11 +446,28 @@ def test_revocation_applies_to_the_next_request(portal_data: PortalData, capsys:
             # with it, the CLI revokes through this server's admin API
             assert await asyncio.to_thread(main, ["isp-key", "list", "--store", portal_data.url, "--secret", ""]) == 2
             assert "in use" in capsys.readouterr().err
-            assert await asyncio.to_thread(main, ["isp-key", "revoke", with_new.record.key_id, "--store",
-                                                  portal_data.url, "--server", url, "--secret", SECRET.decode()]) == 0
+            assert (
+                await asyncio.to_thread(
+                    main,
+                    [
+                        "isp-key",
+                        "revoke",
+                        with_new.record.key_id,
+                        "--store",
+                        portal_data.url,
+                        "--server",
+                        url,
+                        "--secret",
+                        SECRET.decode(),
+                    ],
+                )
+                == 0
+            )
         else:  # a ClickHouse store: the operator's CLI works while servers run
-            assert await asyncio.to_thread(main, ["isp-key", "revoke", with_new.record.key_id,
-                                                  "--store", portal_data.url]) == 0
+            assert (
+                await asyncio.to_thread(main, ["isp-key", "revoke", with_new.record.key_id, "--store", portal_data.url])
+                == 0
+            )
         status, headers, text = await raw(url, "/isp/v1/months", bearer(key))
         assert status == 401 and "revoked" in text and 'error="invalid_token"' in headers["www-authenticate"]
 

@@ -11,13 +11,14 @@ import pytest
 
 from ispeed.core import method, tcpinfo
 
-RATE = 2_390_000   # bytes/s: 20 Mbit/s × 1448/1514
+RATE = 2_390_000  # bytes/s: 20 Mbit/s × 1448/1514
 T = 5.0
 TRUTH_MBPS = RATE * 8 / 1e6
 
 
-def timeline(holes: Sequence[tuple[float, float, int]] = (), step: float = 0.1,
-             always_ooo: bool = False) -> tuple[list[tuple[float, int]], list[int]]:
+def timeline(
+    holes: Sequence[tuple[float, float, int]] = (), step: float = 0.1, always_ooo: bool = False
+) -> tuple[list[tuple[float, int]], list[int]]:
     """Samples of a link at RATE, with holes (start s, end s, bytes held back meanwhile); the
     receiver's out-of-order count rises in every sample interval that overlaps a hole."""
     samples, ooo, count = [], [], 0
@@ -36,10 +37,10 @@ def rel_err(mbps: float) -> float:
 
 
 def test_ramp_rule_takes_the_largest_term_up_to_half_the_phase() -> None:
-    assert method.ramp_seconds(10.0) == 2.5                    # 0.25 × T
-    assert method.ramp_seconds(1.0) == 0.5                     # the 0.5 s floor
-    assert method.ramp_seconds(5.0, 80.0) == pytest.approx(2.0)   # 25 RTTs
-    assert method.ramp_seconds(5.0, 300.0) == 2.5              # capped at 0.5 × T
+    assert method.ramp_seconds(10.0) == 2.5  # 0.25 × T
+    assert method.ramp_seconds(1.0) == 0.5  # the 0.5 s floor
+    assert method.ramp_seconds(5.0, 80.0) == pytest.approx(2.0)  # 25 RTTs
+    assert method.ramp_seconds(5.0, 300.0) == 2.5  # capped at 0.5 × T
 
 
 def test_steady_link_reads_its_rate_with_or_without_the_ooo_count() -> None:
@@ -102,20 +103,20 @@ def test_ooo_counter_reads_real_sockets_and_keeps_counts_of_closed_ones(monkeypa
         counter = tcpinfo.OooCounter()
         assert not counter.known and counter.total() == 0
         counter.watch(accepted)
-        assert counter.known                      # this kernel has tcpi_rcv_ooopack
+        assert counter.known  # this kernel has tcpi_rcv_ooopack
         assert tcpinfo.ooo_packets(accepted) == tcpinfo.read_fields(accepted)["RcvOooPack"]
-        client.sendall(b"x" * 100_000)            # loopback never reorders
+        client.sendall(b"x" * 100_000)  # loopback never reorders
         assert counter.total() == 0
         # the summing over sockets that come and go, with the kernel's counts made up
         counts = {accepted: 5, client: 100}
         monkeypatch.setattr(tcpinfo, "ooo_packets", lambda sock: counts.get(sock))
-        counter.watch(client)                     # its 100 before the phase do not count
+        counter.watch(client)  # its 100 before the phase do not count
         assert counter.total() == 5
         counts[client] = 103
-        counter.unwatch(client)                   # read once more as it goes
+        counter.unwatch(client)  # read once more as it goes
         counts[client] = 500
         assert counter.total() == 8
-        counts[accepted] = None                   # closed by the peer: the count stays
+        counts[accepted] = None  # closed by the peer: the count stays
         assert counter.total() == 8
     finally:
         for s in (client, accepted, server):

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ispeed.core.store import open_store
 from ndt7_harness import ensure_node_harness, run_official_client
 from serve_process import ServeProcess
-
-from ispeed.core.store import open_store
 
 pytestmark = pytest.mark.slow
 
@@ -38,9 +37,11 @@ def test_official_ndt7_client_completes_and_its_run_is_stored(tmp_path: Path) ->
     assert conn["Server"] == host and conn["Client"].startswith("127.0.0.1:") and len(conn["UUID"]) == 36
 
     with open_store(store) as s:
-        rows = s.query("SELECT test_id, client_kind, client_version, method_version, download_mbps, upload_mbps,"
-                       " tcp_min_rtt_ms, streams, valid, invalid_reason, ip_network FROM {db}.measurements")
-    assert len(rows) == 1, rows   # download and upload paired into one result
+        rows = s.query(
+            "SELECT test_id, client_kind, client_version, method_version, download_mbps, upload_mbps,"
+            " tcp_min_rtt_ms, streams, valid, invalid_reason, ip_network FROM {db}.measurements"
+        )
+    assert len(rows) == 1, rows  # download and upload paired into one result
     test_id, kind, version, method, down_mbps, up_mbps, min_rtt, streams, valid, reason, net = rows[0]
     assert test_id == conn["UUID"] and kind == "ndt7" and method == "ndt7" and streams == 1
     assert version == "ispeed-ndt7-harness/1.0.0 (ndt7-js/0.1.4)"
@@ -48,5 +49,7 @@ def test_official_ndt7_client_completes_and_its_run_is_stored(tmp_path: Path) ->
     assert down_mbps == pytest.approx(down["server_app_mbps"], rel=0.1)
     assert up_mbps == pytest.approx(up["server_mbps"], rel=0.05)
     assert min_rtt is not None and min_rtt < 5
-    print(f"\nndt7 official client on loopback: download {down['client_mbps']:.0f} Mbit/s (client), "
-          f"upload {up['server_mbps']:.0f} Mbit/s (server count), MinRTT {down['min_rtt_us']} µs")
+    print(
+        f"\nndt7 official client on loopback: download {down['client_mbps']:.0f} Mbit/s (client), "
+        f"upload {up['server_mbps']:.0f} Mbit/s (server count), MinRTT {down['min_rtt_us']} µs"
+    )

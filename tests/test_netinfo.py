@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 from ispeed.client.netinfo import (
-    DeviceNetwork, NmDevice, classify, device_network, network_type_of_access, parse_mmcli_access,
-    parse_nmcli_devices, parse_route_device, split_terse,
+    DeviceNetwork,
+    NmDevice,
+    classify,
+    device_network,
+    network_type_of_access,
+    parse_mmcli_access,
+    parse_nmcli_devices,
+    parse_route_device,
+    split_terse,
 )
 
 # `nmcli -t -f DEVICE,TYPE,STATE device` on a laptop with Ethernet, Wi-Fi and a USB modem
@@ -29,8 +36,9 @@ lo:loopback:connected (externally)
 ROUTE_WIFI = "1.1.1.1 via 192.168.1.1 dev wlp0s20f3 src 192.168.1.23 uid 1000 \n    cache \n"
 ROUTE_LOOPBACK = "local 127.0.0.1 dev lo src 127.0.0.1 uid 1000 \n    cache <local> \n"
 ROUTE_WWAN = "203.113.131.1 dev wwan0 src 10.145.22.7 uid 1000 \n    cache \n"
-ROUTE_V6 = ("2001:4860:4860::8888 from :: via fe80::1 dev enp0s31f6 proto ra src 2402:800:6314:1::5 "
-            "metric 100 pref medium\n")
+ROUTE_V6 = (
+    "2001:4860:4860::8888 from :: via fe80::1 dev enp0s31f6 proto ra src 2402:800:6314:1::5 metric 100 pref medium\n"
+)
 # `mmcli -m any --output-keyvalue` (ModemManager 1.20), a 5G NSA modem; trimmed to the lines that matter
 MMCLI_5G = """modem.dbus-path                                 : /org/freedesktop/ModemManager1/Modem/0
 modem.generic.manufacturer                      : Quectel
@@ -43,26 +51,35 @@ modem.generic.signal-quality.value              : 71
 modem.3gpp.operator-name                        : Viettel
 """
 MMCLI_LTE = MMCLI_5G.replace("length        : 2", "length        : 1").replace(
-    "modem.generic.access-technologies.value[2]      : 5gnr\n", "")
+    "modem.generic.access-technologies.value[2]      : 5gnr\n", ""
+)
 MMCLI_NONE = "modem.generic.state : registered\nmodem.generic.access-technologies.length : 0\n"
 
 
 def test_parsers() -> None:
-    assert parse_nmcli_devices(NMCLI)[:3] == [NmDevice("enp0s31f6", "ethernet", "connected"),
-                                              NmDevice("wlp0s20f3", "wifi", "connected"),
-                                              NmDevice("cdc-wdm0", "gsm", "connected")]
+    assert parse_nmcli_devices(NMCLI)[:3] == [
+        NmDevice("enp0s31f6", "ethernet", "connected"),
+        NmDevice("wlp0s20f3", "wifi", "connected"),
+        NmDevice("cdc-wdm0", "gsm", "connected"),
+    ]
     assert len(parse_nmcli_devices(NMCLI)) == 7 and parse_nmcli_devices("garbage\n\n") == []
     assert split_terse(r"br\:lan:bridge:connected") == ["br:lan", "bridge", "connected"]
     assert split_terse("a\\\\b:ethernet:connected") == ["a\\b", "ethernet", "connected"]
     assert [parse_route_device(t) for t in (ROUTE_WIFI, ROUTE_LOOPBACK, ROUTE_WWAN, ROUTE_V6, "")] == [
-        "wlp0s20f3", "lo", "wwan0", "enp0s31f6", None]
+        "wlp0s20f3",
+        "lo",
+        "wwan0",
+        "enp0s31f6",
+        None,
+    ]
     assert parse_mmcli_access(MMCLI_5G) == ["lte", "5gnr"]
     assert parse_mmcli_access(MMCLI_LTE) == ["lte"]
     assert parse_mmcli_access(MMCLI_NONE) == []
     assert parse_mmcli_access("modem.generic.access-technologies : hsdpa, hsupa\n") == ["hsdpa", "hsupa"]
-    assert [network_type_of_access(t) for t in (["lte", "5gnr"], ["lte"], ["umts"], ["edge"], ["gsm"], ["hspa-plus"],
-                                                 [], ["unknown"])] == ["5g", "mobile", "mobile", "mobile", "mobile",
-                                                                       "mobile", None, None]
+    assert [
+        network_type_of_access(t)
+        for t in (["lte", "5gnr"], ["lte"], ["umts"], ["edge"], ["gsm"], ["hspa-plus"], [], ["unknown"])
+    ] == ["5g", "mobile", "mobile", "mobile", "mobile", "mobile", None, None]
 
 
 def test_decisions() -> None:
@@ -112,7 +129,12 @@ def test_reads_the_tools_through_path(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "nmcli").write_text(NMCLI)
     (tmp_path / "mmcli").write_text(MMCLI_5G)
     for name in ("ip", "nmcli", "mmcli"):
-        _tool(bin_dir, name, f'[ "$LC_ALL" = C ] || exit 3\nwhile read -r l; do echo "$l"; done < {tmp_path / (name if name != "ip" else "route")}\n')
+        _tool(
+            bin_dir,
+            name,
+            f'[ "$LC_ALL" = C ] || exit 3\nwhile read -r l; do echo "$l"; done '
+            f"< {tmp_path / (name if name != 'ip' else 'route')}\n",
+        )
     assert device_network("203.113.131.1") == DeviceNetwork("5g", "wwan0: modem, access lte, 5gnr")
     (tmp_path / "route").write_text(ROUTE_WIFI)
     assert device_network("1.1.1.1").network_type is None

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from ispeed.publisher import charts_svg, i18n
-from ispeed.core.stats import STATS_COLUMNS
 from ispeed.aggregator.methodology import Methodology
-from ispeed.publisher.publish import PublishOptions, due_months, publish, read_manifest
 from ispeed.aggregator.simulate import SimulationConfig, simulate
-from ispeed.publisher.model import slugify
 from ispeed.cli.main import main
 from ispeed.core.errors import UsageError
+from ispeed.core.stats import STATS_COLUMNS
 from ispeed.core.store import open_store
+from ispeed.publisher import charts_svg, i18n
+from ispeed.publisher.model import slugify
+from ispeed.publisher.publish import PublishOptions, due_months, publish, read_manifest
 from ispeed.server.site_serving import parse_publish_at, seconds_until
 
 TODAY = dt.date(2025, 8, 10)
@@ -29,7 +29,9 @@ MIN_SAMPLES = 20
 def test_due_months_are_the_last_complete_month_and_the_month_to_date() -> None:
     due = due_months(TODAY)
     assert [(d.label, d.status, d.data_until) for d in due] == [
-        ("2025-07", "final", dt.date(2025, 7, 31)), ("2025-08", "provisional", TODAY)]
+        ("2025-07", "final", dt.date(2025, 7, 31)),
+        ("2025-08", "provisional", TODAY),
+    ]
     january = due_months(dt.date(2026, 1, 3), ["2025-11"])
     assert [d.label for d in january] == ["2025-11", "2025-12", "2026-01"]
     with pytest.raises(UsageError, match="in the future"):
@@ -47,7 +49,7 @@ def test_helpers_format_and_schedule() -> None:
     with pytest.raises(Exception, match="--publish-at"):
         parse_publish_at("25:00")
     # 01:00 UTC is 08:00 in Vietnam: the next 02:30 local is 18.5 hours later
-    now = dt.datetime(2025, 8, 10, 1, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2025, 8, 10, 1, 0, tzinfo=dt.UTC)
     assert seconds_until(dt.time(2, 30), now) == pytest.approx(18.5 * 3600)
 
 
@@ -59,8 +61,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
     with open_store(store_url) as store:
         simulate(store, SimulationConfig(year=2025, month=7, tests=30_000, seed=3))
         simulate(store, SimulationConfig(year=2025, month=6, tests=10_000, seed=4))
-        options = PublishOptions(out, Methodology(min_samples=MIN_SAMPLES, include_simulated=True), today=TODAY,
-                                 months=("2025-06",))
+        options = PublishOptions(
+            out, Methodology(min_samples=MIN_SAMPLES, include_simulated=True), today=TODAY, months=("2025-06",)
+        )
         report = publish(store, options)
     return out, store_url, report
 
@@ -73,8 +76,15 @@ def test_publish_builds_every_page_in_both_languages(built: tuple[Path, str, obj
 
     for prefix in ("", "en/"):
         month = out / prefix / "2025-07"
-        for name in ("index.html", "rankings.html", "methodology.html", "downloads.html",
-                     "map/fixed.html", "map/mobile.html", "map/5g.html"):
+        for name in (
+            "index.html",
+            "rankings.html",
+            "methodology.html",
+            "downloads.html",
+            "map/fixed.html",
+            "map/mobile.html",
+            "map/5g.html",
+        ):
             assert (month / name).is_file(), name
         assert sorted(p.stem for p in (month / "province").glob("*.html")) == sorted(p.code for p in provinces())
         assert {p.stem for p in (month / "isp").glob("*.html")} >= {"viettel", "vnpt", "fpt-telecom"}
@@ -100,8 +110,11 @@ def test_rankings_show_cis_ties_and_suppressed_cells(built: tuple[Path, str, obj
     assert html.count("<table") == 6 and "95% CI" in html
     assert f"Insufficient data (&lt; {MIN_SAMPLES} samples)" in html
     stats = list(csv.DictReader(io.StringIO((out / "data" / "2025-07" / "stats.csv").read_text())))
-    provinces = [r for r in stats if r["level"] == "province" and not r["provider"] and r["published"] == "true"
-                 and r["network_type"] == "fixed"]
+    provinces = [
+        r
+        for r in stats
+        if r["level"] == "province" and not r["provider"] and r["published"] == "true" and r["network_type"] == "fixed"
+    ]
     ranks = [int(r["rank"]) for r in provinces]
     if len(ranks) != len(set(ranks)):  # shared ranks are shown as ties
         assert '<abbr title="tied">=' in html
@@ -131,14 +144,28 @@ def test_downloads_tables_bundles_and_open_data(built: tuple[Path, str, object])
     assert manifest["months"]["2025-07"]["export_tests"] == 30_000 and manifest["latest"] == "2025-07"
 
 
-def test_unchanged_months_are_kept_and_the_cli_publishes(built: tuple[Path, str, object],
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_unchanged_months_are_kept_and_the_cli_publishes(
+    built: tuple[Path, str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
     out, store_url, _ = built
     before = read_manifest(out)["months"]
     page = out / "2025-07" / "index.html"
     stamp = page.stat().st_mtime_ns
-    code = main(["publish", "--store", store_url, "--out", str(out), "--today", TODAY.isoformat(),
-                 "--include-simulated", "--min-samples", str(MIN_SAMPLES), "--no-export"])
+    code = main(
+        [
+            "publish",
+            "--store",
+            store_url,
+            "--out",
+            str(out),
+            "--today",
+            TODAY.isoformat(),
+            "--include-simulated",
+            "--min-samples",
+            str(MIN_SAMPLES),
+            "--no-export",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert "unchanged 2025-07, 2025-08" in err and "built nothing" in err
@@ -152,9 +179,12 @@ def test_unchanged_months_are_kept_and_the_cli_publishes(built: tuple[Path, str,
 def test_servers_page_shows_each_test_servers_health(built: tuple[Path, str, object]) -> None:
     out, store_url, _ = built
     with open_store(store_url) as store:
-        counts = dict(store.query(
-            "SELECT server_id, count() FROM {db}.measurements FINAL WHERE local_date >= '2025-07-01' "
-            "AND local_date < '2025-08-01' GROUP BY server_id"))
+        counts = dict(
+            store.query(
+                "SELECT server_id, count() FROM {db}.measurements FINAL WHERE local_date >= '2025-07-01' "
+                "AND local_date < '2025-08-01' GROUP BY server_id"
+            )
+        )
     assert len(counts) > 1
     for prefix, heading in (("", "Tình trạng máy chủ đo"), ("en/", "Test server health")):
         html = (out / prefix / "2025-07" / "servers.html").read_text(encoding="utf-8")

@@ -13,9 +13,28 @@ DAYS, PHONES, SPIKE, TESTS, FIXED, CELLULAR = 5, 40, 60, 20, 3, 48
 
 
 def test_simulated_month_keeps_honest_phones_and_bounds_minting_machines() -> None:
-    out = subprocess.run([sys.executable, str(SCRIPT), "--json", "--days", str(DAYS), "--phones", str(PHONES),
-                          "--spike-phones", str(SPIKE), "--tests-per-day", str(TESTS), "--per-network", str(FIXED),
-                          "--per-cellular-network", str(CELLULAR)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--json",
+            "--days",
+            str(DAYS),
+            "--phones",
+            str(PHONES),
+            "--spike-phones",
+            str(SPIKE),
+            "--tests-per-day",
+            str(TESTS),
+            "--per-network",
+            str(FIXED),
+            "--per-cellular-network",
+            str(CELLULAR),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     r: dict[str, Any] = json.loads(out.stdout)
     phones, spike, minter, hoarder, cminter = (r[k] for k in ("phones", "spike", "minter", "hoarder", "cminter"))
@@ -30,6 +49,9 @@ def test_simulated_month_keeps_honest_phones_and_bounds_minting_machines() -> No
     assert minter["samples_by_day"] == [FIXED + 1] * DAYS and minter["samples"] == minter["bound"]
     assert (minter["ids_issued"], minter["self_chosen_samples"]) == (FIXED * DAYS, TESTS * DAYS)
     # a machine hoarding every id it gets: allowance × d + 1 on day d, as spec/identity.md says
-    assert hoarder["samples_by_day"] == [FIXED * d + 1 for d in range(1, DAYS + 1)] and hoarder["samples"] == hoarder["bound"]
+    assert (
+        hoarder["samples_by_day"] == [FIXED * d + 1 for d in range(1, DAYS + 1)]
+        and hoarder["samples"] == hoarder["bound"]
+    )
     # a minting machine on a Cellular network gets the Cellular allowance (here more than its tests)
     assert cminter["samples_by_day"] == [TESTS] * DAYS and cminter["ids_issued"] == TESTS * DAYS

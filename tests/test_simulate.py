@@ -69,9 +69,11 @@ def test_simulate_into_the_store_twice_is_idempotent(store: Store) -> None:
     report = simulate(store, cfg)
     assert report.rows == 5_000
     simulate(store, cfg)
-    rows = store.query("SELECT count(), sum(simulated), min(local_date), max(local_date), "
-                       "countIf(location_source = 'gps' AND lat IS NOT NULL), countIf(lat IS NULL) "
-                       "FROM {db}.measurements FINAL")
+    rows = store.query(
+        "SELECT count(), sum(simulated), min(local_date), max(local_date), "
+        "countIf(location_source = 'gps' AND lat IS NOT NULL), countIf(lat IS NULL) "
+        "FROM {db}.measurements FINAL"
+    )
     count, simulated, first, last, gps, no_gps = rows[0]
     assert count == simulated == 5_000
     assert str(first) == "2025-07-01" and str(last) == "2025-07-31"

@@ -20,12 +20,11 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
-from serve_process import ServeProcess
-
 from ispeed.aggregator.methodology import Methodology
-from ispeed.publisher.publish import PublishOptions, publish
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.core.store import open_store
+from ispeed.publisher.publish import PublishOptions, publish
+from serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -53,8 +52,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     out = root / "site"
     with open_store(f"chdb:{root / 'data-store'}") as store:
         simulate(store, SimulationConfig(year=2025, month=7, tests=30_000, seed=5))
-        publish(store, PublishOptions(out, Methodology(min_samples=10, include_simulated=True), today=TODAY,
-                                      test_url="/"))
+        publish(
+            store, PublishOptions(out, Methodology(min_samples=10, include_simulated=True), today=TODAY, test_url="/")
+        )
     proc = ServeProcess(f"chdb:{root / 'serve-store'}", ["--site-dir", str(out), "--spool-dir", "none"]).start()
     try:
         yield proc.url, out
@@ -110,15 +110,18 @@ def test_crawl_finds_no_broken_link_and_reaches_every_province_and_commune(site:
     assert len(pages) > 170 and len(seen) > 1000  # pages, and every table's CSV/JSON
 
 
-
-@pytest.mark.parametrize("path, heading", [
-    ("", "Tốc độ Internet Việt Nam"),
-    ("2025-07/province/79.html", "Thành phố Hồ Chí Minh"),
-    ("en/2025-07/isp/viettel.html", "Viettel"),
-    ("en/2025-07/map/fixed.html", "Speed map, 2025-07"),
-])
-def test_pages_load_in_chromium_without_console_errors(browser: Any, site: tuple[str, Path], tmp_path: Path,
-                                                       path: str, heading: str) -> None:
+@pytest.mark.parametrize(
+    "path, heading",
+    [
+        ("", "Tốc độ Internet Việt Nam"),
+        ("2025-07/province/79.html", "Thành phố Hồ Chí Minh"),
+        ("en/2025-07/isp/viettel.html", "Viettel"),
+        ("en/2025-07/map/fixed.html", "Speed map, 2025-07"),
+    ],
+)
+def test_pages_load_in_chromium_without_console_errors(
+    browser: Any, site: tuple[str, Path], tmp_path: Path, path: str, heading: str
+) -> None:
     base, _ = site
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
@@ -138,8 +141,9 @@ def test_pages_load_in_chromium_without_console_errors(browser: Any, site: tuple
     page.close()
 
 
-def test_commune_table_sorts_in_the_browser_and_pages_work_without_javascript(browser: Any,
-                                                                              site: tuple[str, Path]) -> None:
+def test_commune_table_sorts_in_the_browser_and_pages_work_without_javascript(
+    browser: Any, site: tuple[str, Path]
+) -> None:
     base, _ = site
     page = browser.new_page()
     page.goto(f"{base}/site/en/2025-07/province/01.html")
@@ -152,8 +156,13 @@ def test_commune_table_sorts_in_the_browser_and_pages_work_without_javascript(br
     assert ascending[0].casefold() <= ascending[-1].casefold() and set(ascending) == set(names)
     page.click(f"{table} thead th:nth-child(3) button")  # download median
     page.click(f"{table} thead th:nth-child(3) button")  # descending
-    values = [v for v in page.locator(f"{table} tbody td:nth-child(3)").evaluate_all(
-        "cells => cells.map(c => c.getAttribute('data-v'))") if v]
+    values = [
+        v
+        for v in page.locator(f"{table} tbody td:nth-child(3)").evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-v'))"
+        )
+        if v
+    ]
     assert values and [float(v) for v in values] == sorted((float(v) for v in values), reverse=True)
     page.close()
     context = browser.new_context(java_script_enabled=False)

@@ -17,12 +17,18 @@ from ispeed.core.store.base import load_migrations
 
 
 def _row(**kw: object) -> Measurement:
-    started = kw.pop("started_at", dt.datetime(2025, 7, 31, 18, 30, tzinfo=dt.timezone.utc))
+    started = kw.pop("started_at", dt.datetime(2025, 7, 31, 18, 30, tzinfo=dt.UTC))
     assert isinstance(started, dt.datetime)
     base: dict[str, object] = dict(
-        test_id=str(uuid.uuid4()), started_at=started,
-        local_date=(started + dt.timedelta(hours=7)).date(), network_type="fixed",
-        provider="VNPT", province_code="01", download_mbps=95.5, upload_mbps=40.25, latency_ms=12.0,
+        test_id=str(uuid.uuid4()),
+        started_at=started,
+        local_date=(started + dt.timedelta(hours=7)).date(),
+        network_type="fixed",
+        provider="VNPT",
+        province_code="01",
+        download_mbps=95.5,
+        upload_mbps=40.25,
+        latency_ms=12.0,
     )
     base.update(kw)
     return Measurement(**base)  # type: ignore[arg-type]
@@ -60,14 +66,22 @@ def test_insert_is_idempotent_by_test_id(store: Store) -> None:
 
 
 def test_values_round_trip_exactly(store: Store) -> None:
-    r = _row(lat=21.028, lon=105.854, jitter_ms=None, simulated=True, valid=False,
-             invalid_reason="it's \\ odd", bytes_down=2**40 + 3)
+    r = _row(
+        lat=21.028,
+        lon=105.854,
+        jitter_ms=None,
+        simulated=True,
+        valid=False,
+        invalid_reason="it's \\ odd",
+        bytes_down=2**40 + 3,
+    )
     store.insert_measurements([r])
     got = store.query(
         "SELECT toUnixTimestamp(started_at), toString(local_date), lat, lon, jitter_ms, simulated, valid,"
-        " invalid_reason, bytes_down FROM {db}.measurements WHERE test_id = {id}", {"id": r.test_id})
-    assert got == [(int(r.started_at.timestamp()), "2025-08-01", 21.028, 105.854, None, 1, 0,
-                    "it's \\ odd", 2**40 + 3)]
+        " invalid_reason, bytes_down FROM {db}.measurements WHERE test_id = {id}",
+        {"id": r.test_id},
+    )
+    assert got == [(int(r.started_at.timestamp()), "2025-08-01", 21.028, 105.854, None, 1, 0, "it's \\ odd", 2**40 + 3)]
 
 
 def test_iter_query_streams_large_results(store: Store) -> None:
@@ -77,13 +91,16 @@ def test_iter_query_streams_large_results(store: Store) -> None:
     assert seen == {r.test_id for r in rows}
 
 
-@pytest.mark.parametrize("url,fragment", [
-    ("bogus://x", "unknown store scheme"),
-    ("clickhouse://", "no host"),
-    ("clickhouse://h:notaport/db", "port"),
-    ("clickhouse://h/bad-name", "database name"),
-    ("chdb:", "needs a directory"),
-])
+@pytest.mark.parametrize(
+    "url,fragment",
+    [
+        ("bogus://x", "unknown store scheme"),
+        ("clickhouse://", "no host"),
+        ("clickhouse://h:notaport/db", "port"),
+        ("clickhouse://h/bad-name", "database name"),
+        ("chdb:", "needs a directory"),
+    ],
+)
 def test_bad_store_urls_name_the_value(url: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_store_url(url)
@@ -99,11 +116,20 @@ def test_store_url_forms() -> None:
 
 def test_second_process_gets_one_clear_line_for_a_held_chdb_path(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"chdb:{tmp_path / 'held'}"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from ispeed.core.store import open_store
         s = open_store({url!r}); print("ready", flush=True); sys.stdin.read()
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
         with pytest.raises(StoreLocked) as err:

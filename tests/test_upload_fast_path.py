@@ -57,8 +57,10 @@ class Server:
         self.host, self.port = host, int(port)
 
     async def start_test(self, streams: int = 2) -> tuple[str, TestState]:
-        async with aiohttp.ClientSession() as http, \
-                http.post(self.url + "/api/v1/tests", json={"streams": streams, "duration_s": 1}) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(self.url + "/api/v1/tests", json={"streams": streams, "duration_s": 1}) as r,
+        ):
             ticket = await r.json()
         state = self.app[REGISTRY].get(ticket["test_id"])
         assert state is not None
@@ -80,8 +82,10 @@ async def server(tmp_path: Path, **cfg: Any) -> AsyncIterator[Server]:
 
 def upload_head(token: str, stream: int = 0, length: int | None = None, extra: str = "") -> bytes:
     size = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
-    return (f"POST /api/v1/upload?token={token}&stream={stream} HTTP/1.1\r\nHost: x\r\n"
-            f"Content-Type: application/octet-stream\r\n{size}{extra}\r\n").encode()
+    return (
+        f"POST /api/v1/upload?token={token}&stream={stream} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/octet-stream\r\n{size}{extra}\r\n"
+    ).encode()
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], Any]:
@@ -111,27 +115,28 @@ def test_content_length_body_is_counted_exactly_off_the_socket(loop: str, tmp_pa
         async with server(tmp_path) as srv:
             token, state = await srv.start_test()
             reader, writer = await srv.connect()
-            writer.write(upload_head(token, stream=1, length=n, extra="Expect: 100-continue\r\n"))   # as curl -T
+            writer.write(upload_head(token, stream=1, length=n, extra="Expect: 100-continue\r\n"))  # as curl -T
             assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
             body = bytes(range(256)) * (n // 256 + 1)
             writer.write(body[:MIB])
-            await until(lambda: bool(sinks(state)))   # the connection is the sink's now, mid-body
+            await until(lambda: bool(sinks(state)))  # the connection is the sink's now, mid-body
             sent = MIB
-            for size in (1, 777, 3 * MIB, 65536, n):   # uneven pieces, the last one the rest
-                piece = body[sent:min(n, sent + size)]
+            for size in (1, 777, 3 * MIB, 65536, n):  # uneven pieces, the last one the rest
+                piece = body[sent : min(n, sent + size)]
                 writer.write(piece)
                 await writer.drain()
                 sent += len(piece)
             status, headers, answer = await read_response(reader)
             assert (status, answer, headers["connection"]) == (200, {"bytes": n}, "close")
-            assert await reader.read() == b""   # and the server closed it
+            assert await reader.read() == b""  # and the server closed it
             writer.close()
             assert state.bytes_up == {1: n} and state.up_total == n and state.up_timeline[0] == (0.0, 0)
             # its socket was watched for receive holes (method v1 §5), one reading per sample
             assert state.up_sockets.known and len(state.up_ooo) == len(state.up_timeline)
-            assert set(state.up_ooo) == {0}   # loopback never reorders
+            assert set(state.up_ooo) == {0}  # loopback never reorders
             assert state.active_streams == 0 and not state.transports and state.tcp
             assert srv.counter("bytes_received_total") == n and srv.counter("streams_cut_total") == 0
+
     run(loop, main)
 
 
@@ -141,7 +146,7 @@ def test_chunked_and_already_complete_bodies_keep_aiohttps_path_and_the_connecti
         async with server(tmp_path) as srv:
             token, state = await srv.start_test()
             reader, writer = await srv.connect()
-            for _ in range(2):   # one connection, kept alive
+            for _ in range(2):  # one connection, kept alive
                 writer.write(upload_head(token))
                 for size in (3 * MIB, 10, MIB + 1):
                     writer.write(f"{size:x}\r\n".encode() + b"c" * size + b"\r\n")
@@ -154,6 +159,7 @@ def test_chunked_and_already_complete_bodies_keep_aiohttps_path_and_the_connecti
             assert (status, answer) == (200, {"bytes": 1000}) and headers.get("connection") != "close"
             writer.close()
             assert state.bytes_up == {0: 2 * (4 * MIB + 11) + 1000} and state.active_streams == 0
+
     run(loop, main)
 
 
@@ -161,6 +167,7 @@ def test_chunked_and_already_complete_bodies_keep_aiohttps_path_and_the_connecti
 def test_batched_wakeups_never_hold_bytes_back_at_low_rates_or_stalls(loop: str, tmp_path: Path) -> None:
     """SO_RCVLOWAT rises with the rate of a multi-gigabit stream only, and a slow or stalled
     stream is counted within ms (a slow stream keeps the kernel's 1 byte: see LOWAT_MIN_BPS)."""
+
     async def main() -> None:
         async with server(tmp_path) as srv:
             token, state = await srv.start_test()
@@ -169,28 +176,29 @@ def test_batched_wakeups_never_hold_bytes_back_at_low_rates_or_stalls(loop: str,
             # inside the fast part, and the sink with it)
             writer.write(upload_head(token, length=6 << 30))
             sent, lags, slow_peak = 0, 0, 1
-            for _ in range(40):   # ~2 MB/s, 10 ms apart: each piece counted before the next is sent
+            for _ in range(40):  # ~2 MB/s, 10 ms apart: each piece counted before the next is sent
                 writer.write(b"s" * 20_000)
                 await writer.drain()
                 sent += 20_000
                 await asyncio.sleep(0.01)
                 lags += state.up_total != sent
                 slow_peak = max(slow_peak, sinks(state)[0]._lowat)
-            assert lags <= 4, lags   # a busy machine may delay a few
+            assert lags <= 4, lags  # a busy machine may delay a few
             assert slow_peak == 1, slow_peak
             stop, peak = time.monotonic() + 0.3, 1
-            while time.monotonic() < stop:   # as fast as it goes: the sink reads in batches
+            while time.monotonic() < stop:  # as fast as it goes: the sink reads in batches
                 writer.write(b"f" * MIB)
                 await writer.drain()
                 sent += MIB
                 peak = max(peak, sinks(state)[0]._lowat)
             assert peak > 64 << 10, peak
-            writer.write(b"t" * 1000)   # a last few bytes, then nothing: a stall
+            writer.write(b"t" * 1000)  # a last few bytes, then nothing: a stall
             sent += 1000
             await until(lambda: state.up_total == sent, timeout_s=1.0)
             writer.close()
             await until(lambda: state.active_streams == 0)
             assert state.bytes_up == {0: sent}
+
     run(loop, main)
 
 
@@ -207,7 +215,7 @@ def test_client_that_aborts_mid_body_has_its_partial_bytes_counted(loop: str, ho
             await writer.drain()
             await until(lambda: state.bytes_up.get(0) == sent)
             assert sinks(state)
-            if how == "reset":   # what our client does at its phase deadline
+            if how == "reset":  # what our client does at its phase deadline
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
@@ -216,6 +224,7 @@ def test_client_that_aborts_mid_body_has_its_partial_bytes_counted(loop: str, ho
             await until(lambda: state.active_streams == 0)
             assert state.bytes_up == {0: sent} and not state.transports
             assert srv.counter("bytes_received_total") == sent
+
     run(loop, main)
 
 
@@ -223,6 +232,7 @@ def test_client_that_aborts_mid_body_has_its_partial_bytes_counted(loop: str, ho
 @pytest.mark.parametrize("cause", ["bytes", "sweeper"])
 def test_body_over_the_test_limits_is_cut(loop: str, cause: str, tmp_path: Path) -> None:
     """The handler's own check cuts past the bytes limit; the sweeper, a test past its deadline."""
+
     async def main() -> None:
         limit = 8 * MIB if cause == "bytes" else 200 << 30
         async with server(tmp_path, max_bytes_per_test=limit) as srv:
@@ -231,13 +241,13 @@ def test_body_over_the_test_limits_is_cut(loop: str, cause: str, tmp_path: Path)
             writer.write(upload_head(token, length=512 * MIB))
             sent = 0
             with contextlib.suppress(ConnectionError):
-                while sent < 512 * MIB and not writer.is_closing():   # ~50 MiB/s: past the limit between two checks
+                while sent < 512 * MIB and not writer.is_closing():  # ~50 MiB/s: past the limit between two checks
                     writer.write(b"b" * MIB)
                     await writer.drain()
                     sent += MIB
                     if cause == "sweeper" and sent == MIB:
                         await until(lambda: bool(sinks(state)))
-                        state.created -= 3600   # the test's time is up while its body still arrives
+                        state.created -= 3600  # the test's time is up while its body still arrives
                     await asyncio.sleep(0.02)
             with contextlib.suppress(ConnectionError):
                 assert b"200" not in await asyncio.wait_for(reader.read(), timeout=5)
@@ -250,17 +260,22 @@ def test_body_over_the_test_limits_is_cut(loop: str, cause: str, tmp_path: Path)
                 assert got > limit and srv.counter("streams_cut_total") == 1
             else:
                 assert state.cut
+
     run(loop, main)
 
 
 @loops
-@pytest.mark.parametrize("length, extra, status, field", [
-    (MIB + 1, "", 413, "Content-Length"),   # over the request limit
-    # aiohttp would count a gzip body after decompression: a small body could claim gigabytes
-    (1024, "Content-Encoding: gzip\r\n", 415, "Content-Encoding"),
-])
+@pytest.mark.parametrize(
+    "length, extra, status, field",
+    [
+        (MIB + 1, "", 413, "Content-Length"),  # over the request limit
+        # aiohttp would count a gzip body after decompression: a small body could claim gigabytes
+        (1024, "Content-Encoding: gzip\r\n", 415, "Content-Encoding"),
+    ],
+)
 def test_refused_upload_bodies_are_answered_before_any_byte_is_counted(
-        loop: str, length: int, extra: str, status: int, field: str, tmp_path: Path) -> None:
+    loop: str, length: int, extra: str, status: int, field: str, tmp_path: Path
+) -> None:
     async def main() -> None:
         async with server(tmp_path, max_request_bytes=MIB) as srv:
             token, state = await srv.start_test()
@@ -269,7 +284,8 @@ def test_refused_upload_bodies_are_answered_before_any_byte_is_counted(
             status_got, _, answer = await read_response(reader)
             assert (status_got, answer["field"]) == (status, field) and not state.bytes_up
             writer.close()
-            await writer.wait_closed()   # else aiohttp's lingering read of the refused body delays the shutdown
+            await writer.wait_closed()  # else aiohttp's lingering read of the refused body delays the shutdown
+
     run(loop, main)
 
 
@@ -288,12 +304,14 @@ def test_server_shutdown_ends_a_stalled_body_and_counts_it(loop: str, tmp_path: 
         with contextlib.suppress(ConnectionError):
             await reader.read()
         writer.close()
+
     run(loop, main)
 
 
 @loops
 def test_streamed_client_bodies_with_content_length_reconnect_and_add_up(loop: str, tmp_path: Path) -> None:
     """As the ispeed client sends them: an async generator body with a Content-Length, repeated."""
+
     async def body() -> AsyncIterator[bytes]:
         for _ in range(8):
             yield b"e" * MIB
@@ -302,8 +320,13 @@ def test_streamed_client_bodies_with_content_length_reconnect_and_add_up(loop: s
         async with server(tmp_path) as srv, aiohttp.ClientSession() as http:
             token, state = await srv.start_test()
             for _ in range(3):
-                async with http.post(srv.url + "/api/v1/upload", params={"token": token, "stream": "1"}, data=body(),
-                                     headers={"Content-Length": str(8 * MIB)}) as r:
+                async with http.post(
+                    srv.url + "/api/v1/upload",
+                    params={"token": token, "stream": "1"},
+                    data=body(),
+                    headers={"Content-Length": str(8 * MIB)},
+                ) as r:
                     assert (r.status, await r.json()) == (200, {"bytes": 8 * MIB})
             assert state.bytes_up == {1: 24 * MIB} and state.active_streams == 0
+
     run(loop, main)

@@ -45,18 +45,26 @@ class ZooKeeperServer:
 
     def config_xml(self) -> str:
         """The `<zookeeper>` section for a clickhouse-server config."""
-        return (f"<zookeeper><node><host>127.0.0.1</host><port>{self.port}</port></node>"
-                "<session_timeout_ms>10000</session_timeout_ms></zookeeper>")
+        return (
+            f"<zookeeper><node><host>127.0.0.1</host><port>{self.port}</port></node>"
+            "<session_timeout_ms>10000</session_timeout_ms></zookeeper>"
+        )
 
-    def start(self, timeout_s: float = 30.0) -> "ZooKeeperServer":
+    def start(self, timeout_s: float = 30.0) -> ZooKeeperServer:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
         cfg = self.root / "zoo.cfg"
-        cfg.write_text(f"tickTime=2000\ndataDir={self.root / 'data'}\nclientPort={self.port}\n"
-                       "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
-                       "4lw.commands.whitelist=ruok\nmaxClientCnxns=100\n")
+        cfg.write_text(
+            f"tickTime=2000\ndataDir={self.root / 'data'}\nclientPort={self.port}\n"
+            "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+            "4lw.commands.whitelist=ruok\nmaxClientCnxns=100\n"
+        )
         log = open(self.root / "zookeeper.log", "ab")
-        self.proc = subprocess.Popen([self.java, "-Xmx256m", "-cp", self.classpath, MAIN, str(cfg)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [self.java, "-Xmx256m", "-cp", self.classpath, MAIN, str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

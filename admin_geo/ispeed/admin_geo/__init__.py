@@ -21,28 +21,78 @@ from __future__ import annotations
 
 from ispeed.admin_geo.connection import CONNECTION_TYPES, ConnectionClass, ConnectionClassifier, family_of
 from ispeed.admin_geo.evidence import (
-    LOCATION_CHECK_MAX_RADIUS_KM, LOCATION_CONFLICT_MARGIN_KM, NetworkTypeEvidence, check_gps, decide_network_type,
+    LOCATION_CHECK_MAX_RADIUS_KM,
+    LOCATION_CONFLICT_MARGIN_KM,
+    NetworkTypeEvidence,
+    check_gps,
+    decide_network_type,
 )
-from ispeed.admin_geo.geo import Enrichment, Geo, GeoConfig, LOCATION_SOURCES
+from ispeed.admin_geo.geo import LOCATION_SOURCES, Enrichment, Geo, GeoConfig
 from ispeed.admin_geo.ipdb import IpInfo, IpLocation
 from ispeed.admin_geo.legacy import Conversion, convert_old_province, convert_old_ward
 from ispeed.admin_geo.mmdb import (
-    DEMO_PREFIXES, PrefixRow, build_connection_mmdb, build_demo_connection_mmdb, build_demo_mmdb, build_mmdb,
+    DEMO_PREFIXES,
+    PrefixRow,
+    build_connection_mmdb,
+    build_demo_connection_mmdb,
+    build_demo_mmdb,
+    build_mmdb,
     demo_prefixes,
 )
 from ispeed.admin_geo.names import Match, find, fold
 from ispeed.admin_geo.providers import Provider, canonical_provider, provider_for_asn, providers
 from ispeed.admin_geo.units import (
-    COMMUNE_COUNT, PROVINCE_COUNT, TYPE_NAMES, Commune, Province, commune, communes, province, provinces,
+    COMMUNE_COUNT,
+    PROVINCE_COUNT,
+    TYPE_NAMES,
+    Commune,
+    Province,
+    commune,
+    communes,
+    province,
+    provinces,
 )
 
 __all__ = [
-    "COMMUNE_COUNT", "CONNECTION_TYPES", "DEMO_PREFIXES", "LOCATION_CHECK_MAX_RADIUS_KM",
-    "LOCATION_CONFLICT_MARGIN_KM", "LOCATION_SOURCES", "PROVINCE_COUNT", "TYPE_NAMES",
-    "Commune", "ConnectionClass", "ConnectionClassifier", "Conversion", "Enrichment", "Geo", "GeoConfig",
-    "IpInfo", "IpLocation", "Match", "NetworkTypeEvidence", "PrefixRow", "Province", "Provider",
-    "build_connection_mmdb", "build_demo_connection_mmdb", "build_demo_mmdb", "build_mmdb", "canonical_provider",
-    "check_gps", "decide_network_type", "family_of", "commune", "communes", "convert_old_province",
-    "convert_old_ward", "demo_prefixes", "find", "fold", "province", "provider_for_asn", "providers",
+    "COMMUNE_COUNT",
+    "CONNECTION_TYPES",
+    "DEMO_PREFIXES",
+    "LOCATION_CHECK_MAX_RADIUS_KM",
+    "LOCATION_CONFLICT_MARGIN_KM",
+    "LOCATION_SOURCES",
+    "PROVINCE_COUNT",
+    "TYPE_NAMES",
+    "Commune",
+    "ConnectionClass",
+    "ConnectionClassifier",
+    "Conversion",
+    "Enrichment",
+    "Geo",
+    "GeoConfig",
+    "IpInfo",
+    "IpLocation",
+    "Match",
+    "NetworkTypeEvidence",
+    "PrefixRow",
+    "Province",
+    "Provider",
+    "build_connection_mmdb",
+    "build_demo_connection_mmdb",
+    "build_demo_mmdb",
+    "build_mmdb",
+    "canonical_provider",
+    "check_gps",
+    "decide_network_type",
+    "family_of",
+    "commune",
+    "communes",
+    "convert_old_province",
+    "convert_old_ward",
+    "demo_prefixes",
+    "find",
+    "fold",
+    "province",
+    "provider_for_asn",
+    "providers",
     "provinces",
 ]

@@ -32,8 +32,12 @@ class Boundaries:
     def __init__(self, polygons: dict[str, list[Polygon]]) -> None:
         self._polygons = polygons
         self._bbox = {
-            code: (min(x for p in polys for x, _ in p[0]), min(y for p in polys for _, y in p[0]),
-                   max(x for p in polys for x, _ in p[0]), max(y for p in polys for _, y in p[0]))
+            code: (
+                min(x for p in polys for x, _ in p[0]),
+                min(y for p in polys for _, y in p[0]),
+                max(x for p in polys for x, _ in p[0]),
+                max(y for p in polys for _, y in p[0]),
+            )
             for code, polys in polygons.items()
         }
 
@@ -54,8 +58,11 @@ class Boundaries:
             for part in parts:
                 polygons.setdefault(code, []).append([[(float(x), float(y)) for x, y, *_ in ring] for ring in part])
         if not polygons:
-            raise ConfigError("boundaries", str(path),
-                              f"no Polygon/MultiPolygon feature with a commune code property {CODE_PROPERTIES}")
+            raise ConfigError(
+                "boundaries",
+                str(path),
+                f"no Polygon/MultiPolygon feature with a commune code property {CODE_PROPERTIES}",
+            )
         return cls(polygons)
 
     def __len__(self) -> int:

@@ -32,9 +32,19 @@ def _emit(rows: list[dict[str, Any]], fmt: str, columns: list[str] | None = None
 
 
 def _unit_row(unit: Any) -> dict[str, Any]:
-    return {"code": unit.code, "name": unit.name, "full_name": unit.full_name, "type": unit.type,
-            "type_name": unit.type_name, "level": unit.level, "parent_code": unit.parent_code,
-            "lat": unit.lat, "lon": unit.lon, "area_km2": unit.area_km2, "slug": unit.slug}
+    return {
+        "code": unit.code,
+        "name": unit.name,
+        "full_name": unit.full_name,
+        "type": unit.type,
+        "type_name": unit.type_name,
+        "level": unit.level,
+        "parent_code": unit.parent_code,
+        "lat": unit.lat,
+        "lon": unit.lon,
+        "area_km2": unit.area_km2,
+        "slug": unit.slug,
+    }
 
 
 def _units(args: argparse.Namespace) -> int:
@@ -59,10 +69,15 @@ def _units(args: argparse.Namespace) -> int:
 def _geo(args: argparse.Namespace) -> Any:
     from ispeed.admin_geo.geo import Geo, GeoConfig
 
-    return Geo(GeoConfig(asn_db=getattr(args, "asn_db", None), city_db=getattr(args, "city_db", None),
-                         boundaries=getattr(args, "boundaries", None),
-                         connection_db=getattr(args, "connection_db", None),
-                         network_prefixes=getattr(args, "network_prefixes", None)))
+    return Geo(
+        GeoConfig(
+            asn_db=getattr(args, "asn_db", None),
+            city_db=getattr(args, "city_db", None),
+            boundaries=getattr(args, "boundaries", None),
+            connection_db=getattr(args, "connection_db", None),
+            network_prefixes=getattr(args, "network_prefixes", None),
+        )
+    )
 
 
 def _locate(args: argparse.Namespace) -> int:
@@ -85,10 +100,14 @@ def _ip(args: argparse.Namespace) -> int:
     cols = ["ip", "asn", "provider", "province_code", "as_org"]
     row = {c: getattr(info, c) for c in cols}
     loc = info.location
-    row.update(latitude=loc.latitude if loc else None, longitude=loc.longitude if loc else None,
-               accuracy_radius_km=loc.accuracy_radius_km if loc else None,
-               connection_type=conn.connection_type or None, connection_family=conn.family or None,
-               connection_source=conn.source or None)
+    row.update(
+        latitude=loc.latitude if loc else None,
+        longitude=loc.longitude if loc else None,
+        accuracy_radius_km=loc.accuracy_radius_km if loc else None,
+        connection_type=conn.connection_type or None,
+        connection_family=conn.family or None,
+        connection_source=conn.source or None,
+    )
     _emit([row], args.format, list(row))
     return 0
 
@@ -96,12 +115,21 @@ def _ip(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from ispeed.admin_geo import legacy, units
 
-    conv = (legacy.convert_old_province(args.old_province) if args.old_province is not None
-            else legacy.convert_old_ward(args.old_ward))
+    conv = (
+        legacy.convert_old_province(args.old_province)
+        if args.old_province is not None
+        else legacy.convert_old_ward(args.old_ward)
+    )
     lookup = units.province if conv.level == "province" else units.commune
-    row = {"level": conv.level, "old_code": conv.old_code, "old_name": conv.old_name,
-           "new_codes": " ".join(conv.new_codes), "new_names": "; ".join(lookup(c).full_name for c in conv.new_codes),
-           "exact": conv.exact, "default_code": None if conv.exact else conv.default_code}
+    row = {
+        "level": conv.level,
+        "old_code": conv.old_code,
+        "old_name": conv.old_name,
+        "new_codes": " ".join(conv.new_codes),
+        "new_names": "; ".join(lookup(c).full_name for c in conv.new_codes),
+        "exact": conv.exact,
+        "default_code": None if conv.exact else conv.default_code,
+    }
     if args.format == "json":
         row["new_codes"] = list(conv.new_codes)
     _emit([row], args.format, list(row))
@@ -140,8 +168,16 @@ def _build_mmdb(args: argparse.Namespace) -> int:
 def _providers(args: argparse.Namespace) -> int:
     from ispeed.admin_geo.providers import providers
 
-    rows = [{"name": p.name, "short_name": p.short_name, "asns": " ".join(map(str, p.asns)),
-             "kinds": " ".join(p.kinds), "note": p.note} for p in providers()]
+    rows = [
+        {
+            "name": p.name,
+            "short_name": p.short_name,
+            "asns": " ".join(map(str, p.asns)),
+            "kinds": " ".join(p.kinds),
+            "note": p.note,
+        }
+        for p in providers()
+    ]
     if args.format == "csv":
         _emit(rows, "csv", list(rows[0]))
     else:
@@ -156,15 +192,18 @@ def _number(kind: str) -> Any:
             return float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of {kind}") from None
+
     return parse
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    geo = sub.add_parser("geo", help="admin units, lookups, MMDB building",
-                         description="Vietnam's 34 provinces and 3,321 communes (since 1 July 2025), "
-                                     "GPS/IP lookups, legacy conversion, MMDB building. JSON out unless --format csv.")
-    geo_sub = geo.add_subparsers(dest="geo_command", metavar="GEO_COMMAND", required=True,
-                                 parser_class=type(geo))
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    geo = sub.add_parser(
+        "geo",
+        help="admin units, lookups, MMDB building",
+        description="Vietnam's 34 provinces and 3,321 communes (since 1 July 2025), "
+        "GPS/IP lookups, legacy conversion, MMDB building. JSON out unless --format csv.",
+    )
+    geo_sub = geo.add_subparsers(dest="geo_command", metavar="GEO_COMMAND", required=True, parser_class=type(geo))
     fmt = argparse.ArgumentParser(add_help=False)
     fmt.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
 
@@ -185,8 +224,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--asn-db", type=Path, metavar="F", help="MaxMind-format ASN database")
     p.add_argument("--city-db", type=Path, metavar="F", help="MaxMind-format city/location database")
     p.add_argument("--connection-db", type=Path, metavar="F", help="MaxMind GeoIP2-Connection-Type database")
-    p.add_argument("--network-prefixes", type=Path, metavar="F",
-                   help="operator's CSV prefix,network (fixed/mobile); wins over --connection-db")
+    p.add_argument(
+        "--network-prefixes",
+        type=Path,
+        metavar="F",
+        help="operator's CSV prefix,network (fixed/mobile); wins over --connection-db",
+    )
     p.set_defaults(func=_ip)
 
     p = geo_sub.add_parser("convert", parents=[fmt], help="former (63-province) code -> new code(s)")
@@ -201,13 +244,19 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.set_defaults(func=_find)
 
     p = geo_sub.add_parser(
-        "build-mmdb", help="PREFIXES.csv (prefix,asn,provider,province_code[,latitude,longitude,"
-                           "accuracy_radius_km,connection_type]) -> OUT.mmdb")
+        "build-mmdb",
+        help="PREFIXES.csv (prefix,asn,provider,province_code[,latitude,longitude,"
+        "accuracy_radius_km,connection_type]) -> OUT.mmdb",
+    )
     p.add_argument("prefixes", nargs="?", metavar="PREFIXES.csv")
     p.add_argument("out", type=Path, metavar="OUT.mmdb")
     p.add_argument("--demo", action="store_true", help="build the demo database (loopback/documentation prefixes)")
-    p.add_argument("--connection-out", type=Path, metavar="CONN.mmdb",
-                   help="also write the connection_type column as a GeoIP2-Connection-Type database")
+    p.add_argument(
+        "--connection-out",
+        type=Path,
+        metavar="CONN.mmdb",
+        help="also write the connection_type column as a GeoIP2-Connection-Type database",
+    )
     p.set_defaults(func=_build_mmdb)
 
     p = geo_sub.add_parser("providers", parents=[fmt], help="the provider table (name, ASNs, kinds)")

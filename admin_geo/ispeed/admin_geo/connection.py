@@ -110,23 +110,30 @@ def read_network_prefixes(path: str | Path) -> NetworkPrefixes:
             reader = csv.DictReader(fh)
             missing = [c for c in NETWORK_PREFIX_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise ValidationError("network_prefixes", f"{path}:1: missing column(s) {', '.join(missing)}; "
-                                      f"the header must be {','.join(NETWORK_PREFIX_COLUMNS)}")
+                raise ValidationError(
+                    "network_prefixes",
+                    f"{path}:1: missing column(s) {', '.join(missing)}; "
+                    f"the header must be {','.join(NETWORK_PREFIX_COLUMNS)}",
+                )
             for line, row in enumerate(reader, start=2):
                 where = f"{path}:{line}"
                 text = (row.get("prefix") or "").strip()
                 try:
                     net = _unmapped(ipaddress.ip_network(text, strict=True))
                 except ValueError as exc:
-                    raise ValidationError("network_prefixes", f"{where}: column prefix: {text!r} is not a "
-                                          f"network prefix ({exc})") from None
+                    raise ValidationError(
+                        "network_prefixes", f"{where}: column prefix: {text!r} is not a network prefix ({exc})"
+                    ) from None
                 word = (row.get("network") or "").strip().lower()
                 if word not in NETWORK_WORDS:
-                    raise ValidationError("network_prefixes", f"{where}: column network: {row.get('network')!r} "
-                                          "is neither 'fixed' nor 'mobile'")
+                    raise ValidationError(
+                        "network_prefixes",
+                        f"{where}: column network: {row.get('network')!r} is neither 'fixed' nor 'mobile'",
+                    )
                 if net in pools:
-                    raise ValidationError("network_prefixes", f"{where}: column prefix: {net} is already listed "
-                                          f"on line {first_line[net]}")
+                    raise ValidationError(
+                        "network_prefixes", f"{where}: column prefix: {net} is already listed on line {first_line[net]}"
+                    )
                 pools[net], first_line[net] = word, line
     except OSError as exc:
         raise ValidationError("network_prefixes", f"cannot read {path}: {exc.strerror}") from exc
@@ -146,8 +153,12 @@ def open_connection_db(path: str | Path) -> Any:
     kind = str(reader.metadata().database_type)
     if "Connection-Type" not in kind and "Enterprise" not in kind:
         reader.close()
-        raise ConfigError("--connection-db", str(path), f"this is a {kind!r} database, not a connection-type one "
-                          "(GeoIP2-Connection-Type; build one with `ispeed geo build-mmdb --connection-out`)")
+        raise ConfigError(
+            "--connection-db",
+            str(path),
+            f"this is a {kind!r} database, not a connection-type one "
+            "(GeoIP2-Connection-Type; build one with `ispeed geo build-mmdb --connection-out`)",
+        )
     return reader
 
 
@@ -161,8 +172,9 @@ def _record_type(record: Any) -> str:
 class ConnectionClassifier:
     """Connection type of addresses from a prefix file and/or a connection-type database (either may be absent)."""
 
-    def __init__(self, connection_db: str | Path | None = None,
-                 network_prefixes: str | Path | NetworkPrefixes | None = None) -> None:
+    def __init__(
+        self, connection_db: str | Path | None = None, network_prefixes: str | Path | NetworkPrefixes | None = None
+    ) -> None:
         self._db = open_connection_db(connection_db) if connection_db else None
         if network_prefixes is None or isinstance(network_prefixes, NetworkPrefixes):
             self._prefixes = network_prefixes

@@ -77,9 +77,17 @@ def _nearest_commune_km(province_code: str, lat: float, lon: float) -> float:
     return min(distance_km(lat, lon, c.lat, c.lon) for c in communes(province_code))
 
 
-def check_gps(*, gps_lat: float, gps_lon: float, gps_accuracy_m: float | None, gps_province_code: str,
-              ip_location: IpLocation | None, ip_province_code: str | None,
-              connection_family: str, network_type: str | None) -> str:
+def check_gps(
+    *,
+    gps_lat: float,
+    gps_lon: float,
+    gps_accuracy_m: float | None,
+    gps_province_code: str,
+    ip_location: IpLocation | None,
+    ip_province_code: str | None,
+    connection_family: str,
+    network_type: str | None,
+) -> str:
     """'' when the GPS fix may place the result, else the reason it contradicts the IP databases.
 
     gps_province_code is where the locator put the fix; connection_family comes from the
@@ -96,15 +104,19 @@ def check_gps(*, gps_lat: float, gps_lon: float, gps_accuracy_m: float | None, g
         dist = distance_km(gps_lat, gps_lon, ip_location.latitude, ip_location.longitude)
         limit = radius + LOCATION_CONFLICT_MARGIN_KM
         if dist - slack_km > limit:
-            return (f"GPS is {dist:,.0f} km from the IP location of this fixed-line address "
-                    f"(accuracy radius {radius} km + {LOCATION_CONFLICT_MARGIN_KM:g} km margin)")
+            return (
+                f"GPS is {dist:,.0f} km from the IP location of this fixed-line address "
+                f"(accuracy radius {radius} km + {LOCATION_CONFLICT_MARGIN_KM:g} km margin)"
+            )
         return ""
     if ip_province_code and gps_province_code != ip_province_code:
         nearest = _nearest_commune_km(ip_province_code, gps_lat, gps_lon)
         if nearest - slack_km > LOCATION_CONFLICT_MARGIN_KM:
-            return (f"GPS is in province {gps_province_code}, {nearest:,.0f} km from the nearest commune of "
-                    f"province {ip_province_code} where the IP databases put this fixed-line address "
-                    f"(margin {LOCATION_CONFLICT_MARGIN_KM:g} km)")
+            return (
+                f"GPS is in province {gps_province_code}, {nearest:,.0f} km from the nearest commune of "
+                f"province {ip_province_code} where the IP databases put this fixed-line address "
+                f"(margin {LOCATION_CONFLICT_MARGIN_KM:g} km)"
+            )
     return ""
 
 

@@ -8,9 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from ispeed.admin_geo import legacy, names, units
+from ispeed.admin_geo import providers as providers_mod
 from ispeed.core.errors import ValidationError
 from ispeed.core.schema import NETWORK_TYPES
-from ispeed.admin_geo import legacy, names, providers as providers_mod, units
 
 if TYPE_CHECKING:
     from ispeed.admin_geo.connection import ConnectionClass, ConnectionClassifier
@@ -49,6 +50,11 @@ class Enrichment(NamedTuple):
     network_type: str = ""  # fixed / mobile / 5g; '' when nobody said
     network_type_source: str = "none"  # declared / device / ip / none
     network_type_conflict: str = ""  # '' or why the evidence contradicts network_type
+
+
+def _coordinate(value: object) -> float:
+    """A coordinate the locator has already accepted (so it converts), as a float."""
+    return float(value)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1)
@@ -116,8 +122,15 @@ class Geo:
         """IP -> connection type and family from --network-prefixes, else --connection-db."""
         return self.connection_classifier.classify(ip)
 
-    def enrich(self, ip: str | None, lat: object = None, lon: object = None, accuracy_m: object = None,
-               declared_network_type: str | None = None, device_network_type: str | None = None) -> Enrichment:
+    def enrich(
+        self,
+        ip: str | None,
+        lat: object = None,
+        lon: object = None,
+        accuracy_m: object = None,
+        declared_network_type: str | None = None,
+        device_network_type: str | None = None,
+    ) -> Enrichment:
         """Provider/ASN from the IP; place from GPS when usable and not contradicted by the IP
         databases, else from the IP, else none; the network type and its evidence.
 
@@ -136,9 +149,14 @@ class Geo:
         conn = self.classify_connection(ip) if ip and self.connection_classifier.configured else UNKNOWN
         network = decide_network_type(declared_network_type, device_network_type, conn)
         provider, asn = (info.provider, info.asn) if info else (None, None)
-        evidence = dict(connection_type=conn.connection_type, connection_family=conn.family,
-                        connection_source=conn.source, network_type=network.network_type,
-                        network_type_source=network.source, network_type_conflict=network.conflict)
+        evidence = dict(
+            connection_type=conn.connection_type,
+            connection_family=conn.family,
+            connection_source=conn.source,
+            network_type=network.network_type,
+            network_type_source=network.source,
+            network_type_conflict=network.conflict,
+        )
         conflict = ""
         if lat is not None and lon is not None:
             try:
@@ -149,13 +167,19 @@ class Geo:
             if placed is not None:
                 gps_accuracy_m = float(accuracy_m) if accuracy_m is not None else None  # type: ignore[arg-type]
                 conflict = check_gps(
-                    gps_lat=float(lat), gps_lon=float(lon), gps_accuracy_m=gps_accuracy_m,  # type: ignore[arg-type]
-                    gps_province_code=placed.province_code, ip_location=info.location if info else None,
-                    ip_province_code=info.province_code if info else None, connection_family=conn.family,
-                    network_type=declared_network_type or device_network_type)
+                    gps_lat=_coordinate(lat),
+                    gps_lon=_coordinate(lon),
+                    gps_accuracy_m=gps_accuracy_m,
+                    gps_province_code=placed.province_code,
+                    ip_location=info.location if info else None,
+                    ip_province_code=info.province_code if info else None,
+                    connection_family=conn.family,
+                    network_type=declared_network_type or device_network_type,
+                )
                 if not conflict:
-                    return Enrichment(provider, asn, placed.province_code, placed.commune_code, "gps",
-                                      gps_accuracy_m, **evidence)
+                    return Enrichment(
+                        provider, asn, placed.province_code, placed.commune_code, "gps", gps_accuracy_m, **evidence
+                    )
         if info is not None and info.province_code:
             return Enrichment(provider, asn, info.province_code, None, "ip", None, conflict, **evidence)
         return Enrichment(provider, asn, None, None, "none", None, conflict, **evidence)

@@ -15,11 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ispeed.core.errors import ConfigError, ValidationError
 from ispeed.admin_geo.legacy import _old_provinces
 from ispeed.admin_geo.names import fold, strip_type_word
 from ispeed.admin_geo.providers import canonical_provider, provider_for_asn
 from ispeed.admin_geo.units import province_index
+from ispeed.core.errors import ConfigError, ValidationError
 
 
 class IpLocation(NamedTuple):
@@ -56,12 +56,20 @@ def location_of(record: dict[str, Any]) -> IpLocation | None:
 def _province_by_name() -> dict[str, str]:
     """Folded province names (new and former, with and without type word) -> new province code."""
     index: dict[str, str] = {}
-    for old_code, (full_name, new_code) in _old_provinces().items():
+    for full_name, new_code in _old_provinces().values():
         index[strip_type_word(fold(full_name))] = new_code
     for p in province_index().values():
         index[fold(p.name)] = p.code
-    index.update({"ho chi minh": "79", "hanoi": "01", "thua thien hue": "46", "hue": "46",
-                  "ba ria vung tau": "79", "da nang": "48"})
+    index.update(
+        {
+            "ho chi minh": "79",
+            "hanoi": "01",
+            "thua thien hue": "46",
+            "hue": "46",
+            "ba ria vung tau": "79",
+            "da nang": "48",
+        }
+    )
     return index
 
 

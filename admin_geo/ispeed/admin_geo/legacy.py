@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from ispeed.core.errors import ValidationError
 from ispeed.admin_geo.units import normalize_code, read_data_text
+from ispeed.core.errors import ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +40,7 @@ def _old_wards() -> dict[str, tuple[str, str, str, str]]:
     raw = resources.files("ispeed.admin_geo").joinpath("data", "legacy_wards.csv.gz").read_bytes()
     rows = csv.DictReader(gzip.decompress(raw).decode("utf-8").splitlines())
     return {
-        r["old_code"]: (f"{r['name']}, {r['district']}", r["new_codes"], r["default_code"], r["exact"])
-        for r in rows
+        r["old_code"]: (f"{r['name']}, {r['district']}", r["new_codes"], r["default_code"], r["exact"]) for r in rows
     }
 
 

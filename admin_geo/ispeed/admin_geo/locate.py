@@ -25,8 +25,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ispeed.core.errors import ValidationError
 from ispeed.admin_geo.units import Commune, communes, province_index
+from ispeed.core.errors import ValidationError
 
 if TYPE_CHECKING:
     from ispeed.admin_geo.boundaries import Boundaries
@@ -101,7 +101,7 @@ class Locator:
         self._radius_km = [math.sqrt((c.area_km2 or median_area) / math.pi) for c in self._communes]
         self._reach_km = [
             ARCHIPELAGO_REACH_KM.get(c.code, max(MIN_REACH_KM, REACH_FACTOR * r))
-            for c, r in zip(self._communes, self._radius_km)
+            for c, r in zip(self._communes, self._radius_km, strict=True)
         ]
         self._provinces = province_index()
         self._grid: dict[tuple[int, int], tuple[tuple[int, float, float, float], ...]] = {}
@@ -185,6 +185,11 @@ class Locator:
         dist_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, chord / 2.0))
         reach = np.asarray(self._reach_km)[idx]
         lat_deg, lon_deg = np.degrees(la), np.degrees(lo)
-        ok = ((dist_km <= reach) & (lat_deg >= LAT_RANGE[0]) & (lat_deg <= LAT_RANGE[1])
-              & (lon_deg >= LON_RANGE[0]) & (lon_deg <= LON_RANGE[1]))
-        return [self._communes[i].code if good else None for i, good in zip(idx.tolist(), ok.tolist())]
+        ok = (
+            (dist_km <= reach)
+            & (lat_deg >= LAT_RANGE[0])
+            & (lat_deg <= LAT_RANGE[1])
+            & (lon_deg >= LON_RANGE[0])
+            & (lon_deg <= LON_RANGE[1])
+        )
+        return [self._communes[i].code if good else None for i, good in zip(idx.tolist(), ok.tolist(), strict=True)]

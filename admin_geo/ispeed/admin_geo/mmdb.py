@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ispeed.core.errors import ValidationError
 from ispeed.admin_geo.connection import CONNECTION_TYPES, canonical_connection_type
 from ispeed.admin_geo.providers import canonical_provider, provider_for_asn
 from ispeed.admin_geo.units import province_index
+from ispeed.core.errors import ValidationError
 
 PREFIX_COLUMNS = ("prefix", "asn", "provider", "province_code")
 OPTIONAL_COLUMNS = ("latitude", "longitude", "accuracy_radius_km", "connection_type")
@@ -77,14 +77,19 @@ def _location(raw: dict[str, str], where: str) -> tuple[float | None, float | No
     lon = _number(raw, "longitude", where, 180.0)
     radius_text = (raw.get("accuracy_radius_km") or "").strip()
     if radius_text and not (radius_text.isdigit() and 1 <= int(radius_text) <= MAX_ACCURACY_RADIUS_KM):
-        raise ValidationError("accuracy_radius_km", f"{where}: column accuracy_radius_km: {radius_text!r} is not "
-                              f"a whole number of km from 1 to {MAX_ACCURACY_RADIUS_KM}")
+        raise ValidationError(
+            "accuracy_radius_km",
+            f"{where}: column accuracy_radius_km: {radius_text!r} is not "
+            f"a whole number of km from 1 to {MAX_ACCURACY_RADIUS_KM}",
+        )
     radius = int(radius_text) if radius_text else None
     given = [c for c, v in (("latitude", lat), ("longitude", lon), ("accuracy_radius_km", radius)) if v is not None]
     if given and len(given) != 3:
         missing = [c for c in ("latitude", "longitude", "accuracy_radius_km") if c not in given]
-        raise ValidationError(missing[0], f"{where}: column {missing[0]} is empty; a location needs latitude, "
-                              "longitude and accuracy_radius_km")
+        raise ValidationError(
+            missing[0],
+            f"{where}: column {missing[0]} is empty; a location needs latitude, longitude and accuracy_radius_km",
+        )
     return lat, lon, radius
 
 
@@ -111,8 +116,10 @@ def parse_prefix_row(raw: dict[str, str], where: str) -> PrefixRow:
     kind_text = (raw.get("connection_type") or "").strip()
     kind = canonical_connection_type(kind_text) if kind_text else None
     if kind_text and kind is None:
-        raise ValidationError("connection_type", f"{where}: column connection_type: {kind_text!r} is not one of "
-                              f"{', '.join(CONNECTION_TYPES)}")
+        raise ValidationError(
+            "connection_type",
+            f"{where}: column connection_type: {kind_text!r} is not one of {', '.join(CONNECTION_TYPES)}",
+        )
     return PrefixRow(str(net), asn, provider, code or None, lat, lon, radius, kind)
 
 
@@ -124,8 +131,10 @@ def read_prefixes_csv(path: str | Path) -> list[PrefixRow]:
             reader = csv.DictReader(fh)
             missing = [c for c in PREFIX_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
-                raise ValidationError("prefixes", f"{path}: missing column(s) {', '.join(missing)}; "
-                                      f"the header must be {','.join(PREFIX_COLUMNS)}")
+                raise ValidationError(
+                    "prefixes",
+                    f"{path}: missing column(s) {', '.join(missing)}; the header must be {','.join(PREFIX_COLUMNS)}",
+                )
             return [parse_prefix_row(r, f"{path}:{n}") for n, r in enumerate(reader, start=2)]
     except OSError as exc:
         raise ValidationError("prefixes", f"cannot read {path}: {exc.strerror}") from exc
@@ -161,8 +170,13 @@ def build_mmdb(rows: list[PrefixRow] | tuple[PrefixRow, ...], out_path: str | Pa
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet
 
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="ispeed-ASN-Province",
-                        languages=["vi", "en"], description={"vi": "bảng tiền tố ispeed", "en": "ispeed prefix table"})
+    writer = MMDBWriter(
+        ip_version=6,
+        ipv4_compatible=True,
+        database_type="ispeed-ASN-Province",
+        languages=["vi", "en"],
+        description={"vi": "bảng tiền tố ispeed", "en": "ispeed prefix table"},
+    )
     for row in rows:
         writer.insert_network(IPSet([row.prefix]), _record(row))
     writer.to_db_file(str(out_path))
@@ -181,8 +195,13 @@ def build_connection_mmdb(rows: list[PrefixRow] | tuple[PrefixRow, ...], out_pat
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet
 
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoIP2-Connection-Type",
-                        languages=["en"], description={"en": "ispeed connection types"})
+    writer = MMDBWriter(
+        ip_version=6,
+        ipv4_compatible=True,
+        database_type="GeoIP2-Connection-Type",
+        languages=["en"],
+        description={"en": "ispeed connection types"},
+    )
     written = 0
     for row in rows:
         if row.connection_type:

@@ -14,9 +14,20 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _TYPE_WORDS = ("thanh pho", "dac khu", "thi tran", "thi xa", "phuong", "huyen", "quan", "tinh", "tp", "xa", "p")
 # Common short forms and former names -> province code.
 PROVINCE_ALIASES: dict[str, str] = {
-    "hcm": "79", "tphcm": "79", "hcmc": "79", "sai gon": "79", "saigon": "79", "ho chi minh city": "79",
-    "hn": "01", "hanoi": "01", "ha noi city": "01",
-    "hp": "31", "dn": "48", "danang": "48", "ct": "92", "thua thien hue": "46",
+    "hcm": "79",
+    "tphcm": "79",
+    "hcmc": "79",
+    "sai gon": "79",
+    "saigon": "79",
+    "ho chi minh city": "79",
+    "hn": "01",
+    "hanoi": "01",
+    "ha noi city": "01",
+    "hp": "31",
+    "dn": "48",
+    "danang": "48",
+    "ct": "92",
+    "thua thien hue": "46",
 }
 
 
@@ -31,7 +42,7 @@ def fold(text: str) -> str:
 def strip_type_word(folded: str) -> str:
     for word in _TYPE_WORDS:
         if folded.startswith(word + " "):
-            return folded[len(word) + 1:]
+            return folded[len(word) + 1 :]
     return folded
 
 

@@ -27,14 +27,16 @@ def providers() -> tuple[Provider, ...]:
     """The provider table, in file order (operators edit data/providers.csv)."""
     out = []
     for r in csv.DictReader(read_data_text("providers.csv").splitlines()):
-        out.append(Provider(
-            name=r["name"],
-            short_name=r["short_name"],
-            asns=tuple(int(a) for a in r["asns"].split()),
-            kinds=tuple(r["kinds"].split()),
-            aliases=tuple(a.strip() for a in r["aliases"].split(";") if a.strip()),
-            note=r["note"],
-        ))
+        out.append(
+            Provider(
+                name=r["name"],
+                short_name=r["short_name"],
+                asns=tuple(int(a) for a in r["asns"].split()),
+                kinds=tuple(r["kinds"].split()),
+                aliases=tuple(a.strip() for a in r["aliases"].split(";") if a.strip()),
+                note=r["note"],
+            )
+        )
     return tuple(out)
 
 

@@ -84,8 +84,16 @@ def _area(text: str) -> float | None:
 def province_index() -> dict[str, Province]:
     rows = csv.DictReader(read_data_text("provinces.csv").splitlines())
     return {
-        r["code"]: Province(r["code"], r["name"], r["full_name"], r["slug"], r["type"],
-                            float(r["lat"]), float(r["lon"]), _area(r["area_km2"]))
+        r["code"]: Province(
+            r["code"],
+            r["name"],
+            r["full_name"],
+            r["slug"],
+            r["type"],
+            float(r["lat"]),
+            float(r["lon"]),
+            _area(r["area_km2"]),
+        )
         for r in rows
     }
 
@@ -94,8 +102,17 @@ def province_index() -> dict[str, Province]:
 def commune_index() -> dict[str, Commune]:
     rows = csv.DictReader(read_data_text("communes.csv").splitlines())
     return {
-        r["code"]: Commune(r["code"], r["name"], r["full_name"], r["slug"], r["type"], r["province_code"],
-                           float(r["lat"]), float(r["lon"]), _area(r["area_km2"]))
+        r["code"]: Commune(
+            r["code"],
+            r["name"],
+            r["full_name"],
+            r["slug"],
+            r["type"],
+            r["province_code"],
+            float(r["lat"]),
+            float(r["lon"]),
+            _area(r["area_km2"]),
+        )
         for r in rows
     }
 

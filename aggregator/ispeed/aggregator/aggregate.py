@@ -16,20 +16,25 @@ from typing import Any
 
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.cells_sql import (
-    CELL_COLUMNS, EVIDENCE, HISTOGRAM_LEVELS, bin_edges_mbps, month_cells_query, places_query,
+    CELL_COLUMNS,
+    EVIDENCE,
+    HISTOGRAM_LEVELS,
+    bin_edges_mbps,
+    month_cells_query,
+    places_query,
 )
 from ispeed.aggregator.ci import ci_orders, median_ci
-from ispeed.core.stats import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.core.errors import StoreError
+from ispeed.core.stats import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds, utcnow
 
 log = logging.getLogger("ispeed.aggregator")
-Row = dict[str, Any]   # one `cells_query` row by column name (cells_sql.CELL_COLUMNS), places named
-EVIDENCE_COUNTS = tuple(name for name, _, _ in EVIDENCE)   # the counts behind EVIDENCE_COLUMNS, in order
+Row = dict[str, Any]  # one `cells_query` row by column name (cells_sql.CELL_COLUMNS), places named
+EVIDENCE_COUNTS = tuple(name for name, _, _ in EVIDENCE)  # the counts behind EVIDENCE_COLUMNS, in order
 
 
 @dataclass
@@ -56,11 +61,15 @@ class MonthStats:
             "cells": len(self.cells),
             "published_cells": self.published,
             "suppressed_cells": len(self.cells) - self.published,
-            "valid_tests": {c["network_type"]: c["tests"] for c in self.cells
-                            if c["level"] == "national" and not c["provider"]},
+            "valid_tests": {
+                c["network_type"]: c["tests"] for c in self.cells if c["level"] == "national" and not c["provider"]
+            },
             "insufficient_data": self.published == 0,
-            "note": ("" if self.published else
-                     f"insufficient data: no cell reached {self.method.min_samples} samples in {self.month}"),
+            "note": (
+                ""
+                if self.published
+                else f"insufficient data: no cell reached {self.method.min_samples} samples in {self.month}"
+            ),
         }
 
 
@@ -75,33 +84,57 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
 def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     nt_order = {n: i for i, n in enumerate(method.network_types)}
     level_order = {n: i for i, n in enumerate(LEVELS)}
-    return lambda c: (nt_order[c["network_type"]], level_order[c["level"]], c["province_code"],
-                      c["commune_code"], c["provider"])
+    return lambda c: (
+        nt_order[c["network_type"]],
+        level_order[c["level"]],
+        c["province_code"],
+        c["commune_code"],
+        c["provider"],
+    )
 
 
 def _cell(month: str, row: Row, method: Methodology, k: int | None) -> dict[str, Any]:
     samples = int(row["samples"])
     published = samples >= method.min_samples
     cell: dict[str, Any] = {
-        "month": month, "network_type": row["network_type"], "level": row["level"],
-        "province_code": row["province_code"], "commune_code": row["commune_code"], "provider": row["provider"],
-        "tests": int(row["tests"]), "samples": samples, "devices": int(row["devices"]), "rank": None,
+        "month": month,
+        "network_type": row["network_type"],
+        "level": row["level"],
+        "province_code": row["province_code"],
+        "commune_code": row["commune_code"],
+        "provider": row["provider"],
+        "tests": int(row["tests"]),
+        "samples": samples,
+        "devices": int(row["devices"]),
+        "rank": None,
         "published": published,
     }
     for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS:
         cell[name] = None
     if published:
-        low, high = median_ci(samples, method.ci_tail, row["ci_lo_slice"], int(row["ci_lo_start"]),
-                              row["ci_hi_slice"], int(row["ci_hi_start"]), k)
+        low, high = median_ci(
+            samples,
+            method.ci_tail,
+            row["ci_lo_slice"],
+            int(row["ci_lo_start"]),
+            row["ci_hi_slice"],
+            int(row["ci_hi_start"]),
+            k,
+        )
         lat, jit = row["latency_median_ms"], row["jitter_median_ms"]
-        cell.update({
-            "download_median_mbps": float(row["download_median_mbps"]), "download_ci_low_mbps": low,
-            "download_ci_high_mbps": high, "upload_median_mbps": float(row["upload_median_mbps"]),
-            "latency_median_ms": None if lat is None else float(lat),
-            "jitter_median_ms": None if jit is None else float(jit),
-        })
+        cell.update(
+            {
+                "download_median_mbps": float(row["download_median_mbps"]),
+                "download_ci_low_mbps": low,
+                "download_ci_high_mbps": high,
+                "upload_median_mbps": float(row["upload_median_mbps"]),
+                "latency_median_ms": None if lat is None else float(lat),
+                "jitter_median_ms": None if jit is None else float(jit),
+            }
+        )
         # the share of the cell's samples resting on each kind of evidence (spec/evidence.md)
-        cell.update({column: int(row[count]) / samples for column, count in zip(EVIDENCE_COLUMNS, EVIDENCE_COUNTS)})
+        for column, count in zip(EVIDENCE_COLUMNS, EVIDENCE_COUNTS, strict=True):
+            cell[column] = int(row[count]) / samples
     return cell
 
 
@@ -109,26 +142,40 @@ def _histograms(cell: dict[str, Any], row: Row) -> list[dict[str, Any]]:
     out = []
     for metric, hist in (("download", row["hist_dl"]), ("upload", row["hist_ul"])):
         keys, counts = hist
-        for index, count in sorted(zip((int(k) for k in keys), (int(c) for c in counts))):
+        for index, count in sorted(zip((int(k) for k in keys), (int(c) for c in counts), strict=True)):
             low, high = bin_edges_mbps(index)
-            out.append({**{k: cell[k] for k in ("month", "network_type", "level", "province_code",
-                                                "commune_code", "provider")},
-                        "metric": metric, "bin": index, "bin_low_mbps": low, "bin_high_mbps": high,
-                        "samples": count})
+            out.append(
+                {
+                    **{
+                        k: cell[k]
+                        for k in ("month", "network_type", "level", "province_code", "commune_code", "provider")
+                    },
+                    "metric": metric,
+                    "bin": index,
+                    "bin_low_mbps": low,
+                    "bin_high_mbps": high,
+                    "samples": count,
+                }
+            )
     return out
 
 
 def month_query_params(year: int, month: int, method: Methodology) -> dict[str, Any]:
     """The parameters of `month_cells_query` and `device_days_query` for one month."""
     start, end = month_bounds(year, month)
-    params: dict[str, Any] = {"start": start, "end": end, "include_simulated": int(method.include_simulated),
-                              "min_samples": method.min_samples}  # suppressed cells' figures stay empty
+    params: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "include_simulated": int(method.include_simulated),
+        "min_samples": method.min_samples,
+    }  # suppressed cells' figures stay empty
     params.update({f"network_type_{i}": network_type for i, network_type in enumerate(method.network_types)})
     return params
 
 
-def compute_month(store: Store, year: int, month: int, method: Methodology,
-                  progress: Callable[[str], None] | None = None) -> MonthStats:
+def compute_month(
+    store: Store, year: int, month: int, method: Methodology, progress: Callable[[str], None] | None = None
+) -> MonthStats:
     """Cells of one month for every network type, ranked; no previous-month changes yet."""
     label = month_text(year, month)
     types = list(method.network_types)
@@ -138,15 +185,19 @@ def compute_month(store: Store, year: int, month: int, method: Methodology,
     names = _place_names(store.query(places_query(), {**params, "network_types": types}))
     by_type: dict[str, list[Row]] = {network_type: [] for network_type in types}
     for result in store.query(month_cells_query(method.ci_level, len(types)), params):
-        row = dict(zip(CELL_COLUMNS, result))
-        row.update(province_code=names[0][row["province_h"]], commune_code=names[1][row["commune_h"]],
-                   provider=names[2][row["provider_h"]])
+        row = dict(zip(CELL_COLUMNS, result, strict=True))
+        row.update(
+            province_code=names[0][row["province_h"]],
+            commune_code=names[1][row["commune_h"]],
+            provider=names[2][row["provider_h"]],
+        )
         by_type[row["network_type"]].append(row)
     cells: list[dict[str, Any]] = []
     histograms: list[dict[str, Any]] = []
-    counts = sorted({int(row["samples"]) for rows in by_type.values() for row in rows
-                     if int(row["samples"]) >= method.min_samples})
-    orders = dict(zip(counts, ci_orders(counts, method.ci_tail)))
+    counts = sorted(
+        {int(row["samples"]) for rows in by_type.values() for row in rows if int(row["samples"]) >= method.min_samples}
+    )
+    orders = dict(zip(counts, ci_orders(counts, method.ci_tail), strict=True))
     for network_type, rows in by_type.items():
         if not rows:
             cells.append(_empty_national(label, network_type))
@@ -171,22 +222,35 @@ def _place_names(rows: Sequence[Sequence[Any]]) -> tuple[dict[int, str], dict[in
         for column, (text, digest) in enumerate(((row[0], row[3]), (row[1], row[4]), (row[2], row[5]))):
             seen = maps[column].setdefault(int(digest), text)
             if seen != text:
-                raise StoreError(f"cityHash64 collision between {seen!r} and {text!r}: "
-                                 "cells cannot be told apart; report this")
+                raise StoreError(
+                    f"cityHash64 collision between {seen!r} and {text!r}: cells cannot be told apart; report this"
+                )
     return maps
 
 
 def _empty_national(month: str, network_type: str) -> dict[str, Any]:
-    cell: dict[str, Any] = {"month": month, "network_type": network_type, "level": "national",
-                            "province_code": "", "commune_code": "", "provider": "", "tests": 0,
-                            "samples": 0, "devices": 0, "rank": None, "published": False}
+    cell: dict[str, Any] = {
+        "month": month,
+        "network_type": network_type,
+        "level": "national",
+        "province_code": "",
+        "commune_code": "",
+        "provider": "",
+        "tests": 0,
+        "samples": 0,
+        "devices": 0,
+        "rank": None,
+        "published": False,
+    }
     cell.update({name: None for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS})
     return cell
 
 
-def month_changes(current: Sequence[dict[str, Any]], previous: Sequence[dict[str, Any]],
-                  previous_label: str) -> list[dict[str, Any]]:
+def month_changes(
+    current: Sequence[dict[str, Any]], previous: Sequence[dict[str, Any]], previous_label: str
+) -> list[dict[str, Any]]:
     """Changes of the published cells that were also published the month before."""
+
     def key(c: dict[str, Any]) -> tuple[str, ...]:
         return (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"])
 
@@ -196,23 +260,34 @@ def month_changes(current: Sequence[dict[str, Any]], previous: Sequence[dict[str
         old = before.get(key(cell))
         if not cell["published"] or old is None:
             continue
-        row = {k: cell[k] for k in ("month", "network_type", "level", "province_code", "commune_code",
-                                     "provider", "rank")}
+        row = {
+            k: cell[k] for k in ("month", "network_type", "level", "province_code", "commune_code", "provider", "rank")
+        }
         row["previous_month"] = previous_label
         row["previous_rank"] = old["rank"]
-        for name, short in (("download_median_mbps", "download"), ("upload_median_mbps", "upload"),
-                            ("latency_median_ms", "latency")):
+        for name, short in (
+            ("download_median_mbps", "download"),
+            ("upload_median_mbps", "upload"),
+            ("latency_median_ms", "latency"),
+        ):
             now, then = cell[name], old[name]
             row[name] = now
             row[f"previous_{name}"] = then
-            row[f"{short}_change_pct"] = (None if now is None or not then
-                                          else (float(now) - float(then)) / float(then) * 100.0)
+            row[f"{short}_change_pct"] = (
+                None if now is None or not then else (float(now) - float(then)) / float(then) * 100.0
+            )
         out.append(row)
     return out
 
 
-def aggregate_month(store: Store, year: int, month: int, method: Methodology, out_dir: Path | None,
-                    progress: Callable[[str], None] | None = None) -> MonthStats:
+def aggregate_month(
+    store: Store,
+    year: int,
+    month: int,
+    method: Methodology,
+    out_dir: Path | None,
+    progress: Callable[[str], None] | None = None,
+) -> MonthStats:
     """Compute a month, compare with the stored previous month, store it and write its files.
 
     Simulated tests count when `method.include_simulated` is set or the store is a demo store.
@@ -226,8 +301,7 @@ def aggregate_month(store: Store, year: int, month: int, method: Methodology, ou
         progress(f"{stats.month}: writing {len(stats.cells)} cells")
     stats_table.write_month(store, stats.month, stats.cells, method, utcnow().replace(microsecond=0))
     if out_dir is not None:
-        write_month_files(out_dir, stats.month, stats.cells, stats.changes, stats.histograms, method,
-                          stats.summary())
+        write_month_files(out_dir, stats.month, stats.cells, stats.changes, stats.histograms, method, stats.summary())
     if not stats.published:
         log.info("%s", stats.summary()["note"])
     return stats

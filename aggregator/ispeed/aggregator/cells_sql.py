@@ -70,9 +70,12 @@ BINS = range(LOWEST_BIN, HIGHEST_BIN + 1)
 
 def valid_tests(network_types: str) -> str:
     """SQL condition: the month's valid tests of the network types the condition names."""
-    return (f"local_date >= {{start}} AND local_date < {{end}} AND {network_types} "
-            "AND valid = 1 AND download_mbps > 0 AND upload_mbps > 0 "
-            "AND (simulated = 0 OR {include_simulated} = 1)")
+    return (
+        f"local_date >= {{start}} AND local_date < {{end}} AND {network_types} "
+        "AND valid = 1 AND download_mbps > 0 AND upload_mbps > 0 "
+        "AND (simulated = 0 OR {include_simulated} = 1)"
+    )
+
 
 EMPTY = "cityHash64('')"  # a place column's hash when it is empty
 NOT_KEPT = "toUInt64(0)"  # a place column the cell kind does not keep
@@ -80,29 +83,51 @@ HISTOGRAM_LEVELS = ("national", "province")  # the levels whose histograms the s
 
 # Cell kinds: (level, keeps province, keeps commune, keeps provider).
 KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
-    ("national", False, False, False), ("national", False, False, True),
-    ("province", True, False, False), ("province", True, False, True),
-    ("commune", True, True, False), ("commune", True, True, True),
+    ("national", False, False, False),
+    ("national", False, False, True),
+    ("province", True, False, False),
+    ("province", True, False, True),
+    ("commune", True, True, False),
+    ("commune", True, True, True),
 )
 _METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))  # positions in t
 PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded to the six kinds
 
 # Evidence ranks, weakest first (a sample rests on the weakest among its tests).
 PLACE_RANK = "multiIf(location_source = 'gps', 2, location_source = 'ip', 1, 0)"
-NETWORK_TYPE_RANK = ("multiIf(network_type_source = 'ip', 3, network_type_source = 'device', 2, "
-                     "network_type_source = 'declared', 1, 0)")
+NETWORK_TYPE_RANK = (
+    "multiIf(network_type_source = 'ip', 3, network_type_source = 'device', 2, network_type_source = 'declared', 1, 0)"
+)
 ISSUED_RANK = "toUInt8(device_source = 'issued')"
 # (count column, evidence: place / nt / dev, rank): the samples of a cell whose weakest evidence is that rank
 EVIDENCE: tuple[tuple[str, str, int], ...] = (
-    ("ev_place_gps", "place", 2), ("ev_place_ip", "place", 1),
-    ("ev_nt_ip", "nt", 3), ("ev_nt_device", "nt", 2), ("ev_nt_declared", "nt", 1),
+    ("ev_place_gps", "place", 2),
+    ("ev_place_ip", "place", 1),
+    ("ev_nt_ip", "nt", 3),
+    ("ev_nt_device", "nt", 2),
+    ("ev_nt_declared", "nt", 1),
     ("ev_dev_issued", "dev", 1),
 )
 # The columns of a `cells_query` row, in order (the aggregator reads them by name).
 CELL_COLUMNS: tuple[str, ...] = (
-    "network_type", "level", "province_h", "commune_h", "provider_h", "tests", "samples", "devices",
-    "download_median_mbps", "upload_median_mbps", "latency_median_ms", "jitter_median_ms",
-    "ci_lo_start", "ci_lo_slice", "ci_hi_start", "ci_hi_slice", "hist_dl", "hist_ul",
+    "network_type",
+    "level",
+    "province_h",
+    "commune_h",
+    "provider_h",
+    "tests",
+    "samples",
+    "devices",
+    "download_median_mbps",
+    "upload_median_mbps",
+    "latency_median_ms",
+    "jitter_median_ms",
+    "ci_lo_start",
+    "ci_lo_slice",
+    "ci_hi_start",
+    "ci_hi_slice",
+    "hist_dl",
+    "hist_ul",
 ) + tuple(name for name, _, _ in EVIDENCE)
 _EVIDENCE_BITS = {"place": "bitAnd(x.9, 3)", "nt": "bitAnd(bitShiftRight(x.9, 2), 3)", "dev": "bitShiftRight(x.9, 4)"}
 
@@ -117,8 +142,9 @@ MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
 # ~32 sqrt(n) samples to sort, and for n beyond 2^20 the finest, 2^-10, leaves n / 512 (8,000 at
 # n = 4 million, a national cell). Below n ~ 75 no level brackets and the band is every sample.
 GRID_OFFSETS = (2, 6, 10)
-GRID: tuple[float, ...] = tuple(sorted(
-    {MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0 ** -j for j in GRID_OFFSETS} | {0.5 + 2.0 ** -j for j in GRID_OFFSETS}))
+GRID: tuple[float, ...] = tuple(
+    sorted({MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0**-j for j in GRID_OFFSETS} | {0.5 + 2.0**-j for j in GRID_OFFSETS})
+)
 BELOW_ALL, ABOVE_ALL = "toFloat64(-1)", "1e308"  # band bounds when no level brackets (speeds are > 0)
 GRID_LEVELS = ", ".join(repr(x) for x in GRID)
 LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
@@ -127,8 +153,7 @@ LO_INDEX = GRID.index(MEDIAN_LO) + 1  # 1-based, in the quantiles array
 def median_of_sorted(arr: str, empty: str | None = "NULL") -> str:
     """SQL: the exact median of a sorted array expression; `empty` when it has no element."""
     n = f"length({arr})"
-    median = (f"if({n} % 2 = 1, {arr}[intDiv({n} + 1, 2)], "
-              f"({arr}[intDiv({n}, 2)] + {arr}[intDiv({n}, 2) + 1]) / 2)")
+    median = f"if({n} % 2 = 1, {arr}[intDiv({n} + 1, 2)], ({arr}[intDiv({n}, 2)] + {arr}[intDiv({n}, 2) + 1]) / 2)"
     return median if empty is None else f"if({n} = 0, {empty}, {median})"
 
 
@@ -152,8 +177,8 @@ def ci_band_sql(ci_level: float) -> str:
     """
     half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
     n_grid = len(GRID)
-    return f"""{ci_start_sql('samples', half_z, False)} AS ci_lo_start,
-        {ci_start_sql('samples', half_z, True)} AS ci_hi_start,
+    return f"""{ci_start_sql("samples", half_z, False)} AS ci_lo_start,
+        {ci_start_sql("samples", half_z, True)} AS ci_hi_start,
         arrayMap(x -> toUInt64(x * samples) + 1, [{GRID_LEVELS}]) AS grid_ranks,
         arrayCount(r -> r + 1 < ci_lo_start, grid_ranks) AS grid_below,
         arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks) AS grid_above,
@@ -163,8 +188,10 @@ def ci_band_sql(ci_level: float) -> str:
         arraySort(arrayFilter(x -> x >= band_low AND x <= band_high, s_dl)) AS band"""
 
 
-CI_SLICES = (f"ci_lo_start, arraySlice(band, ci_lo_start - below, {CI_WIDTH}) AS ci_lo_slice, "
-             f"ci_hi_start, arraySlice(band, ci_hi_start - below, {CI_WIDTH}) AS ci_hi_slice")
+CI_SLICES = (
+    f"ci_lo_start, arraySlice(band, ci_lo_start - below, {CI_WIDTH}) AS ci_lo_slice, "
+    f"ci_hi_start, arraySlice(band, ci_hi_start - below, {CI_WIDTH}) AS ci_hi_slice"
+)
 GRID_QUANTILES = f"quantilesExact({GRID_LEVELS})"
 
 
@@ -250,9 +277,14 @@ def _entry_columns() -> str:
 
 def _expand() -> str:
     """SQL: the cells a grouped row counts in: all six kinds for pure days' rows, else its own."""
+
+    def kept(flag: bool, column: str) -> str:
+        return column if flag else NOT_KEPT
+
     keys = ", ".join(
-        f"(toUInt8({i}), {'g_p' if keep_p else NOT_KEPT}, {'g_c' if keep_c else NOT_KEPT}, {'g_i' if keep_i else NOT_KEPT})"
-        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS))
+        f"(toUInt8({i}), {kept(keep_p, 'g_p')}, {kept(keep_c, 'g_c')}, {kept(keep_i, 'g_i')})"
+        for i, (_, keep_p, keep_c, keep_i) in enumerate(KINDS)
+    )
     return f"if(g_kind = {PURE}, [{keys}], [(g_kind, g_p, g_c, g_i)])"
 
 
@@ -284,8 +316,9 @@ def cells_query(ci_level: float) -> str:
     row_states = []
     for name, _, optional in _METRICS:
         v = f"e_{name}"
-        states.append(f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional
-                      else f"groupArrayState({v}) AS g_{name}")
+        states.append(
+            f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional else f"groupArrayState({v}) AS g_{name}"
+        )
         # a mixed group is one device-day in one cell: its sample is the median of its tests
         mixed_medians.append(f"arraySort(if(mixed, finalizeAggregation(g_{name}), emptyArrayFloat64())) AS ms_{name}")
         median = median_of_sorted(f"ms_{name}", "-1." if optional else "0.")
@@ -294,7 +327,7 @@ def cells_query(ci_level: float) -> str:
         keep = f"mixed AND mm_{name} >= 0" if optional else "mixed"
         merge = "groupArrayIfMergeIf" if optional else "groupArrayMergeIf"  # g_<name>'s function, merged
         cell_values.append(f"arrayConcat({merge}(g_{name}, NOT mixed), groupArrayIf(mm_{name}, {keep})) AS v_{name}")
-        if name == "dl":   # the CI band needs the samples themselves
+        if name == "dl":  # the CI band needs the samples themselves
             row_states.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
             row_states.append(f"arrayReduce('quantilesExactState({GRID_LEVELS})', v_{name}) AS qs_{name}")
         else:
@@ -310,9 +343,11 @@ def cells_query(ci_level: float) -> str:
     # a pure group counts its samples at each rank; a mixed group is one sample, at its minimum
     sample_evidence = ",\n                            ".join(
         [f"countIf(e_ev_{kind} = {rank}) AS gc_{name}" for name, kind, rank in EVIDENCE]
-        + [f"min(e_ev_{kind}) AS gm_{kind}" for kind in _EVIDENCE_BITS])
+        + [f"min(e_ev_{kind}) AS gm_{kind}" for kind in _EVIDENCE_BITS]
+    )
     group_evidence = ",\n                    ".join(
-        f"sum(if(mixed, toUInt64(gm_{kind} = {rank}), gc_{name})) AS c_{name}" for name, kind, rank in EVIDENCE)
+        f"sum(if(mixed, toUInt64(gm_{kind} = {rank}), gc_{name})) AS c_{name}" for name, kind, rank in EVIDENCE
+    )
     cell_evidence = ",\n            ".join(f"sum(c_{name}) AS {name}" for name, _, _ in EVIDENCE)
     return f"""
 SELECT
@@ -324,8 +359,8 @@ SELECT
     if(n_lat = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
     if(n_jit = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
     {CI_SLICES},
-    {_histogram_pairs('h_dl')} AS hist_dl,
-    {_histogram_pairs('h_ul')} AS hist_ul,
+    {_histogram_pairs("h_dl")} AS hist_dl,
+    {_histogram_pairs("h_ul")} AS hist_ul,
     {evidence_names}
 FROM (
     SELECT
@@ -349,8 +384,8 @@ FROM (
         FROM (
             SELECT *,
                 {row_sql},
-                {_histogram('g_dl', 'v_dl')},
-                {_histogram('g_ul', 'v_ul')}
+                {_histogram("g_dl", "v_dl")},
+                {_histogram("g_ul", "v_ul")}
             FROM (
                 SELECT
                     g_kind, g_p, g_c, g_i,
@@ -432,8 +467,7 @@ FROM ({_device_days()})
 def _per_network_type(branch: str, network_types: int) -> str:
     """SQL: `branch` once per network type, its {network_type} parameter renamed network_type_0 …
     network_type_{n-1}, joined by UNION ALL (the branches run in parallel)."""
-    return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}")
-                                 for i in range(network_types))
+    return "\nUNION ALL\n".join(branch.replace("{network_type}", f"{{network_type_{i}}}") for i in range(network_types))
 
 
 def bin_edges_mbps(index: int) -> tuple[float, float]:

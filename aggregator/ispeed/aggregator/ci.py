@@ -23,11 +23,13 @@ def ci_orders(ns: Sequence[int], tail: float) -> list[int]:
     counts = np.asarray(ns, dtype=np.int64)
     try:  # the ufunc binom.ppf evaluates for 0 < q < 1; scipy.stats itself takes ~1 s to import
         from scipy.special._ufuncs import _binom_ppf
+
         ks = _binom_ppf(tail, counts, 0.5)
     except ImportError:  # another scipy layout: the public way
         from scipy.stats import binom
+
         ks = binom.ppf(tail, counts, 0.5)
-    return [int(k) if n > 0 else 0 for n, k in zip(ns, ks)]
+    return [int(k) if n > 0 else 0 for n, k in zip(ns, ks, strict=True)]
 
 
 def pick(slice_values: Sequence[float], slice_start: int, position: int) -> float:
@@ -36,12 +38,20 @@ def pick(slice_values: Sequence[float], slice_start: int, position: int) -> floa
     if not 0 <= offset < len(slice_values):
         raise AssertionError(
             f"order statistic {position} is outside the slice [{slice_start}, "
-            f"{slice_start + len(slice_values)}) returned by the store; widen CI_MARGIN in cells_sql")
+            f"{slice_start + len(slice_values)}) returned by the store; widen CI_MARGIN in cells_sql"
+        )
     return float(slice_values[offset])
 
 
-def median_ci(n: int, tail: float, lo_slice: Sequence[float], lo_start: int,
-              hi_slice: Sequence[float], hi_start: int, k: int | None = None) -> tuple[float | None, float | None]:
+def median_ci(
+    n: int,
+    tail: float,
+    lo_slice: Sequence[float],
+    lo_start: int,
+    hi_slice: Sequence[float],
+    hi_start: int,
+    k: int | None = None,
+) -> tuple[float | None, float | None]:
     """(low, high) of the median's interval from the two slices the cells query returns
     (k: ci_order(n, tail) when already known)."""
     if k is None:

@@ -48,12 +48,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     cfg = SimulationConfig(year=year, month=month, tests=tests, seed=seed)
     show = _progress(True)
     with open_store(args.store) as store:
-        report = simulate(store, cfg, progress=(lambda done, total: show(f"simulated {done:,}/{total:,} tests"))
-                          if show else None)
+        report = simulate(
+            store, cfg, progress=(lambda done, total: show(f"simulated {done:,}/{total:,} tests")) if show else None
+        )
     if show:
         sys.stderr.write("\n")
-    sys.stderr.write(f"ispeed simulate: {report.rows:,} simulated tests for {args.month} (seed {seed}) "
-                     f"in {report.seconds:.1f} s; places: {report.places_source}\n")
+    sys.stderr.write(
+        f"ispeed simulate: {report.rows:,} simulated tests for {args.month} (seed {seed}) "
+        f"in {report.seconds:.1f} s; places: {report.places_source}\n"
+    )
     return 0
 
 
@@ -71,32 +74,42 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     if show:
         sys.stderr.write("\r\033[K")
     summary = stats.summary()
-    line = (f"ispeed aggregate: {stats.month}: {summary['cells']} cells, {summary['published_cells']} "
-            f"published, {summary['suppressed_cells']} suppressed (< {min_samples} samples); "
-            f"wrote {Path(args.out) / stats.month / 'stats.csv'}\n")
+    line = (
+        f"ispeed aggregate: {stats.month}: {summary['cells']} cells, {summary['published_cells']} "
+        f"published, {summary['suppressed_cells']} suppressed (< {min_samples} samples); "
+        f"wrote {Path(args.out) / stats.month / 'stats.csv'}\n"
+    )
     sys.stderr.write(line)
     if summary["insufficient_data"]:
         sys.stderr.write(f"ispeed aggregate: {summary['note']}\n")
     return 0
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("simulate", help="synthetic national results for demos and benchmarks",
-                       description="Insert realistic simulated tests (marked simulated) for one month.")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="synthetic national results for demos and benchmarks",
+        description="Insert realistic simulated tests (marked simulated) for one month.",
+    )
     p.add_argument("--month", required=True, help="Vietnam-local month, YYYY-MM")
     p.add_argument("--tests", required=True, help="number of tests to generate")
     p.add_argument("--seed", default="1", help="random seed; the same seed gives the same tests (default 1)")
     add_setting(p, "store")
     p.set_defaults(func=cmd_simulate)
 
-    a = sub.add_parser("aggregate", help="monthly statistics (methodology v1) into DIR/YYYY-MM/stats.csv",
-                       description="Compute a month's methodology-v1 statistics, store them and write "
-                                   "DIR/YYYY-MM/{stats.csv,changes.csv,histograms.csv,methodology.json}.")
+    a = sub.add_parser(
+        "aggregate",
+        help="monthly statistics (methodology v1) into DIR/YYYY-MM/stats.csv",
+        description="Compute a month's methodology-v1 statistics, store them and write "
+        "DIR/YYYY-MM/{stats.csv,changes.csv,histograms.csv,methodology.json}.",
+    )
     a.add_argument("--month", required=True, help="Vietnam-local month, YYYY-MM")
     a.add_argument("--out", required=True, help="output directory (DIR/YYYY-MM/ is created)")
-    a.add_argument("--include-simulated", action="store_true",
-                   help="count simulated tests (always on for a demo store)")
-    a.add_argument("--min-samples", default="300",
-                   help="samples (device-days) a cell needs to be published (default 300)")
+    a.add_argument(
+        "--include-simulated", action="store_true", help="count simulated tests (always on for a demo store)"
+    )
+    a.add_argument(
+        "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
+    )
     add_setting(a, "store")
     a.set_defaults(func=cmd_aggregate)

@@ -8,7 +8,7 @@ import sys
 from ispeed.core.settings import add_setting
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="open-data CSV of a month's individual tests (privacy-safe)")
     p.add_argument("--month", required=True, help="Vietnam-local calendar month, YYYY-MM")
     add_setting(p, "store")

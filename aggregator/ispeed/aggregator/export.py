@@ -15,8 +15,10 @@ from ispeed.core.opendata import EXPORT_COLUMNS, SELECT_LIST, csv_cells
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
-EXPORT_SQL = ("SELECT " + SELECT_LIST + " FROM {db}.measurements FINAL"
-              " WHERE local_date >= {start} AND local_date < {end} ORDER BY started_at, test_id")
+EXPORT_SQL = (
+    "SELECT " + SELECT_LIST + " FROM {db}.measurements FINAL"
+    " WHERE local_date >= {start} AND local_date < {end} ORDER BY started_at, test_id"
+)
 
 
 def write_month(store: Store, year: int, month: int, out: TextIO) -> int:

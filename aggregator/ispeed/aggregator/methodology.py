@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from ispeed.core.errors import UsageError
 from ispeed.core.schema import NETWORK_TYPES
-
 from ispeed.core.stats import METHODOLOGY_VERSION
 
 
@@ -47,5 +46,9 @@ class Methodology:
         return round((1.0 - self.ci_level) / 2.0, 12)
 
     def method_values(self) -> dict[str, object]:
-        return {"methodology_version": self.version, "min_samples": self.min_samples,
-                "ci_level": self.ci_level, "include_simulated": self.include_simulated}
+        return {
+            "methodology_version": self.version,
+            "min_samples": self.min_samples,
+            "ci_level": self.ci_level,
+            "include_simulated": self.include_simulated,
+        }

@@ -13,26 +13,49 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ispeed.aggregator.methodology import Methodology
 from ispeed.core import files
 from ispeed.core.files import replacing
 from ispeed.core.stats import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, format_value
-from ispeed.aggregator.methodology import Methodology
 
 CHANGE_COLUMNS: tuple[str, ...] = (
-    "month", "previous_month", "network_type", "level", "province_code", "commune_code", "provider",
-    "download_median_mbps", "previous_download_median_mbps", "download_change_pct",
-    "upload_median_mbps", "previous_upload_median_mbps", "upload_change_pct",
-    "latency_median_ms", "previous_latency_median_ms", "latency_change_pct",
-    "rank", "previous_rank",
+    "month",
+    "previous_month",
+    "network_type",
+    "level",
+    "province_code",
+    "commune_code",
+    "provider",
+    "download_median_mbps",
+    "previous_download_median_mbps",
+    "download_change_pct",
+    "upload_median_mbps",
+    "previous_upload_median_mbps",
+    "upload_change_pct",
+    "latency_median_ms",
+    "previous_latency_median_ms",
+    "latency_change_pct",
+    "rank",
+    "previous_rank",
 )
 HISTOGRAM_COLUMNS: tuple[str, ...] = (
-    "month", "network_type", "level", "province_code", "commune_code", "provider", "metric",
-    "bin", "bin_low_mbps", "bin_high_mbps", "samples",
+    "month",
+    "network_type",
+    "level",
+    "province_code",
+    "commune_code",
+    "provider",
+    "metric",
+    "bin",
+    "bin_low_mbps",
+    "bin_high_mbps",
+    "samples",
 )
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any],
-              after: Sequence[str] = ()) -> None:
+def write_csv(
+    path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any], after: Sequence[str] = ()
+) -> None:
     """Write rows (dicts) atomically: a temporary file renamed over `path`. Each line holds the
     row's `columns`, the file-wide `extra` values, then the row's `after` columns (columns added
     to a contract after its methodology columns)."""
@@ -42,13 +65,20 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]
         writer.writerow(header)
         tail = [format_value(v) for v in extra.values()]
         for row in rows:
-            writer.writerow([format_value(row.get(c)) for c in columns] + tail
-                            + [format_value(row.get(c)) for c in after])
+            writer.writerow(
+                [format_value(row.get(c)) for c in columns] + tail + [format_value(row.get(c)) for c in after]
+            )
 
 
-def write_month_files(out_dir: Path, month: str, cells: Sequence[dict[str, Any]],
-                      changes: Sequence[dict[str, Any]], histograms: Sequence[dict[str, Any]],
-                      method: Methodology, summary: dict[str, Any]) -> Path:
+def write_month_files(
+    out_dir: Path,
+    month: str,
+    cells: Sequence[dict[str, Any]],
+    changes: Sequence[dict[str, Any]],
+    histograms: Sequence[dict[str, Any]],
+    method: Methodology,
+    summary: dict[str, Any],
+) -> Path:
     """Write the month's four files into out_dir/month/ and return that directory."""
     target = out_dir / month
     target.mkdir(parents=True, exist_ok=True)

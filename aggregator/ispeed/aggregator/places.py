@@ -43,17 +43,39 @@ class Places:
 
 # (code, name, population in millions); codes of the provinces kept by Resolution 202/2025/QH15.
 PROVINCES: tuple[tuple[str, str, float], ...] = (
-    ("01", "Hà Nội", 8.7), ("04", "Cao Bằng", 0.57), ("08", "Tuyên Quang", 1.86),
-    ("11", "Điện Biên", 0.65), ("12", "Lai Châu", 0.49), ("14", "Sơn La", 1.3),
-    ("15", "Lào Cai", 1.78), ("19", "Thái Nguyên", 1.8), ("20", "Lạng Sơn", 0.8),
-    ("22", "Quảng Ninh", 1.4), ("24", "Bắc Ninh", 3.6), ("25", "Phú Thọ", 4.0),
-    ("31", "Hải Phòng", 4.7), ("33", "Hưng Yên", 3.6), ("37", "Ninh Bình", 4.4),
-    ("38", "Thanh Hóa", 4.3), ("40", "Nghệ An", 3.8), ("42", "Hà Tĩnh", 1.6),
-    ("44", "Quảng Trị", 1.9), ("46", "Huế", 1.43), ("48", "Đà Nẵng", 3.07),
-    ("51", "Quảng Ngãi", 2.2), ("52", "Gia Lai", 3.6), ("56", "Khánh Hòa", 2.2),
-    ("66", "Đắk Lắk", 3.3), ("68", "Lâm Đồng", 3.9), ("75", "Đồng Nai", 4.5),
-    ("79", "Hồ Chí Minh", 14.0), ("80", "Tây Ninh", 3.3), ("82", "Đồng Tháp", 4.4),
-    ("86", "Vĩnh Long", 4.3), ("91", "An Giang", 4.9), ("92", "Cần Thơ", 4.2),
+    ("01", "Hà Nội", 8.7),
+    ("04", "Cao Bằng", 0.57),
+    ("08", "Tuyên Quang", 1.86),
+    ("11", "Điện Biên", 0.65),
+    ("12", "Lai Châu", 0.49),
+    ("14", "Sơn La", 1.3),
+    ("15", "Lào Cai", 1.78),
+    ("19", "Thái Nguyên", 1.8),
+    ("20", "Lạng Sơn", 0.8),
+    ("22", "Quảng Ninh", 1.4),
+    ("24", "Bắc Ninh", 3.6),
+    ("25", "Phú Thọ", 4.0),
+    ("31", "Hải Phòng", 4.7),
+    ("33", "Hưng Yên", 3.6),
+    ("37", "Ninh Bình", 4.4),
+    ("38", "Thanh Hóa", 4.3),
+    ("40", "Nghệ An", 3.8),
+    ("42", "Hà Tĩnh", 1.6),
+    ("44", "Quảng Trị", 1.9),
+    ("46", "Huế", 1.43),
+    ("48", "Đà Nẵng", 3.07),
+    ("51", "Quảng Ngãi", 2.2),
+    ("52", "Gia Lai", 3.6),
+    ("56", "Khánh Hòa", 2.2),
+    ("66", "Đắk Lắk", 3.3),
+    ("68", "Lâm Đồng", 3.9),
+    ("75", "Đồng Nai", 4.5),
+    ("79", "Hồ Chí Minh", 14.0),
+    ("80", "Tây Ninh", 3.3),
+    ("82", "Đồng Tháp", 4.4),
+    ("86", "Vĩnh Long", 4.3),
+    ("91", "An Giang", 4.9),
+    ("92", "Cần Thơ", 4.2),
     ("96", "Cà Mau", 2.6),
 )
 COMMUNE_COUNT = 3321
@@ -84,7 +106,7 @@ def builtin_places() -> Places:
     codes: list[str] = []
     provinces: list[str] = []
     weights: list[float] = []
-    for (code, _, pop), count in zip(PROVINCES, counts):
+    for (code, _, pop), count in zip(PROVINCES, counts, strict=True):
         for j in range(count):
             codes.append(f"{code}{j + 1:03d}")
             provinces.append(code)
@@ -136,8 +158,9 @@ def _from_admin_geo() -> Places | None:
         province_population=tuple(population[p.code] for p in province_list),
         commune_codes=tuple(c.code for c in units),
         commune_province=tuple(c.province_code for c in units),
-        commune_weight=tuple(population[c.province_code] * _density(c.type) / per_province[c.province_code]
-                             for c in units),
+        commune_weight=tuple(
+            population[c.province_code] * _density(c.type) / per_province[c.province_code] for c in units
+        ),
         providers=tuple(providers),
         source=f"admin_geo ({len(province_list)} provinces, {len(units)} communes)",
         commune_lat=tuple(c.lat for c in units),

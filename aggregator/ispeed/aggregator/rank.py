@@ -48,4 +48,3 @@ def _low(cell: dict[str, Any]) -> float:
 def _high(cell: dict[str, Any]) -> float:
     v = cell["download_ci_high_mbps"]
     return math.inf if v is None else float(v)
-

@@ -29,7 +29,7 @@ from ispeed.core.timeutil import month_bounds
 SATURATION_SHARE = 0.8
 LATENCY_PHASE_S = 1.0
 
-_WHERE = ("local_date >= {start} AND local_date < {end} AND (simulated = 0 OR {include_simulated} = 1)")
+_WHERE = "local_date >= {start} AND local_date < {end} AND (simulated = 0 OR {include_simulated} = 1)"
 
 _TOTALS = f"""
 SELECT server_id, count() AS tests, countIf(valid = 1) AS valid_tests,
@@ -111,17 +111,31 @@ class ServerHealth:
         return row
 
 
-def _params(year: int, month: int, include_simulated: bool,
-            capacity_gbps: Mapping[str, float], share: float) -> dict[str, Any]:
+def _params(
+    year: int, month: int, include_simulated: bool, capacity_gbps: Mapping[str, float], share: float
+) -> dict[str, Any]:
     start, end = month_bounds(year, month)
     ids = sorted(capacity_gbps) or [""]
-    return {"start": start, "end": end, "include_simulated": int(include_simulated), "share": float(share),
-            "ids": ids, "capacities": [float(capacity_gbps.get(i, 0.0)) for i in ids]}
+    return {
+        "start": start,
+        "end": end,
+        "include_simulated": int(include_simulated),
+        "share": float(share),
+        "ids": ids,
+        "capacities": [float(capacity_gbps.get(i, 0.0)) for i in ids],
+    }
 
 
-def server_health(store: Store, year: int, month: int, *, include_simulated: bool = False,
-                  capacity_gbps: Mapping[str, float] | None = None, saturation_share: float = SATURATION_SHARE,
-                  top_reasons: int = 3) -> list[ServerHealth]:
+def server_health(
+    store: Store,
+    year: int,
+    month: int,
+    *,
+    include_simulated: bool = False,
+    capacity_gbps: Mapping[str, float] | None = None,
+    saturation_share: float = SATURATION_SHARE,
+    top_reasons: int = 3,
+) -> list[ServerHealth]:
     """Health of every server that stored a result in the month, ordered by server_id."""
     capacity = dict(capacity_gbps or {})
     params = _params(year, month, include_simulated, capacity, saturation_share)
@@ -129,12 +143,16 @@ def server_health(store: Store, year: int, month: int, *, include_simulated: boo
     for sid, tests, valid, dl, rtt, retrans, with_rtt, with_retrans in store.query(_TOTALS, params):
         tests, valid = int(tests), int(valid)
         out[sid] = ServerHealth(
-            server_id=sid, tests=tests, valid_tests=valid, invalid_tests=tests - valid,
+            server_id=sid,
+            tests=tests,
+            valid_tests=valid,
+            invalid_tests=tests - valid,
             invalid_share=(tests - valid) / tests if tests else 0.0,
             download_median_mbps=float(dl) if valid else None,
             tcp_min_rtt_median_ms=float(rtt) if with_rtt else None,
             tcp_retrans_median=float(retrans) if with_retrans else None,
-            capacity_gbps=capacity.get(sid))
+            capacity_gbps=capacity.get(sid),
+        )
     for sid, reason, n in store.query(_REASONS, params):
         if sid in out and len(out[sid].invalid_reasons) < top_reasons:
             out[sid].invalid_reasons.append((reason, int(n)))
@@ -146,9 +164,15 @@ def server_health(store: Store, year: int, month: int, *, include_simulated: boo
     return [out[k] for k in sorted(out)]
 
 
-def saturated_minutes(store: Store, year: int, month: int, capacity_gbps: Mapping[str, float], *,
-                      include_simulated: bool = False,
-                      saturation_share: float = SATURATION_SHARE) -> list[tuple[str, int, float]]:
+def saturated_minutes(
+    store: Store,
+    year: int,
+    month: int,
+    capacity_gbps: Mapping[str, float],
+    *,
+    include_simulated: bool = False,
+    saturation_share: float = SATURATION_SHARE,
+) -> list[tuple[str, int, float]]:
     """(server_id, minute start as Unix seconds, load Gbit/s) of every saturated minute."""
     if not capacity_gbps:
         return []
@@ -156,5 +180,7 @@ def saturated_minutes(store: Store, year: int, month: int, capacity_gbps: Mappin
     rows = store.query(
         f"SELECT server_id, minute * 60, load_gbps FROM ({_MINUTES}) "
         "WHERE load_gbps >= transform(server_id, array{ids}, array{capacities}, 0.) * {share} "
-        "AND transform(server_id, array{ids}, array{capacities}, 0.) > 0 ORDER BY server_id, minute", params)
+        "AND transform(server_id, array{ids}, array{capacities}, 0.) > 0 ORDER BY server_id, minute",
+        params,
+    )
     return [(str(s), int(m), float(g)) for s, m, g in rows]

@@ -39,8 +39,15 @@ TECHNOLOGY = {
     "5g": (120.0, 0.60, 0.25, 22.0),
     "mobile": (45.0, 0.65, 0.35, 38.0),
 }
-PROVIDER_FACTOR = {"Viettel": 1.06, "VNPT": 1.0, "FPT Telecom": 1.09, "CMC Telecom": 0.95, "SCTV": 0.85,
-                   "MobiFone": 0.94, "Vietnamobile": 0.72}
+PROVIDER_FACTOR = {
+    "Viettel": 1.06,
+    "VNPT": 1.0,
+    "FPT Telecom": 1.09,
+    "CMC Telecom": 0.95,
+    "SCTV": 0.85,
+    "MobiFone": 0.94,
+    "Vietnamobile": 0.72,
+}
 GPS_SHARE = 0.4  # tests with a (rounded) GPS position, when commune centroids are known
 # Relative test volume per local hour 0..23 (quiet nights, lunch bump, evening peak).
 DIURNAL = np.array([2, 1, 1, 1, 1, 2, 4, 6, 7, 7, 7, 8, 9, 8, 7, 7, 8, 9, 11, 13, 14, 14, 11, 6], float)
@@ -87,7 +94,8 @@ class _Devices:
 
 def _choice(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
     cum = np.cumsum(weights, dtype=float)
-    return np.searchsorted(cum, rng.random(size) * cum[-1], side="right")
+    picked: np.ndarray = np.searchsorted(cum, rng.random(size) * cum[-1], side="right")
+    return picked
 
 
 def _hex(values: np.ndarray, prefix: str) -> np.ndarray:
@@ -111,8 +119,15 @@ def _devices(rng: np.random.Generator, places: Places, count: int, anonymous_sha
     return _Devices(network, provider, commune, plan, np.cumsum(weight), device_hash, _hex(keys[1], "ip"))
 
 
-def _chunk(rng: np.random.Generator, cfg: SimulationConfig, places: Places, dev: _Devices,
-           first: int, rows: int, ctx: dict[str, Any]) -> dict[str, Any]:
+def _chunk(
+    rng: np.random.Generator,
+    cfg: SimulationConfig,
+    places: Places,
+    dev: _Devices,
+    first: int,
+    rows: int,
+    ctx: dict[str, Any],
+) -> dict[str, Any]:
     """Columns of `rows` tests numbered from `first`, in MEASUREMENT_COLUMNS order."""
     d = np.searchsorted(dev.cum_weight, rng.random(rows) * dev.cum_weight[-1], side="right")
     network = dev.network[d]
@@ -232,7 +247,7 @@ def _context(cfg: SimulationConfig, places: Places) -> dict[str, Any]:
     networks = [n for n, _ in NETWORK_SHARES]
     return {
         "days": days,
-        "epoch0": int(dt.datetime(start.year, start.month, 1, tzinfo=dt.timezone.utc).timestamp()),
+        "epoch0": int(dt.datetime(start.year, start.month, 1, tzinfo=dt.UTC).timestamp()),
         "dates": np.array([start + dt.timedelta(days=i) for i in range(days)], dtype=object),
         "network_names": np.array(networks, dtype=object),
         "tech_median": np.array([TECHNOLOGY[n][0] for n in networks]),
@@ -245,7 +260,8 @@ def _context(cfg: SimulationConfig, places: Places) -> dict[str, Any]:
         "province_codes": np.array(places.province_codes, dtype=object),
         "province_factor": 0.85 + 0.3 * np.sqrt(pops / pops.max()),
         "province_server": np.array(
-            ["hn-1" if c < "40" else "dn-1" if c < "70" else "hcm-1" for c in places.province_codes], dtype=object),
+            ["hn-1" if c < "40" else "dn-1" if c < "70" else "hcm-1" for c in places.province_codes], dtype=object
+        ),
         "commune_codes": np.array(places.commune_codes, dtype=object),
         "commune_weight": np.array(places.commune_weight),
         "commune_province_idx": np.array([province_index[p] for p in places.commune_province]),
@@ -268,8 +284,12 @@ def generate(cfg: SimulationConfig, places: Places) -> Iterator[dict[str, Any]]:
         yield _chunk(np.random.default_rng(chunk_seed), cfg, places, dev, first, rows, ctx)
 
 
-def simulate(store: Store, cfg: SimulationConfig, places: Places | None = None,
-             progress: Callable[[int, int], None] | None = None) -> SimulationReport:
+def simulate(
+    store: Store,
+    cfg: SimulationConfig,
+    places: Places | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationReport:
     """Generate `cfg.tests` simulated tests and insert them in batches; re-running is idempotent.
 
     Rows are identified by seed, month and number, so a repeated run writes the same test ids,

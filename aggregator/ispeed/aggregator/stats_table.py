@@ -6,35 +6,53 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.core.stats import decode_row, EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS
 from ispeed.aggregator.methodology import Methodology
+from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, decode_row
 from ispeed.core.store import Store
 
 TYPES: dict[str, str] = {
-    "month": "String", "network_type": "String", "level": "String", "province_code": "String",
-    "commune_code": "String", "provider": "String", "tests": "UInt64", "samples": "UInt64",
-    "devices": "UInt64", "download_median_mbps": "Nullable(Float64)",
-    "download_ci_low_mbps": "Nullable(Float64)", "download_ci_high_mbps": "Nullable(Float64)",
-    "upload_median_mbps": "Nullable(Float64)", "latency_median_ms": "Nullable(Float64)",
-    "jitter_median_ms": "Nullable(Float64)", "rank": "UInt32", "published": "UInt8",
-    "methodology_version": "String", "min_samples": "UInt32", "ci_level": "Float64",
-    "include_simulated": "UInt8", "computed_at": "DateTime('UTC')",
+    "month": "String",
+    "network_type": "String",
+    "level": "String",
+    "province_code": "String",
+    "commune_code": "String",
+    "provider": "String",
+    "tests": "UInt64",
+    "samples": "UInt64",
+    "devices": "UInt64",
+    "download_median_mbps": "Nullable(Float64)",
+    "download_ci_low_mbps": "Nullable(Float64)",
+    "download_ci_high_mbps": "Nullable(Float64)",
+    "upload_median_mbps": "Nullable(Float64)",
+    "latency_median_ms": "Nullable(Float64)",
+    "jitter_median_ms": "Nullable(Float64)",
+    "rank": "UInt32",
+    "published": "UInt8",
+    "methodology_version": "String",
+    "min_samples": "UInt32",
+    "ci_level": "Float64",
+    "include_simulated": "UInt8",
+    "computed_at": "DateTime('UTC')",
     # migration 0006: the evidence shares of published cells
-    "place_gps_share": "Nullable(Float64)", "place_ip_share": "Nullable(Float64)",
-    "network_type_ip_share": "Nullable(Float64)", "network_type_device_share": "Nullable(Float64)",
-    "network_type_declared_share": "Nullable(Float64)", "device_issued_share": "Nullable(Float64)",
+    "place_gps_share": "Nullable(Float64)",
+    "place_ip_share": "Nullable(Float64)",
+    "network_type_ip_share": "Nullable(Float64)",
+    "network_type_device_share": "Nullable(Float64)",
+    "network_type_declared_share": "Nullable(Float64)",
+    "device_issued_share": "Nullable(Float64)",
 }
 
 
-def write_month(store: Store, month: str, cells: Sequence[dict[str, Any]], method: Methodology,
-                computed_at: dt.datetime) -> None:
+def write_month(
+    store: Store, month: str, cells: Sequence[dict[str, Any]], method: Methodology, computed_at: dt.datetime
+) -> None:
     """Replace the month's partition of monthly_stats with `cells` in one atomic step."""
     store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
     columns: dict[str, list[Any]] = {name: [] for name in TYPES}
     stamp = int(computed_at.timestamp())
     for cell in cells:
         for name in STATS_COLUMNS + EVIDENCE_COLUMNS:
-            value = cell[name] if name in STATS_COLUMNS else cell.get(name)   # evidence: optional
+            value = cell[name] if name in STATS_COLUMNS else cell.get(name)  # evidence: optional
             if name == "rank":
                 value = value or 0
             elif name == "published":
@@ -46,8 +64,9 @@ def write_month(store: Store, month: str, cells: Sequence[dict[str, Any]], metho
         columns["include_simulated"].append(int(method.include_simulated))
         columns["computed_at"].append(stamp)
     store.insert_columns("monthly_stats_staging", columns, TYPES)
-    store.execute("ALTER TABLE {db}.monthly_stats REPLACE PARTITION {month} FROM {db}.monthly_stats_staging",
-                  {"month": month})
+    store.execute(
+        "ALTER TABLE {db}.monthly_stats REPLACE PARTITION {month} FROM {db}.monthly_stats_staging", {"month": month}
+    )
     store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
 
 

@@ -60,8 +60,10 @@ def _simulated_rows(store: Any, year: int, month: int) -> int:
     from ispeed.core.timeutil import month_bounds
 
     start, end = month_bounds(year, month)
-    rows = store.query("SELECT count() FROM {db}.measurements WHERE simulated = 1 AND local_date >= {start} "
-                       "AND local_date < {end}", {"start": start, "end": end})
+    rows = store.query(
+        "SELECT count() FROM {db}.measurements WHERE simulated = 1 AND local_date >= {start} AND local_date < {end}",
+        {"start": start, "end": end},
+    )
     return int(rows[0][0])
 
 
@@ -90,7 +92,6 @@ def _simulate_and_aggregate(store: Any, options: DemoOptions, today: dt.date, sa
 async def _loopback_tests(url: str, options: DemoOptions, say: _Say) -> list[dict[str, Any]]:
     from ispeed.client.config import TestConfig
     from ispeed.client.engine import Engine
-
     from ispeed.client.identity import DeviceIdentity
 
     # one device with a server-issued id; no declared network type: the demo's connection-type
@@ -101,11 +102,14 @@ async def _loopback_tests(url: str, options: DemoOptions, say: _Say) -> list[dic
         cfg = TestConfig(url, streams=2, duration_s=options.test_duration_s, device_id=device_id)
         result = await Engine(cfg).run()
         results.append(result)
-        say(f"loopback test {i + 1}/{options.loopback_tests}: ↓ {result['download_mbps']:.0f} "
+        say(
+            f"loopback test {i + 1}/{options.loopback_tests}: ↓ {result['download_mbps']:.0f} "
             f"↑ {result['upload_mbps']:.0f} Mbit/s (server-measured), latency {result['latency_ms']} ms; stored as "
             f"{result.get('provider') or '?'} / province {result.get('province_code') or '?'}, "
-            f"{result.get('network_type')} (from {result.get('network_type_source')}), device {result.get('device_source')}"
-            f"{'' if result.get('valid') else ' (flagged invalid: ' + str(result.get('invalid_reason')) + ')'}")
+            f"{result.get('network_type')} (from {result.get('network_type_source')}), "
+            f"device {result.get('device_source')}"
+            f"{'' if result.get('valid') else ' (flagged invalid: ' + str(result.get('invalid_reason')) + ')'}"
+        )
     return results
 
 
@@ -123,10 +127,19 @@ async def _main(options: DemoOptions, say: _Say) -> int:
     connection_mmdb = build_demo_connection_mmdb(workdir / "geo-connection-demo.mmdb")
     store_url = f"chdb:{workdir / 'store-demo'}"
     today = options.today or utcnow().astimezone(VN_TZ).date()
-    config = ServerConfig(host=options.host, port=options.port if options.serve else 0, store_url=store_url,
-                          server_id="demo-1", province_code="01", secret=secrets.token_hex(32).encode(),
-                          asn_db=str(mmdb), city_db=str(mmdb), connection_db=str(connection_mmdb),
-                          spool_dir="", site_dir=str(options.out_dir))
+    config = ServerConfig(
+        host=options.host,
+        port=options.port if options.serve else 0,
+        store_url=store_url,
+        server_id="demo-1",
+        province_code="01",
+        secret=secrets.token_hex(32).encode(),
+        asn_db=str(mmdb),
+        city_db=str(mmdb),
+        connection_db=str(connection_mmdb),
+        spool_dir="",
+        site_dir=str(options.out_dir),
+    )
     say(f"starting a test server on the demo store {store_url} (demo IP databases {mmdb}, {connection_mmdb})")
     try:
         context = running(config)
@@ -139,13 +152,17 @@ async def _main(options: DemoOptions, say: _Say) -> int:
         ingest = app[INGEST]
         await ingest.run_in_store(lambda store: _simulate_and_aggregate(store, options, today, say))
         method = Methodology(min_samples=options.min_samples, include_simulated=True)
-        publish_options = PublishOptions(options.out_dir, method, today=today, force=True,
-                                         test_url="/" if options.serve else "")
+        publish_options = PublishOptions(
+            options.out_dir, method, today=today, force=True, test_url="/" if options.serve else ""
+        )
         say("publishing the site (the last complete month and the month to date)")
         report: Any = await ingest.run_in_store(
-            lambda store: publish(store, publish_options, progress=lambda text: None))
-        say(f"published {', '.join(report.built)}: {report.pages} pages in {report.seconds:.1f} s "
-            f"into {options.out_dir}")
+            lambda store: publish(store, publish_options, progress=lambda text: None)
+        )
+        say(
+            f"published {', '.join(report.built)}: {report.pages} pages in {report.seconds:.1f} s "
+            f"into {options.out_dir}"
+        )
         if not options.serve:
             sys.stderr.write(f"ispeed demo: site written to {options.out_dir / 'index.html'}\n")
             return 0
@@ -153,9 +170,11 @@ async def _main(options: DemoOptions, say: _Say) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        sys.stderr.write(f"ispeed demo: the published site is at {url}/site/\n"
-                         f"ispeed demo: run a test in the browser at {url}/ or `ispeed test --server {url}`\n"
-                         "ispeed demo: Ctrl-C to stop\n")
+        sys.stderr.write(
+            f"ispeed demo: the published site is at {url}/site/\n"
+            f"ispeed demo: run a test in the browser at {url}/ or `ispeed test --server {url}`\n"
+            "ispeed demo: Ctrl-C to stop\n"
+        )
         sys.stderr.flush()
         await stop.wait()
         await drain(app, 5.0)

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    redact.install(*logging.getLogger().handlers)   # no raw client IP in any log line (issue #20.6)
+    redact.install(*logging.getLogger().handlers)  # no raw client IP in any log line
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -48,11 +48,11 @@ class AgentConfig:
     every_s: float
     log_path: Path
     outbox_dir: Path
-    count: int | None = None          # None: run until stopped
-    jitter_fraction: float = 0.1      # each wait is every × (1 ± jitter)
+    count: int | None = None  # None: run until stopped
+    jitter_fraction: float = 0.1  # each wait is every × (1 ± jitter)
     candidates: tuple[str, ...] = ()  # several servers: pick the lowest latency each round
     server_list_url: str = ""
-    state_dir: Path | None = None     # keeps the server-issued device id (None: test.device_id as given)
+    state_dir: Path | None = None  # keeps the server-issued device id (None: test.device_id as given)
 
 
 class Agent:
@@ -115,8 +115,13 @@ class Agent:
         try:
             answer = await engine.submit(submission)
             self.outbox.done(path)
-            record.update(submitted=True, status=answer.get("status"), valid=answer.get("valid"),
-                          provider=answer.get("provider", ""), province_code=answer.get("province_code", ""))
+            record.update(
+                submitted=True,
+                status=answer.get("status"),
+                valid=answer.get("valid"),
+                provider=answer.get("provider", ""),
+                province_code=answer.get("province_code", ""),
+            )
         except ServerRefused as exc:
             record.update(submitted=False, error=str(exc))
             if not exc.retryable:
@@ -135,17 +140,20 @@ class Agent:
         while not stop.is_set() and (self.cfg.count is None or rounds < self.cfg.count):
             record = await self.round()
             rounds += 1
-            log.info("round %d: %s", rounds, record.get("error") or
-                     f"{record.get('download_mbps')} / {record.get('upload_mbps')} Mbps")
+            log.info(
+                "round %d: %s",
+                rounds,
+                record.get("error") or f"{record.get('download_mbps')} / {record.get('upload_mbps')} Mbps",
+            )
             if self.cfg.count is not None and rounds >= self.cfg.count:
                 break
             wait = self.cfg.every_s * (1 + self.rng.uniform(-self.cfg.jitter_fraction, self.cfg.jitter_fraction))
             try:
                 await asyncio.wait_for(stop.wait(), wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return rounds
 
 
 def _now() -> str:
-    return isoformat_utc(dt.datetime.now(dt.timezone.utc))
+    return isoformat_utc(dt.datetime.now(dt.UTC))

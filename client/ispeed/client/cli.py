@@ -10,41 +10,57 @@ from typing import Any
 
 
 def _add_test_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default="",
-                   help="test server base URL, e.g. http://127.0.0.1:8080; several (comma-separated): "
-                        "the one with the lowest latency is used")
-    p.add_argument("--server-list", default="",
-                   help="URL of a server list (any server's /api/v1/servers): test the lowest-latency one")
+    p.add_argument(
+        "--server",
+        default="",
+        help="test server base URL, e.g. http://127.0.0.1:8080; several (comma-separated): "
+        "the one with the lowest latency is used",
+    )
+    p.add_argument(
+        "--server-list",
+        default="",
+        help="URL of a server list (any server's /api/v1/servers): test the lowest-latency one",
+    )
     p.add_argument("--streams", type=int, default=4, help="parallel TCP streams (default 4)")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per download/upload phase (default 10)")
-    p.add_argument("--network-type", default="",
-                   help="fixed, mobile or 5g: what you know this connection is (default: not declared; the "
-                        "server decides from what this computer's network manager reports and from the IP "
-                        "address's connection type, else counts it as fixed; spec/evidence.md)")
+    p.add_argument(
+        "--network-type",
+        default="",
+        help="fixed, mobile or 5g: what you know this connection is (default: not declared; the "
+        "server decides from what this computer's network manager reports and from the IP "
+        "address's connection type, else counts it as fixed; spec/evidence.md)",
+    )
     p.add_argument("--lat", type=float, help="latitude of this device (optional, for commune placement)")
     p.add_argument("--lon", type=float, help="longitude of this device")
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("test", help="run one speed test against a server")
     _add_test_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--no-submit", action="store_true", help="measure only; do not store the result")
-    p.add_argument("--device-id", default="",
-                   help="a signed device id from a server (POST /api/v1/devices); anything else counts as no id, "
-                        "i.e. the test counts under your IP address (default: the id kept in --state-dir)")
-    p.add_argument("--state-dir", default=_default_state_dir(),
-                   help="where this device's server-issued id is kept (default ~/.local/state/ispeed, "
-                        "shared with the agent)")
+    p.add_argument(
+        "--device-id",
+        default="",
+        help="a signed device id from a server (POST /api/v1/devices); anything else counts as no id, "
+        "i.e. the test counts under your IP address (default: the id kept in --state-dir)",
+    )
+    p.add_argument(
+        "--state-dir",
+        default=_default_state_dir(),
+        help="where this device's server-issued id is kept (default ~/.local/state/ispeed, shared with the agent)",
+    )
     p.set_defaults(func=run_test)
 
     a = sub.add_parser("agent", help="scheduled tests with a local log; retries submissions later")
     _add_test_options(a)
     a.add_argument("--every", required=True, help="time between tests, e.g. 30m, 1h, 6h (±10%% random jitter)")
     a.add_argument("--log", default="", help="JSON-lines log of every result (default STATE_DIR/agent.jsonl)")
-    a.add_argument("--state-dir", default=_default_state_dir(),
-                   help="the server-issued device id and the outbox of results not yet submitted "
-                        "(default ~/.local/state/ispeed)")
+    a.add_argument(
+        "--state-dir",
+        default=_default_state_dir(),
+        help="the server-issued device id and the outbox of results not yet submitted (default ~/.local/state/ispeed)",
+    )
     a.add_argument("--count", type=int, default=None, help="stop after this many tests (default: run until stopped)")
     a.set_defaults(func=run_agent)
 
@@ -59,7 +75,9 @@ def _candidates(args: argparse.Namespace) -> list[str]:
 
     servers = [s.strip() for s in args.server.split(",") if s.strip()]
     if not servers and not args.server_list:
-        raise ConfigError("--server", args.server, "give a server URL (e.g. http://127.0.0.1:8080) or --server-list URL")
+        raise ConfigError(
+            "--server", args.server, "give a server URL (e.g. http://127.0.0.1:8080) or --server-list URL"
+        )
     if args.server_list:
         check_server_url(args.server_list.split("/api/")[0])
     return [check_server_url(s) for s in servers]
@@ -68,8 +86,15 @@ def _candidates(args: argparse.Namespace) -> list[str]:
 def _test_config(args: argparse.Namespace, server: str, **extra: Any) -> Any:
     from ispeed.client.config import TestConfig
 
-    return TestConfig(server_url=server, streams=args.streams, duration_s=args.duration,
-                      network_type=args.network_type, lat=args.lat, lon=args.lon, **extra)
+    return TestConfig(
+        server_url=server,
+        streams=args.streams,
+        duration_s=args.duration,
+        network_type=args.network_type,
+        lat=args.lat,
+        lon=args.lon,
+        **extra,
+    )
 
 
 def run_test(args: argparse.Namespace) -> int:
@@ -81,8 +106,12 @@ def run_test(args: argparse.Namespace) -> int:
 
     candidates = _candidates(args)
     # validate everything before any network traffic
-    config = _test_config(args, candidates[0] if candidates else "http://placeholder.invalid",
-                          submit=not args.no_submit, device_id=args.device_id)
+    config = _test_config(
+        args,
+        candidates[0] if candidates else "http://placeholder.invalid",
+        submit=not args.no_submit,
+        device_id=args.device_id,
+    )
 
     async def main() -> dict[str, Any]:
         options = candidates or await server_list(args.server_list)
@@ -96,7 +125,7 @@ def run_test(args: argparse.Namespace) -> int:
         from ispeed.client.identity import DeviceIdentity
 
         device_id = args.device_id
-        if config.submit and not device_id:   # the id this server vouches for, or '' (counted by IP)
+        if config.submit and not device_id:  # the id this server vouches for, or '' (counted by IP)
             device_id = await DeviceIdentity(Path(args.state_dir)).for_server(server)
         progress = TerminalProgress(sys.stderr, config.duration_s)
         result = await Engine(replace(config, server_url=server, device_id=device_id), progress).run()
@@ -129,9 +158,13 @@ def run_agent(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     cfg = AgentConfig(
         test=_test_config(args, candidates[0] if candidates else "http://placeholder.invalid", client_kind="agent"),
-        every_s=every_s, log_path=Path(args.log) if args.log else state / "agent.jsonl",
-        outbox_dir=state / "outbox", count=args.count, candidates=tuple(candidates),
-        server_list_url=args.server_list, state_dir=state,
+        every_s=every_s,
+        log_path=Path(args.log) if args.log else state / "agent.jsonl",
+        outbox_dir=state / "outbox",
+        count=args.count,
+        candidates=tuple(candidates),
+        server_list_url=args.server_list,
+        state_dir=state,
     )
 
     async def main() -> int:

@@ -18,7 +18,7 @@ class TestConfig:
     server_url: str
     streams: int = 4
     duration_s: float = 10.0
-    network_type: str = ""          # declared by the user; '' = not declared (the server decides, spec/evidence.md)
+    network_type: str = ""  # declared by the user; '' = not declared (the server decides, spec/evidence.md)
     lat: float | None = None
     lon: float | None = None
     accuracy_m: float | None = None
@@ -35,8 +35,11 @@ class TestConfig:
         if not 1 <= self.duration_s <= 600:
             raise ConfigError("--duration", self.duration_s, "use 1 to 600 seconds per phase")
         if self.network_type and self.network_type not in NETWORK_TYPES:
-            raise ConfigError("--network-type", self.network_type,
-                              f"use one of {', '.join(NETWORK_TYPES)}, or leave it out to let the evidence decide")
+            raise ConfigError(
+                "--network-type",
+                self.network_type,
+                f"use one of {', '.join(NETWORK_TYPES)}, or leave it out to let the evidence decide",
+            )
         if (self.lat is None) != (self.lon is None):
             raise ConfigError("--lat/--lon", (self.lat, self.lon), "give both or neither")
         if self.lat is not None and not -90 <= self.lat <= 90:

@@ -29,11 +29,11 @@ from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachabl
 from ispeed.core.tcpinfo import OooCounter
 
 CHUNK_BYTES = 1 << 20
-REQUEST_BYTES = 1 << 30         # per download response / upload body; streams repeat requests
+REQUEST_BYTES = 1 << 30  # per download response / upload body; streams repeat requests
 READ_BUFSIZE = 1 << 20
 LOADED_PROBE_INTERVAL_S = 0.1
 
-Progress = Callable[[str, float, float], None]   # phase, elapsed s, current Mbps
+Progress = Callable[[str, float, float], None]  # phase, elapsed s, current Mbps
 
 
 @dataclass
@@ -42,7 +42,7 @@ class PhaseResult:
     bytes: int
     samples: list[tuple[float, int]] = field(default_factory=list)
     loaded_rtts_ms: list[float] = field(default_factory=list)
-    ooo: list[int] | None = None   # the receiver's out-of-order packets at each sample, if read
+    ooo: list[int] | None = None  # the receiver's out-of-order packets at each sample, if read
 
 
 class _Prober:
@@ -63,7 +63,7 @@ class _Prober:
                     return None
                 if msg.data == str(self.seq):
                     return (time.perf_counter() - t0) * 1000
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     async def loaded(self, stop_at: float, out: list[float]) -> None:
@@ -82,7 +82,7 @@ class Engine:
         self.cfg = config
         self.base = config.server_url.rstrip("/")
         self.progress = progress or (lambda phase, t, mbps: None)
-        data = os.urandom(8 << 20)   # incompressible; one chunk repeated so slices wrap
+        data = os.urandom(8 << 20)  # incompressible; one chunk repeated so slices wrap
         self._payload = memoryview(data + data[:CHUNK_BYTES])
 
     # -- HTTP helpers ---------------------------------------------------------------------
@@ -94,17 +94,23 @@ class Engine:
                     reason = body.get("error") if isinstance(body, dict) else body
                     raise ServerRefused(f"{method_} {path} answered {resp.status}: {reason}", resp.status)
                 return body
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ServerUnreachable(
                 f"cannot reach the test server at {self.base} ({exc.__class__.__name__}: {exc}); "
-                "check the --server URL and that `ispeed serve` is running") from exc
+                "check the --server URL and that `ispeed serve` is running"
+            ) from exc
         except aiohttp.ContentTypeError as exc:
             raise MeasurementError(f"{self.base}{path} did not answer JSON: is this an ispeed server?") from exc
 
     # -- phases -----------------------------------------------------------------------------
-    async def _phase(self, name: str, stream_fn: Callable[[int, list[int], float], Any],
-                     prober: _Prober | None, rtt_ms: float | None = None,
-                     ooo: OooCounter | None = None) -> PhaseResult:
+    async def _phase(
+        self,
+        name: str,
+        stream_fn: Callable[[int, list[int], float], Any],
+        prober: _Prober | None,
+        rtt_ms: float | None = None,
+        ooo: OooCounter | None = None,
+    ) -> PhaseResult:
         """Run the streams for the phase's duration, sampling their total every 100 ms; `ooo`
         (download: this end receives) adds the out-of-order count at each sample (method v1 §5)."""
         loop = asyncio.get_running_loop()
@@ -144,12 +150,12 @@ class Engine:
         total = sum(counters)
         if total == 0:
             raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
-        seen = ooo_samples if ooo is not None and ooo.known else None   # one reading per sample
+        seen = ooo_samples if ooo is not None and ooo.known else None  # one reading per sample
         return PhaseResult(method.steady_mbps(samples, rtt_ms, seen), total, samples, rtts, seen)
 
     def _download_stream(self, session: aiohttp.ClientSession, token: str, ooo: OooCounter) -> Callable[..., Any]:
         origin = rawhttp.Origin.from_url(self.base)
-        buffer = rawhttp.read_buffer()   # one for all streams: they share this event loop
+        buffer = rawhttp.read_buffer()  # one for all streams: they share this event loop
 
         async def stream(i: int, counters: list[int], stop_at: float) -> None:
             loop = asyncio.get_running_loop()
@@ -157,17 +163,27 @@ class Engine:
             if origin is not None:
                 target = f"{origin.path_prefix}/api/v1/download?{urlencode(params)}"
                 try:
-                    await rawhttp.count_downloads(origin, target, counters, i, stop_at, self.cfg.connect_timeout_s,
-                                                  f"download stream {i}", buffer, ooo)
+                    await rawhttp.count_downloads(
+                        origin,
+                        target,
+                        counters,
+                        i,
+                        stop_at,
+                        self.cfg.connect_timeout_s,
+                        f"download stream {i}",
+                        buffer,
+                        ooo,
+                    )
                     return
                 except rawhttp.Unsupported:
-                    pass   # e.g. a chunked answer from a proxy: aiohttp counts it for the rest of the phase
+                    pass  # e.g. a chunked answer from a proxy: aiohttp counts it for the rest of the phase
             while loop.time() < stop_at:
                 async with session.get(self.base + "/api/v1/download", params=params) as resp:
                     if resp.status != 200:
                         raise MeasurementError(f"download stream {i}: HTTP {resp.status} {await resp.text()}")
                     async for chunk in resp.content.iter_any():
                         counters[i] += len(chunk)
+
         return stream
 
     def _upload_stream(self, session: aiohttp.ClientSession, token: str) -> Callable[..., Any]:
@@ -177,7 +193,7 @@ class Engine:
         async def body(i: int, counters: list[int]) -> AsyncIterator[memoryview]:
             offset = 0
             for _ in range(REQUEST_BYTES // CHUNK_BYTES):
-                yield payload[offset:offset + CHUNK_BYTES]
+                yield payload[offset : offset + CHUNK_BYTES]
                 counters[i] += CHUNK_BYTES
                 offset = (offset + CHUNK_BYTES) % size
 
@@ -186,31 +202,44 @@ class Engine:
             params = {"token": token, "stream": str(i)}
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(REQUEST_BYTES)}
             while loop.time() < stop_at:
-                async with session.post(self.base + "/api/v1/upload", params=params,
-                                        data=body(i, counters), headers=headers) as resp:
+                async with session.post(
+                    self.base + "/api/v1/upload", params=params, data=body(i, counters), headers=headers
+                ) as resp:
                     if resp.status != 200:
                         raise MeasurementError(f"upload stream {i}: HTTP {resp.status} {await resp.text()}")
                     await resp.read()
+
         return stream
 
     # -- the whole test -----------------------------------------------------------------------
     def _session(self, reset_on_close: bool = False) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.connect_timeout_s)
         connector = aiohttp.TCPConnector(limit=0, socket_factory=_reset_on_close_socket if reset_on_close else None)
-        return aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                     read_bufsize=READ_BUFSIZE, auto_decompress=False)
+        return aiohttp.ClientSession(
+            timeout=timeout, connector=connector, read_bufsize=READ_BUFSIZE, auto_decompress=False
+        )
 
     async def run(self) -> dict[str, Any]:
         """Measure, then submit unless the config says not to; the `ispeed test --json` object."""
         result, submission = await self.measure()
         if self.cfg.submit:
             answer = await self.submit(submission)
-            result.update(submitted=True, valid=answer.get("valid"), provider=answer.get("provider", ""),
-                          province_code=answer.get("province_code", ""),
-                          commune_code=answer.get("commune_code", ""))
-            for key in ("invalid_reason", "network_type", "network_type_source", "location_source",
-                        "device_source", "flags"):
-                if key in answer:   # what the server stored, and the evidence behind it
+            result.update(
+                submitted=True,
+                valid=answer.get("valid"),
+                provider=answer.get("provider", ""),
+                province_code=answer.get("province_code", ""),
+                commune_code=answer.get("commune_code", ""),
+            )
+            for key in (
+                "invalid_reason",
+                "network_type",
+                "network_type_source",
+                "location_source",
+                "device_source",
+                "flags",
+            ):
+                if key in answer:  # what the server stored, and the evidence behind it
                     result[key] = answer[key]
         return result
 
@@ -241,8 +270,9 @@ class Engine:
         cfg = self.cfg
         device_type = await self._device_network()
         async with self._session() as session:
-            ticket = await self._json(session, "POST", "/api/v1/tests",
-                                      json={"streams": cfg.streams, "duration_s": cfg.duration_s})
+            ticket = await self._json(
+                session, "POST", "/api/v1/tests", json={"streams": cfg.streams, "duration_s": cfg.duration_s}
+            )
             token = ticket["token"]
             ws_url = self.base.replace("http", "ws", 1) + "/api/v1/latency"
             async with session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws:
@@ -256,16 +286,15 @@ class Engine:
                 self.progress("latency", 0.0, 0.0)
                 idle_rtt_ms = min(idle) if idle else None
                 ooo = OooCounter()
-                down = await self._phase("download", self._download_stream(session, token, ooo), prober,
-                                         idle_rtt_ms, ooo)
+                down = await self._phase(
+                    "download", self._download_stream(session, token, ooo), prober, idle_rtt_ms, ooo
+                )
                 # upload streams reset their connections at the deadline: what still sits in the
                 # socket buffers is dropped, not flushed into the server's count after the phase
                 async with self._session(reset_on_close=True) as upload_session:
-                    up = await self._phase("upload", self._upload_stream(upload_session, token), prober,
-                                           idle_rtt_ms)
-            await asyncio.sleep(0.2)   # let the server take in what was in flight
-            counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}",
-                                        params={"token": token})
+                    up = await self._phase("upload", self._upload_stream(upload_session, token), prober, idle_rtt_ms)
+            await asyncio.sleep(0.2)  # let the server take in what was in flight
+            counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}", params={"token": token})
         latency_ms, jitter_ms = method.latency_summary(idle)
         loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
         loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
@@ -289,23 +318,36 @@ class Engine:
             "bytes_up": int(counters.get("bytes_up") or 0),
             "streams": cfg.streams,
             "duration_s": cfg.duration_s,
-            "network_type": cfg.network_type or device_type or "fixed",   # the server's answer replaces it
+            "network_type": cfg.network_type or device_type or "fixed",  # the server's answer replaces it
             "network_type_device": device_type or None,
             "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
             "method_version": method.METHOD_VERSION,
             "submitted": False,
         }
-        submission = {k: result[k] for k in (
-            "test_id", "latency_ms", "jitter_ms", "loaded_latency_down_ms", "loaded_latency_up_ms",
-            "bytes_down", "bytes_up", "streams", "duration_s", "method_version")}
+        submission = {
+            k: result[k]
+            for k in (
+                "test_id",
+                "latency_ms",
+                "jitter_ms",
+                "loaded_latency_down_ms",
+                "loaded_latency_up_ms",
+                "bytes_down",
+                "bytes_up",
+                "streams",
+                "duration_s",
+                "method_version",
+            )
+        }
         if cfg.network_type:
             submission["network_type"] = cfg.network_type
         if device_type:
             submission["network_type_device"] = device_type
         # the client's own figures: the server checks them against its own and keeps them for audit
         submission.update(download_mbps=result["download_mbps_client"], upload_mbps=result["upload_mbps_client"])
-        submission.update(token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind,
-                          client_version=_version())
+        submission.update(
+            token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind, client_version=_version()
+        )
         if cfg.device_id:
             submission["device_id"] = cfg.device_id
         if cfg.lat is not None:

@@ -11,11 +11,8 @@ the endpoint (404) — the test goes on without one and counts under the client'
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +27,7 @@ log = logging.getLogger("ispeed.client.identity")
 
 STATE_FILE = "device-id"
 SIGNED_ID = re.compile(r"d1\.[A-Za-z0-9_-]{22}\.[0-9]{8}\.[A-Za-z0-9_-]{43}")
-RECHECK_AFTER_S = 86400.0     # a long-running agent confirms its id with a server once a day
+RECHECK_AFTER_S = 86400.0  # a long-running agent confirms its id with a server once a day
 
 
 def looks_signed(text: str) -> bool:
@@ -45,8 +42,8 @@ class DeviceIdentity:
         self.path = Path(state_dir) / STATE_FILE
         self.timeout_s = timeout_s
         self.clock = clock
-        self._vouched: dict[str, tuple[str, float]] = {}   # server -> (id, when confirmed)
-        self._not_before: dict[str, float] = {}           # server -> no new request before this time
+        self._vouched: dict[str, tuple[str, float]] = {}  # server -> (id, when confirmed)
+        self._not_before: dict[str, float] = {}  # server -> no new request before this time
         self._warned_storage = False
 
     def stored(self) -> str:
@@ -80,16 +77,24 @@ class DeviceIdentity:
         if status == 429:
             retry_s = _retry_after_s(answer)
             self._not_before[base] = now + retry_s
-            log.warning("%s issues no more device ids to your network today (retry in %.0f h); this test "
-                        "counts under your IP address", base, retry_s / 3600)
+            log.warning(
+                "%s issues no more device ids to your network today (retry in %.0f h); this test "
+                "counts under your IP address",
+                base,
+                retry_s / 3600,
+            )
         elif status in (404, 405):
             self._not_before[base] = now + RECHECK_AFTER_S
             log.warning("%s does not issue device ids (an older server); tests count under your IP address", base)
         else:
             self._not_before[base] = now + 60.0
             reason = answer.get("error") if isinstance(answer, dict) else answer
-            log.warning("%s did not issue a device id (HTTP %s: %s); this test counts under your IP address",
-                        base, status, reason)
+            log.warning(
+                "%s did not issue a device id (HTTP %s: %s); this test counts under your IP address",
+                base,
+                status,
+                reason,
+            )
         return ""
 
     async def _post(self, base: str, body: dict[str, str]) -> tuple[int, Any]:
@@ -102,10 +107,11 @@ class DeviceIdentity:
                     except ValueError:
                         answer = None
                     return resp.status, answer
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ServerUnreachable(
                 f"cannot reach the test server at {base} ({exc.__class__.__name__}: {exc}); "
-                "check the --server URL and that `ispeed serve` is running") from exc
+                "check the --server URL and that `ispeed serve` is running"
+            ) from exc
 
     def _store(self, device_id: str) -> None:
         """Replace the stored id atomically; an unwritable state dir costs a warning, not the test."""
@@ -114,8 +120,9 @@ class DeviceIdentity:
         except OSError as exc:
             if not self._warned_storage:
                 self._warned_storage = True
-                log.warning("cannot keep the device id in %s (%s); set --state-dir to a writable directory",
-                            self.path, exc)
+                log.warning(
+                    "cannot keep the device id in %s (%s); set --state-dir to a writable directory", self.path, exc
+                )
 
 
 def _retry_after_s(answer: Any) -> float:

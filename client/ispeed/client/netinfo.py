@@ -35,10 +35,26 @@ from typing import NamedTuple
 
 MODEM_NAME = re.compile(r"^(wwan|wwp|ppp|rmnet|ccmni|usbnet)", re.IGNORECASE)
 MODEM_TYPES = ("gsm", "cdma", "modem")
-MOBILE_ACCESS = frozenset({
-    "gsm", "gsm-compact", "gprs", "edge", "umts", "hsdpa", "hsupa", "hspa", "hspa-plus", "1xrtt", "evdo0",
-    "evdoa", "evdob", "lte", "lte-cat-m", "lte-nb-iot",
-})
+MOBILE_ACCESS = frozenset(
+    {
+        "gsm",
+        "gsm-compact",
+        "gprs",
+        "edge",
+        "umts",
+        "hsdpa",
+        "hsupa",
+        "hspa",
+        "hspa-plus",
+        "1xrtt",
+        "evdo0",
+        "evdoa",
+        "evdob",
+        "lte",
+        "lte-cat-m",
+        "lte-nb-iot",
+    }
+)
 DEFAULT_TIMEOUT_S = 2.0
 
 
@@ -122,9 +138,13 @@ def classify(route_device: str | None, devices: list[NmDevice] | None, access: l
         return DeviceNetwork(None, "lo: the server is on this machine")
     known = {d.device: d for d in devices or ()}
     dev = known.get(route_device)
-    modem = (dev is not None and dev.type in MODEM_TYPES) or (dev is None and (
-        MODEM_NAME.match(route_device) is not None
-        or any(d.type in MODEM_TYPES and d.state.startswith("connected") for d in devices or ())))
+    modem = (dev is not None and dev.type in MODEM_TYPES) or (
+        dev is None
+        and (
+            MODEM_NAME.match(route_device) is not None
+            or any(d.type in MODEM_TYPES and d.state.startswith("connected") for d in devices or ())
+        )
+    )
     if modem:
         kind = network_type_of_access(access or [])
         if kind is not None:
@@ -148,8 +168,15 @@ def _run(argv: list[str], deadline: float) -> str | None:
         return None
     try:
         # its own session, so that a tool stuck in a child of its own is stopped with it (by group id)
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                text=True, env={**os.environ, "LC_ALL": "C"}, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "LC_ALL": "C"},
+            start_new_session=True,
+        )
     except (OSError, ValueError):
         return None
     try:
@@ -188,5 +215,5 @@ def device_network(server_ip: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Devi
             mm_text = _run(["mmcli", "-m", "any", "--output-keyvalue"], deadline)
             access = parse_mmcli_access(mm_text) if mm_text is not None else None
         return classify(device, devices, access)
-    except Exception as exc:  # evidence is optional: a surprise here must never stop a test
+    except Exception as exc:  # noqa: BLE001 - evidence is optional: a surprise here must never stop a test
         return DeviceNetwork(None, f"could not read the OS network state ({type(exc).__name__})")

@@ -7,11 +7,11 @@ the first attempt and removed only once the server has answered accepted or dupl
 from __future__ import annotations
 
 import json
-import os
-from ispeed.core import files
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from ispeed.core import files
 
 
 class Outbox:

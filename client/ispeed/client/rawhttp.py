@@ -25,11 +25,11 @@ from urllib.parse import urlsplit
 from ispeed.core.errors import MeasurementError, ServerUnreachable
 from ispeed.core.tcpinfo import OooCounter
 
-READ_BUFFER_BYTES = 1 << 20      # one recv_into per readiness event; 256 KiB cost ~40 % more CPU
-                                 # per GB when the client is starved (more reads), 2-4 MiB no better
-MAX_HEAD_BYTES = 64 << 10        # status line and headers
+READ_BUFFER_BYTES = 1 << 20  # one recv_into per readiness event; 256 KiB cost ~40 % more CPU
+# per GB when the client is starved (more reads), 2-4 MiB no better
+MAX_HEAD_BYTES = 64 << 10  # status line and headers
 MAX_ERROR_BODY_BYTES = 64 << 10  # kept of a non-200 answer, for the error message
-HAPPY_EYEBALLS_DELAY_S = 0.25    # as aiohttp: try the next address of a host name after this
+HAPPY_EYEBALLS_DELAY_S = 0.25  # as aiohttp: try the next address of a host name after this
 
 
 def read_buffer() -> memoryview:
@@ -50,14 +50,14 @@ class _Stale(Exception):
 class Origin:
     """Where to connect and what to send as Host, from a base URL like http://host:port/prefix."""
 
-    host: str              # name or address as given (IPv6 without brackets)
+    host: str  # name or address as given (IPv6 without brackets)
     port: int
     ssl: ssl.SSLContext | None
     host_header: str
-    path_prefix: str       # the base URL's path without a trailing slash
+    path_prefix: str  # the base URL's path without a trailing slash
 
     @classmethod
-    def from_url(cls, base_url: str) -> "Origin | None":
+    def from_url(cls, base_url: str) -> Origin | None:
         """The origin of an http(s) base URL; None for URLs this module leaves to aiohttp
         (credentials, query or fragment in the base URL)."""
         parts = urlsplit(base_url)
@@ -70,8 +70,13 @@ class Origin:
         port = parts.port or default_port
         shown = f"[{host}]" if ":" in host else host
         host_header = shown if port == default_port else f"{shown}:{port}"
-        return cls(host=host, port=port, ssl=_client_ssl_context() if parts.scheme == "https" else None,
-                   host_header=host_header, path_prefix=parts.path.rstrip("/"))
+        return cls(
+            host=host,
+            port=port,
+            ssl=_client_ssl_context() if parts.scheme == "https" else None,
+            host_header=host_header,
+            path_prefix=parts.path.rstrip("/"),
+        )
 
 
 def _client_ssl_context() -> ssl.SSLContext:
@@ -86,10 +91,10 @@ class _Response:
 
     def __init__(self, status: int, length: int | None, keep_alive: bool) -> None:
         self.status = status
-        self.length = length            # None: the body ends when the server closes
+        self.length = length  # None: the body ends when the server closes
         self.keep_alive = keep_alive
         self.received = 0
-        self.error_body = bytearray()   # non-200 answers only
+        self.error_body = bytearray()  # non-200 answers only
 
 
 class _CountingProtocol(asyncio.BufferedProtocol):
@@ -100,14 +105,14 @@ class _CountingProtocol(asyncio.BufferedProtocol):
         self._index = index
         self._what = what
         self._buffer = buffer
-        self._left = 0                       # > 0 only while counting a 200 body of known length
+        self._left = 0  # > 0 only while counting a 200 body of known length
         self._head: bytearray | None = None  # set while reading a response head
         self._response: _Response | None = None
         self._waiter: asyncio.Future[None] | None = None
         self.transport: asyncio.Transport | None = None
         self.reusable = False
         self.lost = False
-        self.answers = 0                     # complete responses on this connection
+        self.answers = 0  # complete responses on this connection
 
     # -- asyncio protocol callbacks ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,14 +124,14 @@ class _CountingProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         left = self._left
-        if nbytes < left:   # the hot path: a read in the middle of a counted body
+        if nbytes < left:  # the hot path: a read in the middle of a counted body
             self._left = left - nbytes
             self._counters[self._index] += nbytes
             return
         self._data(self._buffer[:nbytes])
 
     def eof_received(self) -> bool:
-        return False   # close our side too; connection_lost follows
+        return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._catch_up()
@@ -136,11 +141,11 @@ class _CountingProtocol(asyncio.BufferedProtocol):
         response = self._response
         if self._waiter is None or self._waiter.done():
             return
-        if response is not None and response.length is None:   # a body delimited by the close
+        if response is not None and response.length is None:  # a body delimited by the close
             self._finish()
             return
         if response is None and not self._head and self.answers:
-            self._fail(_Stale())   # the usual keep-alive race: the caller asks again, once
+            self._fail(_Stale())  # the usual keep-alive race: the caller asks again, once
             return
         if response is None:
             where = "before the end of the response head"
@@ -153,15 +158,20 @@ class _CountingProtocol(asyncio.BufferedProtocol):
     async def get(self, target: str, host_header: str) -> None:
         """Send GET `target`; return once its whole body was counted (200) or raise."""
         assert self.transport is not None
-        if self.lost:   # closed since the last answer (kept alive) or right after connecting
-            raise _Stale() if self.answers else MeasurementError(
-                f"{self._what}: the server closed the connection before the request")
+        if self.lost:  # closed since the last answer (kept alive) or right after connecting
+            raise (
+                _Stale()
+                if self.answers
+                else MeasurementError(f"{self._what}: the server closed the connection before the request")
+            )
         self.reusable = False
         self._head = bytearray()
         self._response = None
         self._waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nConnection: keep-alive\r\n"
-                             "Accept-Encoding: identity\r\nUser-Agent: ispeed\r\n\r\n".encode("latin-1"))
+        self.transport.write(
+            f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nConnection: keep-alive\r\n"
+            "Accept-Encoding: identity\r\nUser-Agent: ispeed\r\n\r\n".encode("latin-1")
+        )
         await self._waiter
 
     def _catch_up(self) -> None:
@@ -173,7 +183,7 @@ class _CountingProtocol(asyncio.BufferedProtocol):
         """Everything but the hot path: response heads, body ends, error bodies, stray bytes."""
         self._catch_up()
         if self._waiter is None or self._waiter.done():
-            if len(data) and self.transport is not None:   # bytes nobody asked for: drop the link
+            if len(data) and self.transport is not None:  # bytes nobody asked for: drop the link
                 self.reusable = False
                 self.transport.abort()
             return
@@ -191,10 +201,13 @@ class _CountingProtocol(asyncio.BufferedProtocol):
         if response.status == 200:
             self._counters[self._index] += n
         elif len(response.error_body) < MAX_ERROR_BODY_BYTES:
-            response.error_body += data[:min(n, MAX_ERROR_BODY_BYTES - len(response.error_body))]
+            response.error_body += data[: min(n, MAX_ERROR_BODY_BYTES - len(response.error_body))]
         if extra:
-            self._fail(MeasurementError(f"{self._what}: the server sent {extra} bytes past the "
-                                        f"{response.length}-byte body it announced"))
+            self._fail(
+                MeasurementError(
+                    f"{self._what}: the server sent {extra} bytes past the {response.length}-byte body it announced"
+                )
+            )
         elif response.length is not None:
             self._left = response.length - response.received if response.status == 200 else 0
             if response.received == response.length:
@@ -210,7 +223,7 @@ class _CountingProtocol(asyncio.BufferedProtocol):
                     self._fail(MeasurementError(f"{self._what}: response head over {MAX_HEAD_BYTES} bytes"))
                 return memoryview(b"")
             lines = bytes(self._head[:end]).decode("latin-1").split("\r\n")
-            rest = self._head[end + 4:]
+            rest = self._head[end + 4 :]
             try:
                 response = _parse_head(lines)
             except Unsupported as exc:
@@ -219,7 +232,7 @@ class _CountingProtocol(asyncio.BufferedProtocol):
             except ValueError as exc:
                 self._fail(MeasurementError(f"{self._what}: not an HTTP/1.1 answer ({exc})"))
                 return memoryview(b"")
-            if 100 <= response.status < 200:   # an interim answer (e.g. 100 Continue): skip it
+            if 100 <= response.status < 200:  # an interim answer (e.g. 100 Continue): skip it
                 self._head = rest
                 continue
             self._head = None
@@ -275,9 +288,17 @@ def _parse_head(lines: list[str]) -> _Response:
     return _Response(status, length, keep_alive)
 
 
-async def count_downloads(origin: Origin, target: str, counters: list[int], index: int, stop_at: float,
-                          connect_timeout_s: float, what: str, buffer: memoryview | None = None,
-                          ooo: OooCounter | None = None) -> None:
+async def count_downloads(
+    origin: Origin,
+    target: str,
+    counters: list[int],
+    index: int,
+    stop_at: float,
+    connect_timeout_s: float,
+    what: str,
+    buffer: memoryview | None = None,
+    ooo: OooCounter | None = None,
+) -> None:
     """GET `target` again and again until the loop's clock passes `stop_at` (or the task is
     cancelled), adding body bytes to counters[index]; one kept-alive connection at a time.
     `buffer` (from `read_buffer()`) may be shared by the streams of one event loop; `ooo`, when
@@ -303,29 +324,38 @@ async def count_downloads(origin: Origin, target: str, counters: list[int], inde
             try:
                 await protocol.get(target, origin.host_header)
             except _Stale:
-                protocol.reusable = False   # reconnect and ask again; a new connection is never stale
+                protocol.reusable = False  # reconnect and ask again; a new connection is never stale
     finally:
         # abort, not close: nothing to flush, and a TLS close would first wait for the peer
         if ooo is not None:
-            ooo.unwatch(sock)   # before the abort: its last count is read from the open socket
+            ooo.unwatch(sock)  # before the abort: its last count is read from the open socket
         if protocol is not None and protocol.transport is not None:
             protocol.transport.abort()
 
 
-async def _connect(origin: Origin, counters: list[int], index: int, timeout_s: float, what: str,
-                   buffer: memoryview) -> _CountingProtocol:
+async def _connect(
+    origin: Origin, counters: list[int], index: int, timeout_s: float, what: str, buffer: memoryview
+) -> _CountingProtocol:
     loop = asyncio.get_running_loop()
     protocol = _CountingProtocol(counters, index, what, buffer)
     hostname = origin.host if origin.ssl else None
     try:
         async with asyncio.timeout(timeout_s):
             if isinstance(loop, asyncio.BaseEventLoop):
-                await loop.create_connection(lambda: protocol, origin.host, origin.port, ssl=origin.ssl,
-                                             server_hostname=hostname, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S)
-            else:   # uvloop (`ispeed demo` runs the client under it) has no happy eyeballs option
-                await loop.create_connection(lambda: protocol, origin.host, origin.port, ssl=origin.ssl,
-                                             server_hostname=hostname)
+                await loop.create_connection(
+                    lambda: protocol,
+                    origin.host,
+                    origin.port,
+                    ssl=origin.ssl,
+                    server_hostname=hostname,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S,
+                )
+            else:  # uvloop (`ispeed demo` runs the client under it) has no happy eyeballs option
+                await loop.create_connection(
+                    lambda: protocol, origin.host, origin.port, ssl=origin.ssl, server_hostname=hostname
+                )
     except (OSError, TimeoutError) as exc:
-        raise ServerUnreachable(f"{what}: cannot connect to {origin.host_header} "
-                                f"({exc.__class__.__name__}: {exc})") from exc
+        raise ServerUnreachable(
+            f"{what}: cannot connect to {origin.host_header} ({exc.__class__.__name__}: {exc})"
+        ) from exc
     return protocol

@@ -21,7 +21,7 @@ async def server_list(list_url: str, timeout_s: float = 10.0) -> list[str]:
         try:
             async with http.get(list_url) as resp:
                 data: Any = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise ServerUnreachable(f"cannot read the server list at {list_url} ({exc}); check --server-list") from exc
     urls: list[str] = []
     entries = data.get("servers") if isinstance(data, dict) and "servers" in data else None
@@ -45,7 +45,7 @@ async def _median_rtt_ms(http: aiohttp.ClientSession, base: str) -> float | None
                 await resp.read()
                 if resp.status != 200:
                     return None
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
         rtts.append((time.perf_counter() - t0) * 1000)
     return statistics.median(rtts)
@@ -55,7 +55,7 @@ async def choose(candidates: list[str], timeout_s: float = 5.0) -> tuple[str, li
     """The reachable candidate with the lowest median RTT, and every candidate's figure."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
         rtts = await asyncio.gather(*(_median_rtt_ms(http, c) for c in candidates))
-    report = [{"url": c, "rtt_ms": None if r is None else round(r, 3)} for c, r in zip(candidates, rtts)]
+    report = [{"url": c, "rtt_ms": None if r is None else round(r, 3)} for c, r in zip(candidates, rtts, strict=True)]
     reachable = [(r, i) for i, r in enumerate(rtts) if r is not None]
     if not reachable:
         raise ServerUnreachable(f"none of the {len(candidates)} servers answered: {', '.join(candidates)}")

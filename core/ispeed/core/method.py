@@ -42,8 +42,9 @@ def ramp_seconds(phase_s: float, rtt_ms: float | None = None) -> float:
     return min(max(RAMP_FRACTION * phase_s, RAMP_MIN_S, RAMP_RTTS * rtt_s), RAMP_MAX_FRACTION * phase_s)
 
 
-def steady_mbps(samples: Sequence[tuple[float, int]], rtt_ms: float | None = None,
-                ooo: Sequence[int] | None = None) -> float:
+def steady_mbps(
+    samples: Sequence[tuple[float, int]], rtt_ms: float | None = None, ooo: Sequence[int] | None = None
+) -> float:
     """Steady-state Mbit/s from (seconds since phase start, cumulative bytes) samples.
 
     `ooo`, when given, holds the receiver's cumulative out-of-order packet count at each sample:
@@ -59,12 +60,12 @@ def steady_mbps(samples: Sequence[tuple[float, int]], rtt_ms: float | None = Non
     start, end = ramp, last
     if ooo is not None and len(ooo) == len(samples):
         shift = EDGE_SHIFT_FRACTION * phase_s
-        start = next((i for i in range(ramp, last)
-                      if samples[i][0] <= samples[ramp][0] + shift and _clear(ooo, i)), ramp)
-        end = next((i for i in range(last, start, -1)
-                    if samples[i][0] >= t_end - shift and _clear(ooo, i)), last)
+        start = next(
+            (i for i in range(ramp, last) if samples[i][0] <= samples[ramp][0] + shift and _clear(ooo, i)), ramp
+        )
+        end = next((i for i in range(last, start, -1) if samples[i][0] >= t_end - shift and _clear(ooo, i)), last)
     if samples[end][0] <= samples[start][0]:
-        start, end = 0, last   # no time after the ramp: the whole phase
+        start, end = 0, last  # no time after the ramp: the whole phase
     return _rate(samples, start, end)
 
 
@@ -85,5 +86,5 @@ def latency_summary(rtts_ms: Sequence[float]) -> tuple[float | None, float | Non
     latency = statistics.median(rtts_ms)
     if len(rtts_ms) < 2:
         return latency, None
-    jitter = sum(abs(b - a) for a, b in zip(rtts_ms, rtts_ms[1:])) / (len(rtts_ms) - 1)
+    jitter = sum(abs(b - a) for a, b in zip(rtts_ms, rtts_ms[1:], strict=False)) / (len(rtts_ms) - 1)
     return latency, jitter

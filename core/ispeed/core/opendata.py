@@ -14,12 +14,31 @@ from typing import Any
 from ispeed.core.timeutil import isoformat_utc
 
 EXPORT_COLUMNS: tuple[str, ...] = (
-    "test_id", "started_at", "local_date", "device_hash", "network_type", "provider", "asn",
-    "province_code", "commune_code", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-    "loaded_latency_down_ms", "loaded_latency_up_ms", "server_id", "client_kind", "simulated",
+    "test_id",
+    "started_at",
+    "local_date",
+    "device_hash",
+    "network_type",
+    "provider",
+    "asn",
+    "province_code",
+    "commune_code",
+    "download_mbps",
+    "upload_mbps",
+    "latency_ms",
+    "jitter_ms",
+    "loaded_latency_down_ms",
+    "loaded_latency_up_ms",
+    "server_id",
+    "client_kind",
+    "simulated",
     "valid",
     # added with the evidence rules (spec/evidence.md): what each label rests on
-    "location_source", "network_type_source", "connection_type", "device_source", "flags",
+    "location_source",
+    "network_type_source",
+    "connection_type",
+    "device_source",
+    "flags",
 )
 # columns read by an expression rather than as stored
 _SELECT = {

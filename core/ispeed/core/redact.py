@@ -15,8 +15,10 @@ import re
 
 # IPv6 (which may end in dotted IPv4) or IPv4, in one pass so a replacement is never rescanned;
 # candidates are checked by `ipaddress`, so times ("12:34:56") and versions ("1.2.3") stay.
-_ADDRESS = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%\w+)?(?![\w:])"
-                      r"|(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")
+_ADDRESS = re.compile(
+    r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%\w+)?(?![\w:])"
+    r"|(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
+)
 
 
 def _network(text: str) -> str | None:
@@ -28,7 +30,7 @@ def _network(text: str) -> str | None:
         if addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
         elif addr.is_unspecified:
-            return text                       # "::" is a listening address, never a client
+            return text  # "::" is a listening address, never a client
     prefix = 24 if addr.version == 4 else 48
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
@@ -63,8 +65,15 @@ class RedactAddresses(logging.Filter):
 
 
 # the loggers aiohttp and asyncio log peers on (aiohttp/log.py)
-PEER_LOGGERS = ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.internal", "aiohttp.websocket",
-                "aiohttp.client", "asyncio")
+PEER_LOGGERS = (
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.access",
+    "aiohttp.internal",
+    "aiohttp.websocket",
+    "aiohttp.client",
+    "asyncio",
+)
 
 
 def install(*targets: logging.Logger | logging.Handler) -> None:

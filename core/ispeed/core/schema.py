@@ -68,20 +68,21 @@ class Measurement:
     client_download_mbps: float | None = _col("Nullable(Float64)", None)
     client_upload_mbps: float | None = _col("Nullable(Float64)", None)
     location_accuracy_m: float | None = _col("Nullable(Float64)", None)
-    network_type_source: str = _col("String", "")     # declared / device / ip / none
-    connection_type: str = _col("String", "")         # the IP's class: Cellular, Cable/DSL, ... ('' unknown)
-    device_source: str = _col("String", "")           # issued (a server-signed id) / ip
-    flags: str = _col("String", "")                   # comma-separated: location_conflict, ...
+    network_type_source: str = _col("String", "")  # declared / device / ip / none
+    connection_type: str = _col("String", "")  # the IP's class: Cellular, Cable/DSL, ... ('' unknown)
+    device_source: str = _col("String", "")  # issued (a server-signed id) / ip
+    flags: str = _col("String", "")  # comma-separated: location_conflict, ...
 
 
 MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     (f.name, f.metadata["ch"]) for f in dataclasses.fields(Measurement)
 )
 
+
 def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
     """Columnar form of `rows` for a batched insert; timestamps become UTC epoch seconds."""
     out: dict[str, list[Any]] = {name: [] for name, _ in MEASUREMENT_COLUMNS}
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for row in rows:
         for name, ch_type in MEASUREMENT_COLUMNS:
             value = getattr(row, name)
@@ -108,6 +109,6 @@ def from_record(record: dict[str, Any]) -> Measurement:
     data = dict(record)
     for name in ("started_at", "received_at"):
         if data.get(name) is not None:
-            data[name] = dt.datetime.fromtimestamp(float(data[name]), dt.timezone.utc)
+            data[name] = dt.datetime.fromtimestamp(float(data[name]), dt.UTC)
     data["local_date"] = dt.date.fromisoformat(data["local_date"])
     return Measurement(**data)

@@ -24,20 +24,35 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
-        Setting("store", "ISPEED_STORE", DEFAULT_STORE_URL,
-                "where results live: chdb:PATH (embedded) or clickhouse://[user[:password]@]host[:port]/database"),
-        Setting("secret", "ISPEED_SECRET", None,
-                "server secret for test tokens and IP/device hashes (no default: required by `serve` "
-                "outside the demo; at least 16 characters)"),
+        Setting(
+            "store",
+            "ISPEED_STORE",
+            DEFAULT_STORE_URL,
+            "where results live: chdb:PATH (embedded) or clickhouse://[user[:password]@]host[:port]/database",
+        ),
+        Setting(
+            "secret",
+            "ISPEED_SECRET",
+            None,
+            "server secret for test tokens and IP/device hashes (no default: required by `serve` "
+            "outside the demo; at least 16 characters)",
+        ),
         Setting("server-id", "ISPEED_SERVER_ID", "local-1", "this test server's id, stored with every result"),
         Setting("province", "ISPEED_PROVINCE", "", "province code of this test server's location"),
         Setting("asn-db", "ISPEED_ASN_DB", "", "MaxMind-format database mapping IP to ASN/ISP"),
         Setting("city-db", "ISPEED_CITY_DB", "", "MaxMind-format database mapping IP to province"),
-        Setting("connection-db", "ISPEED_CONNECTION_DB", "",
-                "MaxMind GeoIP2-Connection-Type database mapping IP to Cellular, Cable/DSL, Corporate or Satellite"),
-        Setting("network-prefixes", "ISPEED_NETWORK_PREFIXES", "",
-                "operator's CSV of address pools (prefix,network with network fixed or mobile); "
-                "wins over --connection-db"),
+        Setting(
+            "connection-db",
+            "ISPEED_CONNECTION_DB",
+            "",
+            "MaxMind GeoIP2-Connection-Type database mapping IP to Cellular, Cable/DSL, Corporate or Satellite",
+        ),
+        Setting(
+            "network-prefixes",
+            "ISPEED_NETWORK_PREFIXES",
+            "",
+            "operator's CSV of address pools (prefix,network with network fixed or mobile); wins over --connection-db",
+        ),
     )
 }
 

@@ -11,14 +11,28 @@ import math
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-METHODOLOGY_VERSION = "1"   # of the statistics (aggregator/…/methodology.py); the measurement method is core.method's
+METHODOLOGY_VERSION = "1"  # of the statistics (aggregator/…/methodology.py); the measurement method is core.method's
 LEVELS: tuple[str, ...] = ("national", "province", "commune")
 
 # stats.csv, in order: the original contract, then the methodology columns (one value per file)...
 STATS_COLUMNS: tuple[str, ...] = (
-    "month", "network_type", "level", "province_code", "commune_code", "provider", "tests",
-    "samples", "devices", "download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
-    "upload_median_mbps", "latency_median_ms", "jitter_median_ms", "rank", "published",
+    "month",
+    "network_type",
+    "level",
+    "province_code",
+    "commune_code",
+    "provider",
+    "tests",
+    "samples",
+    "devices",
+    "download_median_mbps",
+    "download_ci_low_mbps",
+    "download_ci_high_mbps",
+    "upload_median_mbps",
+    "latency_median_ms",
+    "jitter_median_ms",
+    "rank",
+    "published",
 )
 METHOD_COLUMNS: tuple[str, ...] = ("methodology_version", "min_samples", "ci_level", "include_simulated")
 # ...then the columns added since (per cell, empty when the cell is suppressed). The share (0-1) of a
@@ -26,15 +40,23 @@ METHOD_COLUMNS: tuple[str, ...] = ("methodology_version", "min_samples", "ci_lev
 # rests on its weakest test): placed by GPS / by IP; network type from the IP classification / the
 # device / the user's declaration; a server-issued device id. The rest of each family is `none`.
 EVIDENCE_COLUMNS: tuple[str, ...] = (
-    "place_gps_share", "place_ip_share", "network_type_ip_share", "network_type_device_share",
-    "network_type_declared_share", "device_issued_share",
+    "place_gps_share",
+    "place_ip_share",
+    "network_type_ip_share",
+    "network_type_device_share",
+    "network_type_declared_share",
+    "device_issued_share",
 )
 ADDED_COLUMNS: tuple[str, ...] = EVIDENCE_COLUMNS
 STATS_CSV_COLUMNS: tuple[str, ...] = STATS_COLUMNS + METHOD_COLUMNS + ADDED_COLUMNS
 # the figures of a cell, empty (None) when it is suppressed
 FIGURE_COLUMNS: tuple[str, ...] = (
-    "download_median_mbps", "download_ci_low_mbps", "download_ci_high_mbps",
-    "upload_median_mbps", "latency_median_ms", "jitter_median_ms",
+    "download_median_mbps",
+    "download_ci_low_mbps",
+    "download_ci_high_mbps",
+    "upload_median_mbps",
+    "latency_median_ms",
+    "jitter_median_ms",
 )
 
 
@@ -75,7 +97,7 @@ def format_value(value: Any) -> str:
     """One CSV field: '' for missing, true/false, shortest round-trip floats."""
     kind = type(value)  # the common exact types first: a month's files hold ~1 million fields
     if kind is str:
-        return value
+        return str(value)
     if kind is int:
         return str(value)
     if kind is float:
@@ -91,7 +113,7 @@ def format_value(value: Any) -> str:
 
 def decode_row(names: Sequence[str], row: Sequence[Any]) -> Cell:
     """A `monthly_stats` row (columns `names`) as a cell: rank 0 is None, flags are booleans."""
-    cell: dict[str, Any] = dict(zip(names, row))
+    cell: dict[str, Any] = dict(zip(names, row, strict=True))
     if "rank" in cell:
         cell["rank"] = cell["rank"] or None
     for flag in ("published", "include_simulated"):

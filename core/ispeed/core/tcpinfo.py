@@ -14,20 +14,56 @@ from typing import NamedTuple
 
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
 _TCP_INFO_SIZE = 232
-READ_INTERVAL_S = 0.25   # streams re-read TCP_INFO this often; the last good reading counts
+READ_INTERVAL_S = 0.25  # streams re-read TCP_INFO this often; the last good reading counts
 
 # After the 8 leading u8 fields (state … app_limited), in kernel order.
 LAYOUT = (
-    ("RTO", "I"), ("ATO", "I"), ("SndMSS", "I"), ("RcvMSS", "I"), ("Unacked", "I"), ("Sacked", "I"),
-    ("Lost", "I"), ("Retrans", "I"), ("Fackets", "I"), ("LastDataSent", "I"), ("LastAckSent", "I"),
-    ("LastDataRecv", "I"), ("LastAckRecv", "I"), ("PMTU", "I"), ("RcvSsThresh", "I"), ("RTT", "I"),
-    ("RTTVar", "I"), ("SndSsThresh", "I"), ("SndCwnd", "I"), ("AdvMSS", "I"), ("Reordering", "I"),
-    ("RcvRTT", "I"), ("RcvSpace", "I"), ("TotalRetrans", "I"), ("PacingRate", "Q"),
-    ("MaxPacingRate", "Q"), ("BytesAcked", "Q"), ("BytesReceived", "Q"), ("SegsOut", "I"),
-    ("SegsIn", "I"), ("NotsentBytes", "I"), ("MinRTT", "I"), ("DataSegsIn", "I"), ("DataSegsOut", "I"),
-    ("DeliveryRate", "Q"), ("BusyTime", "Q"), ("RWndLimited", "Q"), ("SndBufLimited", "Q"),
-    ("Delivered", "I"), ("DeliveredCE", "I"), ("BytesSent", "Q"), ("BytesRetrans", "Q"),
-    ("DSackDups", "I"), ("ReordSeen", "I"), ("RcvOooPack", "I"), ("SndWnd", "I"),
+    ("RTO", "I"),
+    ("ATO", "I"),
+    ("SndMSS", "I"),
+    ("RcvMSS", "I"),
+    ("Unacked", "I"),
+    ("Sacked", "I"),
+    ("Lost", "I"),
+    ("Retrans", "I"),
+    ("Fackets", "I"),
+    ("LastDataSent", "I"),
+    ("LastAckSent", "I"),
+    ("LastDataRecv", "I"),
+    ("LastAckRecv", "I"),
+    ("PMTU", "I"),
+    ("RcvSsThresh", "I"),
+    ("RTT", "I"),
+    ("RTTVar", "I"),
+    ("SndSsThresh", "I"),
+    ("SndCwnd", "I"),
+    ("AdvMSS", "I"),
+    ("Reordering", "I"),
+    ("RcvRTT", "I"),
+    ("RcvSpace", "I"),
+    ("TotalRetrans", "I"),
+    ("PacingRate", "Q"),
+    ("MaxPacingRate", "Q"),
+    ("BytesAcked", "Q"),
+    ("BytesReceived", "Q"),
+    ("SegsOut", "I"),
+    ("SegsIn", "I"),
+    ("NotsentBytes", "I"),
+    ("MinRTT", "I"),
+    ("DataSegsIn", "I"),
+    ("DataSegsOut", "I"),
+    ("DeliveryRate", "Q"),
+    ("BusyTime", "Q"),
+    ("RWndLimited", "Q"),
+    ("SndBufLimited", "Q"),
+    ("Delivered", "I"),
+    ("DeliveredCE", "I"),
+    ("BytesSent", "Q"),
+    ("BytesRetrans", "Q"),
+    ("DSackDups", "I"),
+    ("ReordSeen", "I"),
+    ("RcvOooPack", "I"),
+    ("SndWnd", "I"),
 )
 _STRUCT = struct.Struct("=8B" + "".join(fmt for _, fmt in LAYOUT))
 
@@ -42,9 +78,17 @@ def read_fields(sock: socket.socket | None) -> dict[str, int] | None:
         return None
     values = _STRUCT.unpack_from(raw.ljust(_STRUCT.size, b"\0"))  # older kernels: a shorter struct
     state, ca_state, retransmits, probes, backoff, options, wscale, app_limited = values[:8]
-    info = {"State": state, "CAState": ca_state, "Retransmits": retransmits, "Probes": probes,
-            "Backoff": backoff, "Options": options, "WScale": wscale, "AppLimited": app_limited & 1}
-    info.update(zip((name for name, _ in LAYOUT), values[8:]))
+    info = {
+        "State": state,
+        "CAState": ca_state,
+        "Retransmits": retransmits,
+        "Probes": probes,
+        "Backoff": backoff,
+        "Options": options,
+        "WScale": wscale,
+        "AppLimited": app_limited & 1,
+    }
+    info.update(zip((name for name, _ in LAYOUT), values[8:], strict=True))
     return info
 
 
@@ -69,11 +113,23 @@ class TcpInfo:
     bytes_retrans: int = 0
 
 
-_KEEP = {"retransmits": "Retransmits", "rtt_us": "RTT", "rttvar_us": "RTTVar", "snd_cwnd": "SndCwnd",
-         "total_retrans": "TotalRetrans", "bytes_acked": "BytesAcked", "bytes_received": "BytesReceived",
-         "segs_out": "SegsOut", "min_rtt_us": "MinRTT", "delivery_rate_Bps": "DeliveryRate",
-         "busy_time_us": "BusyTime", "rwnd_limited_us": "RWndLimited", "sndbuf_limited_us": "SndBufLimited",
-         "bytes_sent": "BytesSent", "bytes_retrans": "BytesRetrans"}
+_KEEP = {
+    "retransmits": "Retransmits",
+    "rtt_us": "RTT",
+    "rttvar_us": "RTTVar",
+    "snd_cwnd": "SndCwnd",
+    "total_retrans": "TotalRetrans",
+    "bytes_acked": "BytesAcked",
+    "bytes_received": "BytesReceived",
+    "segs_out": "SegsOut",
+    "min_rtt_us": "MinRTT",
+    "delivery_rate_Bps": "DeliveryRate",
+    "busy_time_us": "BusyTime",
+    "rwnd_limited_us": "RWndLimited",
+    "sndbuf_limited_us": "SndBufLimited",
+    "bytes_sent": "BytesSent",
+    "bytes_retrans": "BytesRetrans",
+}
 
 
 def read(sock: socket.socket | None) -> TcpInfo | None:
@@ -83,7 +139,7 @@ def read(sock: socket.socket | None) -> TcpInfo | None:
 
 
 _OOO_FIELD = [name for name, _ in LAYOUT].index("RcvOooPack")
-_OOO_OFFSET = struct.calcsize("=8B" + "".join(fmt for _, fmt in LAYOUT[:_OOO_FIELD]))   # 224
+_OOO_OFFSET = struct.calcsize("=8B" + "".join(fmt for _, fmt in LAYOUT[:_OOO_FIELD]))  # 224
 _OOO_END = _OOO_OFFSET + 4
 
 
@@ -102,10 +158,10 @@ def ooo_packets(sock: socket.socket | None) -> int | None:
 class SenderProgress(NamedTuple):
     """A sending socket's progress: what its peer acknowledged, and whether a hole is open."""
 
-    bytes_acked: int      # `tcpi_bytes_acked`: cumulatively acknowledged by the peer
-    sacked: int           # segments selectively acknowledged above a hole (0: no hole now)
-    lost: int             # segments the sender counts as lost and not yet repaired
-    total_retrans: int    # retransmitted segments over the connection's life
+    bytes_acked: int  # `tcpi_bytes_acked`: cumulatively acknowledged by the peer
+    sacked: int  # segments selectively acknowledged above a hole (0: no hole now)
+    lost: int  # segments the sender counts as lost and not yet repaired
+    total_retrans: int  # retransmitted segments over the connection's life
     min_rtt_us: int
 
 
@@ -142,7 +198,7 @@ class OooCounter:
         if sock is not None and sock not in self._last:
             n = ooo_packets(sock)
             if n is not None:
-                self._last[sock] = n   # a reused connection's earlier count is not this phase's
+                self._last[sock] = n  # a reused connection's earlier count is not this phase's
                 self.known = True
 
     def unwatch(self, sock: socket.socket | None) -> None:

@@ -12,7 +12,7 @@ _MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def local_date(ts: dt.datetime) -> dt.date:
@@ -35,11 +35,11 @@ def month_bounds(year: int, month: int) -> tuple[dt.date, dt.date]:
     return start, end
 
 
-ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"   # the one written form of a UTC time: exports, logs, answers
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"  # the one written form of a UTC time: exports, logs, answers
 
 
 def isoformat_utc(ts: dt.datetime | float | int) -> str:
     """An aware datetime, or UTC epoch seconds, as ISO 8601 UTC to the second (`2025-07-01T03:04:05Z`)."""
     if not isinstance(ts, dt.datetime):
-        ts = dt.datetime.fromtimestamp(ts, dt.timezone.utc)
-    return ts.astimezone(dt.timezone.utc).strftime(ISO_UTC)
+        ts = dt.datetime.fromtimestamp(ts, dt.UTC)
+    return ts.astimezone(dt.UTC).strftime(ISO_UTC)

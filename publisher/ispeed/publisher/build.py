@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +25,11 @@ from typing import Any
 import jinja2
 
 from ispeed.core import files
+from ispeed.core.assets import site_dir
+from ispeed.core.stats import STATS_COLUMNS, format_value
 from ispeed.publisher import charts_svg, i18n
-from ispeed.core.stats import STATS_COLUMNS
-from ispeed.core.stats import format_value
 from ispeed.publisher.model import TABLE_COLUMNS, MonthData, Table
 from ispeed.publisher.pages import home_page, month_pages, month_tables, national_table, provider_slug
-from ispeed.core.assets import site_dir
 
 BUILDER_VERSION = "2"  # bump when templates change what a built month looks like
 
@@ -70,7 +68,10 @@ class SiteBuilder:
         self.test_url = test_url
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(self.source / "templates")),
-            autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
         self.env.globals.update(legend=charts_svg.legend_items())
         self.env.filters["slug"] = provider_slug
@@ -85,22 +86,39 @@ class SiteBuilder:
             t = i18n.translator(lang)
             for page in pages:
                 charts = page.charts(t) if page.charts else {}
-                self._render(lang, f"{md.month}/{page.path}", page.template,
-                             {**self._month_context(md, lang), **page.context, "charts": charts})
+                self._render(
+                    lang,
+                    f"{md.month}/{page.path}",
+                    page.template,
+                    {**self._month_context(md, lang), **page.context, "charts": charts},
+                )
         return len(pages) * len(i18n.LANGUAGES)
 
     def _month_context(self, md: MonthData, lang: str) -> dict[str, Any]:
         previous = next((c["previous_month"] for c in md.changes), "")
-        return {"md": md, "month": md.month, "method": md.method, "status": md.status,
-                "data_until": md.data_until.isoformat(), "built": i18n.timestamp(md.built_at, lang),
-                "previous_month": previous, "providers": [(p, provider_slug(p)) for p in md.providers],
-                "provinces": sorted(md.geo.provinces.values(), key=lambda p: p.code),
-                "network_types": md.network_types, "has_month": True}
+        return {
+            "md": md,
+            "month": md.month,
+            "method": md.method,
+            "status": md.status,
+            "data_until": md.data_until.isoformat(),
+            "built": i18n.timestamp(md.built_at, lang),
+            "previous_month": previous,
+            "providers": [(p, provider_slug(p)) for p in md.providers],
+            "provinces": sorted(md.geo.provinces.values(), key=lambda p: p.code),
+            "network_types": md.network_types,
+            "has_month": True,
+        }
 
     def _write_data(self, md: MonthData, tables: dict[str, Table]) -> None:
         base = self.out / "data" / md.month
-        meta = {"month": md.month, "status": md.status, "methodology_version": md.method.version,
-                "min_samples": md.method.min_samples, "built_at": md.built_at.isoformat()}
+        meta = {
+            "month": md.month,
+            "status": md.status,
+            "methodology_version": md.method.version,
+            "min_samples": md.method.min_samples,
+            "built_at": md.built_at.isoformat(),
+        }
         for table in tables.values():
             _write(base / "tables" / f"{table.id}.csv", _csv_text(TABLE_COLUMNS, table.rows))
             _write(base / "tables" / f"{table.id}.json", _json_text({**meta, "table": table.id}, table.rows))
@@ -108,8 +126,10 @@ class SiteBuilder:
             rows = [c for c in md.cells if c["provider"] == name]
             slug = provider_slug(name)
             _write(base / "isp" / f"{slug}.csv", _csv_text(STATS_COLUMNS, rows))
-            _write(base / "isp" / f"{slug}.json", _json_text({**meta, "provider": name}, [
-                {k: c[k] for k in STATS_COLUMNS} for c in rows]))
+            _write(
+                base / "isp" / f"{slug}.json",
+                _json_text({**meta, "provider": name}, [{k: c[k] for k in STATS_COLUMNS} for c in rows]),
+            )
         _write(base / "stats.json", _json_text(meta, [{k: c[k] for k in STATS_COLUMNS} for c in md.cells]))
         _write(base / "changes.json", _json_text(meta, md.changes))
 
@@ -123,14 +143,23 @@ class SiteBuilder:
             base = {"archive": months, "has_month": False}
             if latest is not None:
                 page = home_page(latest, national_table(latest))
-                ctx = {**self._month_context(latest, lang), **page.context, "charts": page.charts(t) if page.charts else {},
-                       "archive": months, "month_prefix": f"{latest.month}/"}
+                ctx = {
+                    **self._month_context(latest, lang),
+                    **page.context,
+                    "charts": page.charts(t) if page.charts else {},
+                    "archive": months,
+                    "month_prefix": f"{latest.month}/",
+                }
                 self._render(lang, "index.html", "home.html", ctx)
             else:
                 self._render(lang, "index.html", "empty.html", base)
             self._render(lang, "archive.html", "archive.html", base)
-        _write(self.out / "404.html", self.env.get_template("empty.html").render(
-            **self._common("vi", "404.html"), archive=months, has_month=False))
+        _write(
+            self.out / "404.html",
+            self.env.get_template("empty.html").render(
+                **self._common("vi", "404.html"), archive=months, has_month=False
+            ),
+        )
 
     def copy_static(self) -> None:
         target = self.out / "static"
@@ -147,9 +176,18 @@ class SiteBuilder:
         lang_root = "../" * rel.count("/")
         other = root + ("" if lang == "en" else "en/") + rel
         t = i18n.translator(lang)
-        return {"lang": lang, "t": t, "root": root, "L": lang_root, "other_lang_href": other,
-                "num": lambda v, d=1: i18n.number(v, lang, d), "pct": lambda v: i18n.signed_pct(v, lang),
-                "test_url": self.test_url, "page": rel, "month_prefix": ""}
+        return {
+            "lang": lang,
+            "t": t,
+            "root": root,
+            "L": lang_root,
+            "other_lang_href": other,
+            "num": lambda v, d=1: i18n.number(v, lang, d),
+            "pct": lambda v: i18n.signed_pct(v, lang),
+            "test_url": self.test_url,
+            "page": rel,
+            "month_prefix": "",
+        }
 
     def _render(self, lang: str, rel: str, template: str, context: dict[str, Any]) -> None:
         ctx = {**self._common(lang, rel), **context}
@@ -160,4 +198,3 @@ class SiteBuilder:
         ctx["D"] = ctx["root"] + f"data/{context['month']}/" if "month" in context else ctx["root"] + "data/"
         html = self.env.get_template(template).render(ctx)
         _write(self.out / (rel if lang == "vi" else f"en/{rel}"), html)
-

@@ -33,22 +33,25 @@ def colour_for(value: float | None) -> str:
 
 def text_colour(background: str) -> str:
     """Black or white, whichever contrasts more with the background (WCAG relative luminance)."""
-    rgb = [int(background[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    rgb = [int(background[i : i + 2], 16) / 255 for i in (1, 3, 5)]
     lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
     luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
     return "#000000" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "#ffffff"
 
 
 def _open(width: float, height: float, title: str, desc: str, css_class: str) -> list[str]:
-    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {width:g} {height:g}" '
-            f'role="img" aria-label="{escape(desc)}" preserveAspectRatio="xMidYMid meet">',
-            f"<title>{escape(title)}</title>", f"<desc>{escape(desc)}</desc>"]
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" viewBox="0 0 {width:g} {height:g}" '
+        f'role="img" aria-label="{escape(desc)}" preserveAspectRatio="xMidYMid meet">',
+        f"<title>{escape(title)}</title>",
+        f"<desc>{escape(desc)}</desc>",
+    ]
 
 
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * power:
             return step * power
@@ -87,13 +90,17 @@ def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc
         last = i == len(months) - 1
         if (i % step == 0 and len(months) - 1 - i >= step) or last:  # the last label stands apart
             anchor = "end" if last and len(months) > 1 else "middle"
-            out.append(f'<text x="{x(i) + (8 if anchor == "end" else 0):.1f}" y="{height - 12}" '
-                       f'text-anchor="{anchor}" class="tick">{escape(month)}</text>')
+            out.append(
+                f'<text x="{x(i) + (8 if anchor == "end" else 0):.1f}" y="{height - 12}" '
+                f'text-anchor="{anchor}" class="tick">{escape(month)}</text>'
+            )
     for j, s in enumerate(series):
         colour = SERIES_COLOURS.get(s.key, "#333333")
         lx = left + j * 140
-        out.append(f'<rect x="{lx}" y="8" width="14" height="14" fill="{colour}"/>'
-                   f'<text x="{lx + 20}" y="20" class="tick">{escape(s.label)}</text>')
+        out.append(
+            f'<rect x="{lx}" y="8" width="14" height="14" fill="{colour}"/>'
+            f'<text x="{lx + 20}" y="20" class="tick">{escape(s.label)}</text>'
+        )
         run: list[str] = []
         segments: list[list[str]] = []
         for i, value in enumerate(s.values):
@@ -104,8 +111,10 @@ def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc
                 continue
             v = value
             run.append(f"{x(i):.1f},{y(v):.1f}")
-            out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
-                       f"<title>{escape(s.label)} {escape(months[i])}: {v:.1f} {escape(unit)}</title></circle>")
+            out.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5" fill="{colour}">'
+                f"<title>{escape(s.label)} {escape(months[i])}: {v:.1f} {escape(unit)}</title></circle>"
+            )
         if run:
             segments.append(run)
         for seg in segments:
@@ -139,16 +148,24 @@ def ci_bars(bars: Sequence[Bar], title: str, desc: str, unit: str) -> Markup:
     for i, b in enumerate(bars):
         cy = top + row_h * i + row_h / 2
         out.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" text-anchor="end" class="tick">{escape(b.label)}</text>')
-        out.append(f'<rect x="{left}" y="{cy - 9:.1f}" width="{max(x(b.median) - left, 1):.1f}" height="18" '
-                   f'class="bar"><title>{escape(b.label)}: {b.median:.1f} {escape(unit)}</title></rect>')
+        out.append(
+            f'<rect x="{left}" y="{cy - 9:.1f}" width="{max(x(b.median) - left, 1):.1f}" height="18" '
+            f'class="bar"><title>{escape(b.label)}: {b.median:.1f} {escape(unit)}</title></rect>'
+        )
         if b.low is not None and b.high is not None:
-            out.append(f'<line x1="{x(b.low):.1f}" x2="{x(b.high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" class="whisker"/>'
-                       f'<line x1="{x(b.low):.1f}" x2="{x(b.low):.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}" class="whisker"/>'
-                       f'<line x1="{x(b.high):.1f}" x2="{x(b.high):.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}" class="whisker"/>')
-        out.append(f'<text x="{x(max(b.median, b.high or 0)) + 6:.1f}" y="{cy + 4:.1f}" class="tick">{b.median:.1f}</text>')
+            out.append(
+                f'<line x1="{x(b.low):.1f}" x2="{x(b.high):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" class="whisker"/>'
+                f'<line x1="{x(b.low):.1f}" x2="{x(b.low):.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}" class="whisker"/>'
+                f'<line x1="{x(b.high):.1f}" x2="{x(b.high):.1f}" y1="{cy - 6:.1f}" y2="{cy + 6:.1f}" class="whisker"/>'
+            )
+        out.append(
+            f'<text x="{x(max(b.median, b.high or 0)) + 6:.1f}" y="{cy + 4:.1f}" class="tick">{b.median:.1f}</text>'
+        )
     base = top + row_h * max(len(bars), 1)
-    out.append(f'<text x="{width - right}" y="{base + 18:.1f}" text-anchor="end" class="tick">'
-               f'0 – {x_max:g} {escape(unit)}</text>')
+    out.append(
+        f'<text x="{width - right}" y="{base + 18:.1f}" text-anchor="end" class="tick">'
+        f"0 – {x_max:g} {escape(unit)}</text>"
+    )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -180,8 +197,10 @@ def dot_map(dots: Sequence[Dot], title: str, desc: str) -> Markup:
         cx = (dot.lon - _LON[0]) * k * scale
         cy = (_LAT[1] - dot.lat) * scale
         r = 2.6 if dot.value is not None else 1.6
-        out.append(f'<a href="{escape(dot.href)}"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" '
-                   f'fill="{colour_for(dot.value)}"><title>{escape(dot.label)}</title></circle></a>')
+        out.append(
+            f'<a href="{escape(dot.href)}"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" '
+            f'fill="{colour_for(dot.value)}"><title>{escape(dot.label)}</title></circle></a>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -205,8 +224,10 @@ def tile_positions(tiles: Sequence[Tile], columns: int = 6) -> dict[str, tuple[i
     for t in sorted(tiles, key=lambda t: (-t.lat, t.lon)):
         want_c = round((t.lon - _LON[0]) / (_LON[1] - _LON[0]) * (columns - 1))
         want_r = round((_LAT[1] - t.lat) / (_LAT[1] - _LAT[0]) * (rows - 1))
-        best = min(((c, r) for c in range(columns) for r in range(rows) if (c, r) not in taken),
-                   key=lambda cr: (abs(cr[0] - want_c) + 1.5 * abs(cr[1] - want_r), cr[1], cr[0]))
+        best = min(
+            ((c, r) for c in range(columns) for r in range(rows) if (c, r) not in taken),
+            key=lambda cr: (abs(cr[0] - want_c) + 1.5 * abs(cr[1] - want_r), cr[1], cr[0]),
+        )
         taken[best] = t.code
         out[t.code] = best
     return out
@@ -225,12 +246,14 @@ def tile_grid(tiles: Sequence[Tile], title: str, desc: str) -> Markup:
         ink = text_colour(fill)
         x0, y0 = c * (size + gap), r * (high + gap)
         value = "–" if t.value is None else f"{t.value:.0f}"
-        out.append(f'<a href="{escape(t.href)}"><rect x="{x0:.0f}" y="{y0:.0f}" width="{size:.0f}" '
-                   f'height="{high:.0f}" rx="6" fill="{fill}"><title>{escape(t.label)}</title></rect>'
-                   f'<text x="{x0 + size / 2:.0f}" y="{y0 + 24:.0f}" text-anchor="middle" fill="{ink}" '
-                   f'class="tile-name">{escape(t.short)}</text>'
-                   f'<text x="{x0 + size / 2:.0f}" y="{y0 + 43:.0f}" text-anchor="middle" fill="{ink}" '
-                   f'class="tile-value">{value}</text></a>')
+        out.append(
+            f'<a href="{escape(t.href)}"><rect x="{x0:.0f}" y="{y0:.0f}" width="{size:.0f}" '
+            f'height="{high:.0f}" rx="6" fill="{fill}"><title>{escape(t.label)}</title></rect>'
+            f'<text x="{x0 + size / 2:.0f}" y="{y0 + 24:.0f}" text-anchor="middle" fill="{ink}" '
+            f'class="tile-name">{escape(t.short)}</text>'
+            f'<text x="{x0 + size / 2:.0f}" y="{y0 + 43:.0f}" text-anchor="middle" fill="{ink}" '
+            f'class="tile-value">{value}</text></a>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 

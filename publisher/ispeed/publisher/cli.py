@@ -26,15 +26,22 @@ def _today(text: str | None) -> dt.date | None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ispeed.aggregator.methodology import Methodology
-    from ispeed.publisher.publish import PublishOptions, publish
     from ispeed.core.store import open_store
     from ispeed.core.timeutil import parse_month
+    from ispeed.publisher.publish import PublishOptions, publish
 
     for month in args.month:
         parse_month(month)
     method = Methodology(min_samples=parse_min_samples(args.min_samples), include_simulated=args.include_simulated)
-    options = PublishOptions(Path(args.out), method, today=_today(args.today), months=tuple(args.month),
-                             export=not args.no_export, force=args.force, test_url=args.test_url)
+    options = PublishOptions(
+        Path(args.out),
+        method,
+        today=_today(args.today),
+        months=tuple(args.month),
+        export=not args.no_export,
+        force=args.force,
+        test_url=args.test_url,
+    )
     tty = sys.stderr.isatty()
 
     def show(text: str) -> None:
@@ -49,25 +56,40 @@ def cmd_publish(args: argparse.Namespace) -> int:
     sys.stderr.write(
         f"ispeed publish: built {', '.join(report.built) or 'nothing'}"
         f"{'; unchanged ' + ', '.join(report.unchanged) if report.unchanged else ''}; {report.pages} pages in "
-        f"{report.seconds:.1f} s; home shows {report.latest or 'no month yet'}; open {Path(args.out) / 'index.html'}\n")
+        f"{report.seconds:.1f} s; home shows {report.latest or 'no month yet'}; open {Path(args.out) / 'index.html'}\n"
+    )
     return 0
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("publish", help="the nightly job: aggregate what is due and render the static site",
-                       description="Aggregate the last complete month (final) and the current month to date "
-                                   "(provisional), then render the static site (Vietnamese, English under "
-                                   "/en/) with downloads into DIR. Unchanged months keep their pages.")
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "publish",
+        help="the nightly job: aggregate what is due and render the static site",
+        description="Aggregate the last complete month (final) and the current month to date "
+        "(provisional), then render the static site (Vietnamese, English under "
+        "/en/) with downloads into DIR. Unchanged months keep their pages.",
+    )
     add_setting(p, "store")
     p.add_argument("--out", required=True, help="site directory (created; months accumulate in it)")
-    p.add_argument("--include-simulated", action="store_true",
-                   help="count simulated tests (always on for a demo store)")
-    p.add_argument("--min-samples", default="300",
-                   help="samples (device-days) a cell needs to be published (default 300)")
-    p.add_argument("--month", action="append", default=[], metavar="YYYY-MM",
-                   help="also (re)publish this month (repeatable), e.g. to backfill the archive")
-    p.add_argument("--today", default=None, metavar="YYYY-MM-DD",
-                   help="the Vietnam-local date deciding what is due (default: today)")
+    p.add_argument(
+        "--include-simulated", action="store_true", help="count simulated tests (always on for a demo store)"
+    )
+    p.add_argument(
+        "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
+    )
+    p.add_argument(
+        "--month",
+        action="append",
+        default=[],
+        metavar="YYYY-MM",
+        help="also (re)publish this month (repeatable), e.g. to backfill the archive",
+    )
+    p.add_argument(
+        "--today",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the Vietnam-local date deciding what is due (default: today)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild months even when their figures are unchanged")
     p.add_argument("--no-export", action="store_true", help="skip the per-test open-data export (gzip CSV)")
     p.add_argument("--test-url", default="", help="link the pages' 'Run a test' button to this URL (default: none)")

@@ -10,8 +10,10 @@ LANGUAGES = ("vi", "en")
 # key -> (Vietnamese, English); `{name}` fields are filled by `translator(lang)(key, name=...)`.
 TEXT: dict[str, tuple[str, str]] = {
     "site_name": ("Tốc độ Internet Việt Nam", "Vietnam Internet speed"),
-    "site_tagline": ("Số liệu đo tốc độ Internet cố định, di động và 5G, công bố hằng tháng",
-                     "Fixed, mobile and 5G Internet speed measurements, published monthly"),
+    "site_tagline": (
+        "Số liệu đo tốc độ Internet cố định, di động và 5G, công bố hằng tháng",
+        "Fixed, mobile and 5G Internet speed measurements, published monthly",
+    ),
     "nav_home": ("Tổng quan", "Overview"),
     "nav_rankings": ("Xếp hạng", "Rankings"),
     "nav_provinces": ("Tỉnh, thành phố", "Provinces"),
@@ -20,12 +22,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav_methodology": ("Phương pháp", "Methodology"),
     "nav_servers": ("Máy chủ đo", "Test servers"),
     "servers_title": ("Tình trạng máy chủ đo", "Test server health"),
-    "servers_intro": ("Mỗi kết quả ghi máy chủ đã đo nó. Máy chủ quá tải (tải ≥ {share} % công suất trong "
-                      "một phút) có thể làm kết quả thấp hơn thực tế; các phút đó được liệt kê để có thể "
-                      "loại trừ.",
-                      "Every result records the server that measured it. A saturated server (load ≥ "
-                      "{share} % of its capacity within a minute) can under-report; those minutes are "
-                      "listed so their tests can be excluded."),
+    "servers_intro": (
+        "Mỗi kết quả ghi máy chủ đã đo nó. Máy chủ quá tải (tải ≥ {share} % công suất trong "
+        "một phút) có thể làm kết quả thấp hơn thực tế; các phút đó được liệt kê để có thể "
+        "loại trừ.",
+        "Every result records the server that measured it. A saturated server (load ≥ "
+        "{share} % of its capacity within a minute) can under-report; those minutes are "
+        "listed so their tests can be excluded.",
+    ),
     "servers_none": ("Chưa có kết quả nào trong tháng.", "No results this month."),
     "col_server": ("Máy chủ", "Server"),
     "col_valid": ("Hợp lệ", "Valid"),
@@ -41,15 +45,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "skip": ("Chuyển đến nội dung", "Skip to content"),
     "other_lang": ("English", "Tiếng Việt"),
     "month": ("Tháng {month}", "Month {month}"),
-    "meta_line": ("Tháng {month} · Phương pháp phiên bản {version} · Xây dựng lúc {built}",
-                  "Month {month} · Methodology version {version} · Built {built}"),
-    "provisional": ("Số liệu tạm tính: tháng {month} chưa kết thúc (đến ngày {until}). Số liệu sẽ thay đổi.",
-                    "Provisional: month {month} is not over (data to {until}). Figures will change."),
+    "meta_line": (
+        "Tháng {month} · Phương pháp phiên bản {version} · Xây dựng lúc {built}",
+        "Month {month} · Methodology version {version} · Built {built}",
+    ),
+    "provisional": (
+        "Số liệu tạm tính: tháng {month} chưa kết thúc (đến ngày {until}). Số liệu sẽ thay đổi.",
+        "Provisional: month {month} is not over (data to {until}). Figures will change.",
+    ),
     "final": ("Số liệu chính thức", "Final figures"),
     "status_final": ("chính thức", "final"),
     "status_provisional": ("tạm tính", "provisional"),
-    "simulated_note": ("Bản dựng này có tính cả kết quả mô phỏng (dữ liệu trình diễn, không phải đo thật).",
-                       "This build counts simulated results (demonstration data, not real measurements)."),
+    "simulated_note": (
+        "Bản dựng này có tính cả kết quả mô phỏng (dữ liệu trình diễn, không phải đo thật).",
+        "This build counts simulated results (demonstration data, not real measurements).",
+    ),
     "network_type": ("Loại mạng", "Network type"),
     "fixed": ("Cố định", "Fixed"),
     "mobile": ("Di động", "Mobile"),
@@ -75,22 +85,30 @@ TEXT: dict[str, tuple[str, str]] = {
     "change_vs": ("so với tháng {month}", "vs {month}"),
     "no_change": ("chưa có tháng trước để so sánh", "no previous month to compare"),
     "trend_title": ("Tốc độ tải xuống trung vị toàn quốc, 12 tháng", "National median download, 12 months"),
-    "trend_alt": ("Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc theo tháng, cho cố định, di động và 5G.",
-                  "Line chart: national median download by month for fixed, mobile and 5G."),
-    "isp_trend_alt": ("Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc của {isp} theo tháng.",
-                      "Line chart: {isp}'s national median download by month."),
-    "bars_alt": ("Biểu đồ thanh: tốc độ tải xuống trung vị của các nhà mạng ({nt}), với khoảng tin cậy 95%.",
-                 "Bar chart: median download of the ISPs ({nt}) with 95% confidence intervals."),
+    "trend_alt": (
+        "Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc theo tháng, cho cố định, di động và 5G.",
+        "Line chart: national median download by month for fixed, mobile and 5G.",
+    ),
+    "isp_trend_alt": (
+        "Biểu đồ đường: tốc độ tải xuống trung vị toàn quốc của {isp} theo tháng.",
+        "Line chart: {isp}'s national median download by month.",
+    ),
+    "bars_alt": (
+        "Biểu đồ thanh: tốc độ tải xuống trung vị của các nhà mạng ({nt}), với khoảng tin cậy 95%.",
+        "Bar chart: median download of the ISPs ({nt}) with 95% confidence intervals.",
+    ),
     "home_national": ("Tốc độ trung vị toàn quốc", "National medians"),
     "home_provinces": ("Các tỉnh, thành phố", "Provinces and cities"),
     "home_isps": ("Các nhà mạng", "ISPs"),
     "rankings_title": ("Xếp hạng tháng {month}", "Rankings, {month}"),
     "rank_isps": ("Nhà mạng toàn quốc — {nt}", "ISPs nationally — {nt}"),
     "rank_provinces": ("34 tỉnh, thành phố — {nt}", "The 34 provinces — {nt}"),
-    "rank_note": ("Hạng = 1 + số đơn vị có cận dưới KTC cao hơn cận trên KTC của đơn vị này; các đơn vị không "
-                  "phân biệt được thì đồng hạng (=).",
-                  "Rank = 1 + the number of cells whose CI low is above this cell's CI high; cells that "
-                  "cannot be told apart share a rank (=)."),
+    "rank_note": (
+        "Hạng = 1 + số đơn vị có cận dưới KTC cao hơn cận trên KTC của đơn vị này; các đơn vị không "
+        "phân biệt được thì đồng hạng (=).",
+        "Rank = 1 + the number of cells whose CI low is above this cell's CI high; cells that "
+        "cannot be told apart share a rank (=).",
+    ),
     "province_title": ("{name}", "{name}"),
     "province_isps": ("Nhà mạng tại {name} — {nt}", "ISPs in {name} — {nt}"),
     "province_communes": ("Xã, phường tại {name} — {nt}", "Communes of {name} — {nt}"),
@@ -102,24 +120,28 @@ TEXT: dict[str, tuple[str, str]] = {
     "isp_bundle": ("Gói dữ liệu công khai của {name} (CSV, JSON)", "{name}'s public data bundle (CSV, JSON)"),
     "map_title": ("Bản đồ tốc độ tháng {month}", "Speed map, {month}"),
     "map_communes": ("Xã, phường — tải xuống trung vị ({nt})", "Communes — median download ({nt})"),
-    "map_alt": ("Bản đồ chấm: mỗi chấm là tâm một xã, phường, tô màu theo tốc độ tải xuống trung vị ({nt}); "
-                "chấm xám: không đủ dữ liệu.",
-                "Dot map: each dot is a commune's centroid, coloured by median download ({nt}); grey dots: "
-                "insufficient data."),
+    "map_alt": (
+        "Bản đồ chấm: mỗi chấm là tâm một xã, phường, tô màu theo tốc độ tải xuống trung vị ({nt}); "
+        "chấm xám: không đủ dữ liệu.",
+        "Dot map: each dot is a commune's centroid, coloured by median download ({nt}); grey dots: insufficient data.",
+    ),
     "tiles_title": ("Tỉnh, thành phố — tải xuống trung vị ({nt})", "Provinces — median download ({nt})"),
-    "tiles_alt": ("Lưới ô: mỗi ô là một tỉnh, thành phố, xếp gần đúng theo vị trí địa lý, tô màu theo tốc độ "
-                  "tải xuống trung vị ({nt}).",
-                  "Tile grid: one tile per province, placed roughly by geography, coloured by median "
-                  "download ({nt})."),
+    "tiles_alt": (
+        "Lưới ô: mỗi ô là một tỉnh, thành phố, xếp gần đúng theo vị trí địa lý, tô màu theo tốc độ "
+        "tải xuống trung vị ({nt}).",
+        "Tile grid: one tile per province, placed roughly by geography, coloured by median download ({nt}).",
+    ),
     "legend": ("Chú giải (Mbps)", "Legend (Mbps)"),
     "legend_none": ("không đủ dữ liệu", "insufficient data"),
     "methodology_title": ("Phương pháp phiên bản {version}", "Methodology version {version}"),
     "evidence_title": ("Bằng chứng cho mỗi nhãn", "The evidence behind every label"),
     "downloads_title": ("Tải dữ liệu tháng {month}", "Downloads, {month}"),
-    "downloads_intro": ("Mọi bảng trên trang đều có bản CSV và JSON. Dữ liệu mở từng lượt đo không chứa địa chỉ IP; "
-                        "vị trí được làm tròn, mã thiết bị được băm.",
-                        "Every table of the site as CSV and JSON. The per-test open data holds no IP "
-                        "addresses; locations are rounded and device ids hashed."),
+    "downloads_intro": (
+        "Mọi bảng trên trang đều có bản CSV và JSON. Dữ liệu mở từng lượt đo không chứa địa chỉ IP; "
+        "vị trí được làm tròn, mã thiết bị được băm.",
+        "Every table of the site as CSV and JSON. The per-test open data holds no IP "
+        "addresses; locations are rounded and device ids hashed.",
+    ),
     "dl_month_files": ("Tệp của tháng", "The month's files"),
     "dl_opendata": ("Dữ liệu mở từng lượt đo ({n} lượt, CSV nén gzip)", "Per-test open data ({n} tests, gzip CSV)"),
     "dl_isps": ("Gói dữ liệu theo nhà mạng", "Per-ISP bundles"),
@@ -138,77 +160,103 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 METHOD_TEXT: dict[str, tuple[str, str]] = {
-    "m1": ("Tháng là tháng dương lịch theo giờ Việt Nam (UTC+7).",
-           "A month is the calendar month in Vietnam local time (UTC+7)."),
-    "m2": ("Chỉ tính lượt đo hợp lệ: hoàn tất, tải xuống và tải lên lớn hơn 0, khớp với bộ đếm của máy chủ, không "
-           "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi bật rõ ràng hoặc ở kho dữ liệu trình diễn.",
-           "Valid tests only: finished, download and upload above 0, consistent with the server's own "
-           "counters, not flagged invalid; simulated results count only when explicitly included or in a "
-           "demo store."),
-    "m3": ("Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "
-           "trong ô thống kê. Thiết bị là mã thiết bị do máy chủ cấp (đã băm), hoặc IP đã băm khi không có. Người đo nhiều lần "
-           "không lấn át người khác.",
-           "A sample is one device-day: the median of that device's valid tests that local day, within the "
-           "cell. The device is the hashed server-issued device id, or the hashed IP when absent. Heavy testers do not "
-           "outweigh others."),
-    "m0": ("Mọi con số được công bố là số đo của chính máy chủ: tải xuống theo số byte mà TCP của máy khách đã "
-           "xác nhận (tcpi_bytes_acked), tải lên theo số byte máy chủ nhận được, lấy mẫu mỗi 100 ms trong khoảng "
-           "thời gian do mã đo và đồng hồ máy chủ xác định. Số đo của máy khách chỉ được lưu để đối chiếu: lệch "
-           "quá 10% thì kết quả bị đánh dấu và không được công bố. Lượt đo mà máy chủ thấy chưa đến nửa thời "
-           "gian mỗi pha hoặc dưới 64 KiB bị từ chối.",
-           "Every published figure is the server's own measurement: download from the bytes the client's "
-           "TCP acknowledged (tcpi_bytes_acked), upload from the bytes the server received, sampled every "
-           "100 ms over the phase that the test token and the server's clock define. The client's own "
-           "figures are kept for audit only: more than 10 % apart, the result is flagged and never "
-           "published. A test the server saw for less than half of a phase, or under 64 KiB, is refused."),
-    "e1": ("Địa điểm: GPS (kèm độ chính xác) khi có và không mâu thuẫn với vị trí theo IP; nếu không thì theo "
-           "IP (chỉ cấp tỉnh). Với đường truyền cố định mà cơ sở dữ liệu IP định vị trong bán kính nhỏ (≤ 100 km), "
-           "GPS cách vị trí đó quá bán kính + 50 km thì không được dùng: kết quả bị đánh dấu location_conflict và "
-           "xếp theo IP. Địa chỉ di động thường định vị về cổng của nhà mạng nên không thể bác bỏ GPS.",
-           "Place: GPS (with its accuracy) when given and not contradicted by the IP location, else the IP "
-           "(province only). For a fixed line that the IP database locates within a small radius (≤ 100 km), "
-           "GPS farther than that radius + 50 km is not used: the result is flagged location_conflict and "
-           "placed by IP. Mobile addresses locate to the carrier's gateway, so they cannot contradict GPS."),
-    "e2": ("Loại mạng: do người dùng khai (declared), do hệ điều hành hoặc modem của thiết bị báo (device), "
-           "hoặc theo loại kết nối của địa chỉ IP (ip: Cellular là di động, Cable/DSL là cố định); không có gì thì "
-           "tính là cố định (none). Loại khai báo mâu thuẫn với loại kết nối của IP (khai cố định từ địa chỉ "
-           "Cellular, khai di động/5G từ địa chỉ Cable/DSL) bị đánh dấu network_type_conflict và không xếp hạng.",
-           "Network type: declared by the user, reported by the device's OS or modem (device), or the IP "
-           "address's connection type (ip: Cellular is mobile, Cable/DSL fixed); with none of these the result "
-           "counts as fixed (none). A declared type the IP's connection type contradicts (fixed from a Cellular "
-           "address, mobile/5G from a Cable/DSL one) is flagged network_type_conflict and never ranked."),
-    "e3": ("Thiết bị: mã thiết bị do máy chủ cấp và ký (issued); mỗi mạng /24 chỉ được cấp một số mã mỗi ngày "
-           "(nhiều hơn cho mạng di động, vì nhiều điện thoại dùng chung địa chỉ qua NAT của nhà mạng). Mã tự đặt "
-           "hoặc không hợp lệ không được tính: lượt đo được tính theo IP đã băm.",
-           "Device: an id this platform's servers issued and signed (issued); each /24 network gets a few new "
-           "ids a day (more for mobile networks, where many phones share addresses behind the carrier's NAT). "
-           "A self-chosen or invalid id does not count: the test counts under its hashed IP."),
-    "e4": ("Mỗi ô được công bố cho biết tỷ lệ mẫu theo từng loại bằng chứng (stats.csv: place_gps_share, "
-           "place_ip_share, network_type_ip_share, network_type_device_share, network_type_declared_share, "
-           "device_issued_share). Một mẫu dựa trên bằng chứng yếu nhất trong các lượt đo của nó.",
-           "Every published cell reports the share of its samples resting on each kind of evidence (stats.csv: "
-           "place_gps_share, place_ip_share, network_type_ip_share, network_type_device_share, "
-           "network_type_declared_share, device_issued_share). A sample rests on the weakest evidence among "
-           "its tests."),
-    "m4": ("Số liệu của ô = trung vị các mẫu (tải xuống, tải lên, độ trễ, độ dao động). Trung vị của số phần tử "
-           "chẵn là trung bình hai giá trị giữa.",
-           "Cell figure = median of its samples (download, upload, latency, jitter). The median of an even "
-           "count is the mean of the two middle values."),
-    "m5": ("Chỉ công bố ô có ít nhất {min_samples} mẫu; ô khác chỉ hiện số lượt đo và số mẫu.",
-           "A cell is published only with at least {min_samples} samples; others show counts only."),
-    "m6": ("Khoảng tin cậy {ci}% của trung vị tải xuống: phi tham số, từ thống kê thứ tự theo phân phối nhị thức: "
-           "k = binom.ppf({tail}, n, 0.5); cận dưới = giá trị nhỏ thứ k, cận trên = giá trị nhỏ thứ n − k + 1.",
-           "{ci}% confidence interval of the download median: distribution-free, from binomial order "
-           "statistics: k = binom.ppf({tail}, n, 0.5); low = k-th smallest, high = (n − k + 1)-th smallest."),
-    "m7": ("Hạng (chỉ ô được công bố): nhà mạng so với các nhà mạng khác cùng loại mạng và địa bàn; tỉnh so với "
-           "mọi tỉnh; xã so với các xã cùng tỉnh. Hạng = 1 + số ô trong nhóm có cận dưới KTC cao hơn cận trên "
-           "KTC của ô này: các ô không phân biệt được thì đồng hạng.",
-           "Rank (published cells only): ISPs against the other ISPs of the same network type and place; "
-           "provinces against all provinces; communes against the communes of the same province. Rank = 1 + "
-           "the number of cells in the group whose CI low is above this cell's CI high: cells that cannot be "
-           "told apart share a rank."),
-    "m8": ("Ai cũng có thể tính lại mọi ô từ dữ liệu mở của tháng.",
-           "Anyone can recompute every cell from the month's open-data export."),
+    "m1": (
+        "Tháng là tháng dương lịch theo giờ Việt Nam (UTC+7).",
+        "A month is the calendar month in Vietnam local time (UTC+7).",
+    ),
+    "m2": (
+        "Chỉ tính lượt đo hợp lệ: hoàn tất, tải xuống và tải lên lớn hơn 0, khớp với bộ đếm của máy chủ, không "
+        "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi bật rõ ràng hoặc ở kho dữ liệu trình diễn.",
+        "Valid tests only: finished, download and upload above 0, consistent with the server's own "
+        "counters, not flagged invalid; simulated results count only when explicitly included or in a "
+        "demo store.",
+    ),
+    "m3": (
+        "Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "
+        "trong ô thống kê. Thiết bị là mã thiết bị do máy chủ cấp (đã băm), hoặc IP đã băm khi không có. "
+        "Người đo nhiều lần không lấn át người khác.",
+        "A sample is one device-day: the median of that device's valid tests that local day, within the "
+        "cell. The device is the hashed server-issued device id, or the hashed IP when absent. Heavy testers do not "
+        "outweigh others.",
+    ),
+    "m0": (
+        "Mọi con số được công bố là số đo của chính máy chủ: tải xuống theo số byte mà TCP của máy khách đã "
+        "xác nhận (tcpi_bytes_acked), tải lên theo số byte máy chủ nhận được, lấy mẫu mỗi 100 ms trong khoảng "
+        "thời gian do mã đo và đồng hồ máy chủ xác định. Số đo của máy khách chỉ được lưu để đối chiếu: lệch "
+        "quá 10% thì kết quả bị đánh dấu và không được công bố. Lượt đo mà máy chủ thấy chưa đến nửa thời "
+        "gian mỗi pha hoặc dưới 64 KiB bị từ chối.",
+        "Every published figure is the server's own measurement: download from the bytes the client's "
+        "TCP acknowledged (tcpi_bytes_acked), upload from the bytes the server received, sampled every "
+        "100 ms over the phase that the test token and the server's clock define. The client's own "
+        "figures are kept for audit only: more than 10 % apart, the result is flagged and never "
+        "published. A test the server saw for less than half of a phase, or under 64 KiB, is refused.",
+    ),
+    "e1": (
+        "Địa điểm: GPS (kèm độ chính xác) khi có và không mâu thuẫn với vị trí theo IP; nếu không thì theo "
+        "IP (chỉ cấp tỉnh). Với đường truyền cố định mà cơ sở dữ liệu IP định vị trong bán kính nhỏ (≤ 100 km), "
+        "GPS cách vị trí đó quá bán kính + 50 km thì không được dùng: kết quả bị đánh dấu location_conflict và "
+        "xếp theo IP. Địa chỉ di động thường định vị về cổng của nhà mạng nên không thể bác bỏ GPS.",
+        "Place: GPS (with its accuracy) when given and not contradicted by the IP location, else the IP "
+        "(province only). For a fixed line that the IP database locates within a small radius (≤ 100 km), "
+        "GPS farther than that radius + 50 km is not used: the result is flagged location_conflict and "
+        "placed by IP. Mobile addresses locate to the carrier's gateway, so they cannot contradict GPS.",
+    ),
+    "e2": (
+        "Loại mạng: do người dùng khai (declared), do hệ điều hành hoặc modem của thiết bị báo (device), "
+        "hoặc theo loại kết nối của địa chỉ IP (ip: Cellular là di động, Cable/DSL là cố định); không có gì thì "
+        "tính là cố định (none). Loại khai báo mâu thuẫn với loại kết nối của IP (khai cố định từ địa chỉ "
+        "Cellular, khai di động/5G từ địa chỉ Cable/DSL) bị đánh dấu network_type_conflict và không xếp hạng.",
+        "Network type: declared by the user, reported by the device's OS or modem (device), or the IP "
+        "address's connection type (ip: Cellular is mobile, Cable/DSL fixed); with none of these the result "
+        "counts as fixed (none). A declared type the IP's connection type contradicts (fixed from a Cellular "
+        "address, mobile/5G from a Cable/DSL one) is flagged network_type_conflict and never ranked.",
+    ),
+    "e3": (
+        "Thiết bị: mã thiết bị do máy chủ cấp và ký (issued); mỗi mạng /24 chỉ được cấp một số mã mỗi ngày "
+        "(nhiều hơn cho mạng di động, vì nhiều điện thoại dùng chung địa chỉ qua NAT của nhà mạng). Mã tự đặt "
+        "hoặc không hợp lệ không được tính: lượt đo được tính theo IP đã băm.",
+        "Device: an id this platform's servers issued and signed (issued); each /24 network gets a few new "
+        "ids a day (more for mobile networks, where many phones share addresses behind the carrier's NAT). "
+        "A self-chosen or invalid id does not count: the test counts under its hashed IP.",
+    ),
+    "e4": (
+        "Mỗi ô được công bố cho biết tỷ lệ mẫu theo từng loại bằng chứng (stats.csv: place_gps_share, "
+        "place_ip_share, network_type_ip_share, network_type_device_share, network_type_declared_share, "
+        "device_issued_share). Một mẫu dựa trên bằng chứng yếu nhất trong các lượt đo của nó.",
+        "Every published cell reports the share of its samples resting on each kind of evidence (stats.csv: "
+        "place_gps_share, place_ip_share, network_type_ip_share, network_type_device_share, "
+        "network_type_declared_share, device_issued_share). A sample rests on the weakest evidence among "
+        "its tests.",
+    ),
+    "m4": (
+        "Số liệu của ô = trung vị các mẫu (tải xuống, tải lên, độ trễ, độ dao động). Trung vị của số phần tử "
+        "chẵn là trung bình hai giá trị giữa.",
+        "Cell figure = median of its samples (download, upload, latency, jitter). The median of an even "
+        "count is the mean of the two middle values.",
+    ),
+    "m5": (
+        "Chỉ công bố ô có ít nhất {min_samples} mẫu; ô khác chỉ hiện số lượt đo và số mẫu.",
+        "A cell is published only with at least {min_samples} samples; others show counts only.",
+    ),
+    "m6": (
+        "Khoảng tin cậy {ci}% của trung vị tải xuống: phi tham số, từ thống kê thứ tự theo phân phối nhị thức: "
+        "k = binom.ppf({tail}, n, 0.5); cận dưới = giá trị nhỏ thứ k, cận trên = giá trị nhỏ thứ n − k + 1.",
+        "{ci}% confidence interval of the download median: distribution-free, from binomial order "
+        "statistics: k = binom.ppf({tail}, n, 0.5); low = k-th smallest, high = (n − k + 1)-th smallest.",
+    ),
+    "m7": (
+        "Hạng (chỉ ô được công bố): nhà mạng so với các nhà mạng khác cùng loại mạng và địa bàn; tỉnh so với "
+        "mọi tỉnh; xã so với các xã cùng tỉnh. Hạng = 1 + số ô trong nhóm có cận dưới KTC cao hơn cận trên "
+        "KTC của ô này: các ô không phân biệt được thì đồng hạng.",
+        "Rank (published cells only): ISPs against the other ISPs of the same network type and place; "
+        "provinces against all provinces; communes against the communes of the same province. Rank = 1 + "
+        "the number of cells in the group whose CI low is above this cell's CI high: cells that cannot be "
+        "told apart share a rank.",
+    ),
+    "m8": (
+        "Ai cũng có thể tính lại mọi ô từ dữ liệu mở của tháng.",
+        "Anyone can recompute every cell from the month's open-data export.",
+    ),
 }
 
 

@@ -17,10 +17,26 @@ from typing import Any
 from ispeed.aggregator.methodology import Methodology
 
 TABLE_COLUMNS: tuple[str, ...] = (
-    "month", "network_type", "level", "province_code", "province_name", "commune_code", "commune_name",
-    "provider", "tests", "samples", "devices", "download_median_mbps", "download_ci_low_mbps",
-    "download_ci_high_mbps", "upload_median_mbps", "latency_median_ms", "jitter_median_ms", "rank",
-    "rank_shared", "published",
+    "month",
+    "network_type",
+    "level",
+    "province_code",
+    "province_name",
+    "commune_code",
+    "commune_name",
+    "provider",
+    "tests",
+    "samples",
+    "devices",
+    "download_median_mbps",
+    "download_ci_low_mbps",
+    "download_ci_high_mbps",
+    "upload_median_mbps",
+    "latency_median_ms",
+    "jitter_median_ms",
+    "rank",
+    "rank_shared",
+    "published",
 )
 CellKey = tuple[str, str, str, str, str]  # network type, level, province, commune, provider
 
@@ -50,7 +66,7 @@ class Geography:
     communes: dict[str, Place]
 
     @classmethod
-    def load(cls) -> "Geography":
+    def load(cls) -> Geography:
         from ispeed.admin_geo import communes, provinces
 
         provs = {p.code: Place(p.code, p.name, p.full_name, p.lat, p.lon) for p in provinces()}
@@ -86,13 +102,16 @@ class MonthData:
 
     @cached_property
     def index(self) -> dict[CellKey, dict[str, Any]]:
-        return {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
-                for c in self.cells}
+        return {
+            (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c for c in self.cells
+        }
 
     @cached_property
     def change_index(self) -> dict[CellKey, dict[str, Any]]:
-        return {(c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
-                for c in self.changes}
+        return {
+            (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c
+            for c in self.changes
+        }
 
     @cached_property
     def shared_ranks(self) -> set[tuple[Any, ...]]:
@@ -113,56 +132,95 @@ class MonthData:
     def network_types(self) -> tuple[str, ...]:
         return self.method.network_types
 
-    def cell(self, network_type: str, level: str, province: str = "", commune: str = "",
-             provider: str = "") -> dict[str, Any] | None:
+    def cell(
+        self, network_type: str, level: str, province: str = "", commune: str = "", provider: str = ""
+    ) -> dict[str, Any] | None:
         return self.index.get((network_type, level, province, commune, provider))
 
-    def change(self, network_type: str, level: str = "national", province: str = "", commune: str = "",
-               provider: str = "") -> dict[str, Any] | None:
+    def change(
+        self, network_type: str, level: str = "national", province: str = "", commune: str = "", provider: str = ""
+    ) -> dict[str, Any] | None:
         return self.change_index.get((network_type, level, province, commune, provider))
 
     # -- table rows ---------------------------------------------------------------------------
-    def row(self, cell: dict[str, Any] | None, network_type: str, level: str, province: str = "",
-            commune: str = "", provider: str = "") -> dict[str, Any]:
+    def row(
+        self,
+        cell: dict[str, Any] | None,
+        network_type: str,
+        level: str,
+        province: str = "",
+        commune: str = "",
+        provider: str = "",
+    ) -> dict[str, Any]:
         """A table row for a cell; a place with no tests at all becomes an empty, unpublished row."""
         from ispeed.aggregator.rank import rank_group
 
-        base = cell or {"month": self.month, "network_type": network_type, "level": level,
-                        "province_code": province, "commune_code": commune, "provider": provider,
-                        "tests": 0, "samples": 0, "devices": 0, "rank": None, "published": False,
-                        "download_median_mbps": None, "download_ci_low_mbps": None,
-                        "download_ci_high_mbps": None, "upload_median_mbps": None,
-                        "latency_median_ms": None, "jitter_median_ms": None}
+        base = cell or {
+            "month": self.month,
+            "network_type": network_type,
+            "level": level,
+            "province_code": province,
+            "commune_code": commune,
+            "provider": provider,
+            "tests": 0,
+            "samples": 0,
+            "devices": 0,
+            "rank": None,
+            "published": False,
+            "download_median_mbps": None,
+            "download_ci_low_mbps": None,
+            "download_ci_high_mbps": None,
+            "upload_median_mbps": None,
+            "latency_median_ms": None,
+            "jitter_median_ms": None,
+        }
         row = {k: base.get(k) for k in TABLE_COLUMNS}
         row["province_name"] = self.geo.province(province).name if province else ""
         row["commune_name"] = self.geo.commune(commune).full_name if commune else ""
-        row["rank_shared"] = bool(cell and cell["published"] and
-                                  (rank_group(cell), cell["rank"]) in self.shared_ranks)
+        row["rank_shared"] = bool(cell and cell["published"] and (rank_group(cell), cell["rank"]) in self.shared_ranks)
         row["published"] = bool(base["published"])
         return row
 
-    def provider_rows(self, network_type: str, level: str = "national", province: str = "",
-                      commune: str = "") -> list[dict[str, Any]]:
-        rows = [self.row(self.cell(network_type, level, province, commune, p), network_type, level,
-                         province, commune, p) for p in self.providers]
+    def provider_rows(
+        self, network_type: str, level: str = "national", province: str = "", commune: str = ""
+    ) -> list[dict[str, Any]]:
+        rows = [
+            self.row(self.cell(network_type, level, province, commune, p), network_type, level, province, commune, p)
+            for p in self.providers
+        ]
         return sort_ranked([r for r in rows if r["tests"] or level == "national"])
 
     def province_rows(self, network_type: str, provider: str = "") -> list[dict[str, Any]]:
-        rows = [self.row(self.cell(network_type, "province", code, "", provider), network_type, "province",
-                         code, "", provider) for code in sorted(self.geo.provinces)]
+        rows = [
+            self.row(
+                self.cell(network_type, "province", code, "", provider), network_type, "province", code, "", provider
+            )
+            for code in sorted(self.geo.provinces)
+        ]
         return sort_ranked(rows)
 
     def commune_rows(self, network_type: str, province: str) -> list[dict[str, Any]]:
-        rows = [self.row(self.cell(network_type, "commune", province, c.code), network_type, "commune",
-                         province, c.code) for c in self.geo.communes_of(province)]
+        rows = [
+            self.row(self.cell(network_type, "commune", province, c.code), network_type, "commune", province, c.code)
+            for c in self.geo.communes_of(province)
+        ]
         return sort_ranked(rows)
 
 
 def sort_ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Published rows by rank then median (best first); suppressed rows after them by tests."""
-    return sorted(rows, key=lambda r: (not r["published"], r["rank"] or 0,
-                                       -(r["download_median_mbps"] or 0.0), -r["tests"],
-                                       r["province_code"], r["commune_code"], r["provider"]))
+    return sorted(
+        rows,
+        key=lambda r: (
+            not r["published"],
+            r["rank"] or 0,
+            -(r["download_median_mbps"] or 0.0),
+            -r["tests"],
+            r["province_code"],
+            r["commune_code"],
+            r["provider"],
+        ),
+    )
 
 
 @dataclass(frozen=True)

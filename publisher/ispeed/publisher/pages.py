@@ -45,21 +45,34 @@ def month_tables(md: MonthData) -> dict[str, Table]:
             add(Table(f"province-{code}-isps-{nt}", "provider", md.provider_rows(nt, "province", code)))
             add(Table(f"province-{code}-communes-{nt}", "commune", md.commune_rows(nt, code), sortable=True))
         for name in md.providers:
-            add(Table(f"isp-{provider_slug(name)}-provinces-{nt}", "province", md.province_rows(nt, name),
-                      sortable=True))
+            add(
+                Table(
+                    f"isp-{provider_slug(name)}-provinces-{nt}", "province", md.province_rows(nt, name), sortable=True
+                )
+            )
     for name in md.providers:
-        add(Table(f"isp-{provider_slug(name)}-national", "network",
-                  [md.row(md.cell(nt, "national", "", "", name), nt, "national", "", "", name)
-                   for nt in md.network_types]))
+        add(
+            Table(
+                f"isp-{provider_slug(name)}-national",
+                "network",
+                [
+                    md.row(md.cell(nt, "national", "", "", name), nt, "national", "", "", name)
+                    for nt in md.network_types
+                ],
+            )
+        )
     return tables
 
 
 def _trend_chart(md: MonthData, provider: str, title_key: str) -> Callable[[Callable[..., str]], dict[str, Markup]]:
     def charts(t: Callable[..., str]) -> dict[str, Markup]:
-        series = [charts_svg.Series(nt, t(nt), md.trend.get((nt, provider), [None] * len(md.trend_months)))
-                  for nt in md.network_types]
+        series = [
+            charts_svg.Series(nt, t(nt), md.trend.get((nt, provider), [None] * len(md.trend_months)))
+            for nt in md.network_types
+        ]
         alt = t(title_key, isp=provider) if provider else t(title_key)
         return {"trend": charts_svg.line_chart(md.trend_months, series, t("trend_title"), alt, t("mbps"))}
+
     return charts
 
 
@@ -67,11 +80,16 @@ def _bar_charts(md: MonthData, tables: dict[str, Table]) -> Callable[[Callable[.
     def charts(t: Callable[..., str]) -> dict[str, Markup]:
         out = {}
         for nt in md.network_types:
-            bars = [charts_svg.Bar(r["provider"], r["download_median_mbps"], r["download_ci_low_mbps"],
-                                   r["download_ci_high_mbps"])
-                    for r in tables[f"isps-{nt}"].rows if r["published"]]
+            bars = [
+                charts_svg.Bar(
+                    r["provider"], r["download_median_mbps"], r["download_ci_low_mbps"], r["download_ci_high_mbps"]
+                )
+                for r in tables[f"isps-{nt}"].rows
+                if r["published"]
+            ]
             out[nt] = charts_svg.ci_bars(bars, t("rank_isps", nt=t(nt)), t("bars_alt", nt=t(nt)), t("mbps"))
         return out
+
     return charts
 
 
@@ -81,19 +99,24 @@ def _map_charts(md: MonthData, nt: str) -> Callable[[Callable[..., str]], dict[s
         for code, c in sorted(md.geo.communes.items()):
             cell = md.cell(nt, "commune", c.province_code, code)
             value = cell["download_median_mbps"] if cell and cell["published"] else None
-            text = f"{c.full_name}: " + (f"{value:.1f} Mbps" if value is not None else
-                                         t("insufficient", n=md.method.min_samples))
+            text = f"{c.full_name}: " + (
+                f"{value:.1f} Mbps" if value is not None else t("insufficient", n=md.method.min_samples)
+            )
             dots.append(charts_svg.Dot(c.lat, c.lon, value, text, f"../province/{c.province_code}.html#c-{code}"))
         tiles = []
         for code, p in sorted(md.geo.provinces.items()):
             cell = md.cell(nt, "province", code)
             value = cell["download_median_mbps"] if cell and cell["published"] else None
             short = p.name if len(p.name) <= 12 else "".join(w[0] for w in p.name.split()).upper()
-            text = f"{p.full_name}: " + (f"{value:.1f} Mbps" if value is not None else
-                                         t("insufficient", n=md.method.min_samples))
+            text = f"{p.full_name}: " + (
+                f"{value:.1f} Mbps" if value is not None else t("insufficient", n=md.method.min_samples)
+            )
             tiles.append(charts_svg.Tile(code, short, p.lat, p.lon, value, text, f"../province/{code}.html"))
-        return {"map": charts_svg.dot_map(dots, t("map_communes", nt=t(nt)), t("map_alt", nt=t(nt))),
-                "tiles": charts_svg.tile_grid(tiles, t("tiles_title", nt=t(nt)), t("tiles_alt", nt=t(nt)))}
+        return {
+            "map": charts_svg.dot_map(dots, t("map_communes", nt=t(nt)), t("map_alt", nt=t(nt))),
+            "tiles": charts_svg.tile_grid(tiles, t("tiles_title", nt=t(nt)), t("tiles_alt", nt=t(nt))),
+        }
+
     return charts
 
 
@@ -109,9 +132,12 @@ def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
     """Every page of the month (paths relative to the month folder)."""
     pages = [
         home_page(md, tables["national"]),
-        Page("rankings.html", "rankings.html",
-             {"tables": {k: tables[k] for nt in md.network_types for k in (f"isps-{nt}", f"provinces-{nt}")}},
-             _bar_charts(md, tables)),
+        Page(
+            "rankings.html",
+            "rankings.html",
+            {"tables": {k: tables[k] for nt in md.network_types for k in (f"isps-{nt}", f"provinces-{nt}")}},
+            _bar_charts(md, tables),
+        ),
         Page("methodology.html", "methodology.html"),
         Page("servers.html", "servers.html", {"servers": md.servers}),
         Page("downloads.html", "downloads.html", {"table_ids": sorted(tables)}),
@@ -119,16 +145,36 @@ def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
     for nt in md.network_types:
         pages.append(Page(f"map/{nt}.html", "map.html", {"nt": nt}, _map_charts(md, nt)))
     for code, place in sorted(md.geo.provinces.items()):
-        pages.append(Page(f"province/{code}.html", "province.html", {
-            "place": place, "communes_count": len(md.geo.communes_of(code)),
-            "tables": {k: tables[k] for nt in md.network_types
-                       for k in (f"province-{code}-isps-{nt}", f"province-{code}-communes-{nt}")},
-        }))
+        pages.append(
+            Page(
+                f"province/{code}.html",
+                "province.html",
+                {
+                    "place": place,
+                    "communes_count": len(md.geo.communes_of(code)),
+                    "tables": {
+                        k: tables[k]
+                        for nt in md.network_types
+                        for k in (f"province-{code}-isps-{nt}", f"province-{code}-communes-{nt}")
+                    },
+                },
+            )
+        )
     for name in md.providers:
         slug = provider_slug(name)
-        pages.append(Page(f"isp/{slug}.html", "isp.html", {
-            "provider": name, "slug": slug,
-            "tables": {k: tables[k] for k in [f"isp-{slug}-national"] +
-                       [f"isp-{slug}-provinces-{nt}" for nt in md.network_types]},
-        }, _trend_chart(md, name, "isp_trend_alt")))
+        pages.append(
+            Page(
+                f"isp/{slug}.html",
+                "isp.html",
+                {
+                    "provider": name,
+                    "slug": slug,
+                    "tables": {
+                        k: tables[k]
+                        for k in [f"isp-{slug}-national"] + [f"isp-{slug}-provinces-{nt}" for nt in md.network_types]
+                    },
+                },
+                _trend_chart(md, name, "isp_trend_alt"),
+            )
+        )
     return pages

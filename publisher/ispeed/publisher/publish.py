@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,15 +21,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ispeed.core import files
-from ispeed.aggregator.server_health import server_health
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
 from ispeed.aggregator.methodology import Methodology
-from ispeed.publisher.build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
-from ispeed.publisher.model import Geography, MonthData
+from ispeed.aggregator.server_health import server_health
+from ispeed.core import files
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ, month_bounds, parse_month, utcnow
+from ispeed.publisher.build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
+from ispeed.publisher.model import Geography, MonthData
 
 log = logging.getLogger("ispeed.publisher.publish")
 MANIFEST = "site.json"
@@ -124,7 +123,8 @@ def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str,
     rows = store.query(
         "SELECT month, network_type, provider, download_median_mbps FROM {db}.monthly_stats "
         "WHERE level = 'national' AND published = 1 AND month >= {first} AND month <= {last}",
-        {"first": months[0], "last": months[-1]})
+        {"first": months[0], "last": months[-1]},
+    )
     position = {m: i for i, m in enumerate(months)}
     trend: dict[tuple[str, str], list[float | None]] = {}
     for m, network_type, provider, download in rows:
@@ -134,10 +134,18 @@ def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str,
 
 
 def _fingerprint(stats: MonthStats, status: str, trend: dict[tuple[str, str], list[float | None]]) -> str:
-    payload = json.dumps({"cells": stats.cells, "changes": stats.changes, "status": status,
-                          "trend": sorted((list(k), v) for k, v in trend.items()),
-                          "method": stats.method.method_values(), "builder": BUILDER_VERSION},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {
+            "cells": stats.cells,
+            "changes": stats.changes,
+            "status": status,
+            "trend": sorted((list(k), v) for k, v in trend.items()),
+            "method": stats.method.method_values(),
+            "builder": BUILDER_VERSION,
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -149,28 +157,45 @@ def export_gzip(store: Store, year: int, month: int, path: Path) -> int:
         return write_month(store, year, month, fh)
 
 
-def stored_month(store: Store, due: DueMonth, method: Methodology, built_at: dt.datetime,
-                 export_tests: int | None) -> MonthData | None:
+def stored_month(
+    store: Store, due: DueMonth, method: Methodology, built_at: dt.datetime, export_tests: int | None
+) -> MonthData | None:
     """A month as stored in monthly_stats (for the root pages when it was not rebuilt this run)."""
     cells = stats_table.read_month(store, due.label)
     if not cells:
         return None
     first = cells[0]
-    method = dataclasses.replace(method, min_samples=int(first["min_samples"]),
-                                 include_simulated=bool(first["include_simulated"]),
-                                 version=str(first["methodology_version"]))
+    method = dataclasses.replace(
+        method,
+        min_samples=int(first["min_samples"]),
+        include_simulated=bool(first["include_simulated"]),
+        version=str(first["methodology_version"]),
+    )
     prev = month_text(*previous_month(due.year, due.month))
     changes = month_changes(cells, stats_table.read_month(store, prev), prev)
     months, trend = national_trend(store, due.label)
-    return MonthData(due.label, due.status, due.data_until, method, built_at, cells, changes, months, trend,
-                     export_tests, geography())
+    return MonthData(
+        due.label,
+        due.status,
+        due.data_until,
+        method,
+        built_at,
+        cells,
+        changes,
+        months,
+        trend,
+        export_tests,
+        geography(),
+    )
 
 
 def _latest(archive: dict[str, Any]) -> str:
     """The month the home page shows: the newest final month with published cells, else the newest."""
+
     def score(item: tuple[str, Any]) -> tuple[bool, bool, str]:
         month, entry = item
         return (entry.get("published_cells", 0) > 0, entry["status"] == "final", month)
+
     return max(archive.items(), key=score)[0] if archive else ""
 
 
@@ -197,18 +222,37 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
             progress(f"{due.label}: building pages")
         export_tests = None
         if options.export:
-            export_tests = export_gzip(store, due.year, due.month, out / "data" / due.label / f"tests-{due.label}.csv.gz")
-        md = MonthData(due.label, due.status, due.data_until, stats.method, now, stats.cells, stats.changes,
-                       months, trend, export_tests, geography())
-        md.servers = [h.as_row() for h in server_health(store, due.year, due.month,
-                                                         include_simulated=stats.method.include_simulated)]
+            export_tests = export_gzip(
+                store, due.year, due.month, out / "data" / due.label / f"tests-{due.label}.csv.gz"
+            )
+        md = MonthData(
+            due.label,
+            due.status,
+            due.data_until,
+            stats.method,
+            now,
+            stats.cells,
+            stats.changes,
+            months,
+            trend,
+            export_tests,
+            geography(),
+        )
+        md.servers = [
+            h.as_row()
+            for h in server_health(store, due.year, due.month, include_simulated=stats.method.include_simulated)
+        ]
         report.pages += builder.build_month(md)
         built[due.label] = md
         report.built.append(due.label)
         manifest["months"][due.label] = {
-            "status": due.status, "built_at": now.isoformat(), "fingerprint": fingerprint,
-            "methodology_version": stats.method.version, "min_samples": stats.method.min_samples,
-            "published_cells": stats.published, "export_tests": export_tests,
+            "status": due.status,
+            "built_at": now.isoformat(),
+            "fingerprint": fingerprint,
+            "methodology_version": stats.method.version,
+            "min_samples": stats.method.min_samples,
+            "published_cells": stats.published,
+            "export_tests": export_tests,
             "data_until": due.data_until.isoformat(),
         }
     latest = _latest(manifest["months"])
@@ -216,10 +260,19 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
     if latest_md is None and latest:
         entry = manifest["months"][latest]
         year, mon = parse_month(latest)
-        latest_md = stored_month(store, DueMonth(year, mon, entry["status"], dt.date.fromisoformat(entry["data_until"])),
-                                 options.method, dt.datetime.fromisoformat(entry["built_at"]), entry.get("export_tests"))
-    archive = [ArchiveEntry(m, e["status"], e["built_at"].replace("T", " ").replace("+00:00", " UTC"),
-                            e["methodology_version"]) for m, e in manifest["months"].items()]
+        latest_md = stored_month(
+            store,
+            DueMonth(year, mon, entry["status"], dt.date.fromisoformat(entry["data_until"])),
+            options.method,
+            dt.datetime.fromisoformat(entry["built_at"]),
+            entry.get("export_tests"),
+        )
+    archive = [
+        ArchiveEntry(
+            m, e["status"], e["built_at"].replace("T", " ").replace("+00:00", " UTC"), e["methodology_version"]
+        )
+        for m, e in manifest["months"].items()
+    ]
     builder.build_root(archive, latest_md)
     manifest.update(builder=BUILDER_VERSION, latest=latest, published_at=now.isoformat())
     _write_manifest(out, manifest)

@@ -32,7 +32,15 @@ from ispeed.core.timeutil import utcnow
 from ispeed.server.admin_auth import Verifier, store_label
 from ispeed.server.errors import json_error
 from ispeed.server.isp_keys import (
-    KEY_ID_RE, KeyRecord, create_key, find_key, key_json, list_keys, parse_expiry, provider_name, revoke_key,
+    KEY_ID_RE,
+    KeyRecord,
+    create_key,
+    find_key,
+    key_json,
+    list_keys,
+    parse_expiry,
+    provider_name,
+    revoke_key,
 )
 from ispeed.server.keys import CONFIG, INGEST
 
@@ -46,7 +54,7 @@ FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-
 @dataclass
 class Admin:
     verifier: Verifier
-    store: str   # this server's store label
+    store: str  # this server's store label
 
 
 ADMIN = web.AppKey("admin", Admin)
@@ -73,7 +81,7 @@ def _text(data: dict[str, Any], name: str, default: str | None = "") -> str | No
     if not isinstance(value, str) or len(value) > MAX_TEXT_CHARS:
         raise ValidationError(name, f"must be a string of at most {MAX_TEXT_CHARS} characters")
     try:
-        value.encode("utf-8")   # a lone surrogate from JSON cannot be stored
+        value.encode("utf-8")  # a lone surrogate from JSON cannot be stored
     except UnicodeEncodeError as exc:
         raise ValidationError(name, "is not valid Unicode text") from exc
     return value
@@ -94,14 +102,20 @@ def _body(raw: bytes, fields: frozenset[str]) -> dict[str, Any]:
     return data
 
 
-def _guarded(handler: AdminHandler, fields: frozenset[str] = frozenset()) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _guarded(
+    handler: AdminHandler, fields: frozenset[str] = frozenset()
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Loopback peer, no proxy, a valid signature, the caller's store: then `handler(request, body)`."""
+
     async def guarded(request: web.Request) -> web.StreamResponse:
         transport = request.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         if not loopback_peer(peer) or any(h in request.headers for h in FORWARDING_HEADERS):
-            raise json_error(403, "the admin API answers only requests made on this machine, not through a "
-                                  "proxy: run `ispeed isp-key` on the server's host")
+            raise json_error(
+                403,
+                "the admin API answers only requests made on this machine, not through a "
+                "proxy: run `ispeed isp-key` on the server's host",
+            )
         if (request.content_length or 0) > MAX_BODY_BYTES:
             raise json_error(413, f"admin requests carry at most {MAX_BODY_BYTES} bytes", "body")
         raw = await request.read()
@@ -111,9 +125,14 @@ def _guarded(handler: AdminHandler, fields: frozenset[str] = frozenset()) -> Cal
         admin.verifier.check(request.headers.getall("Authorization", []), request.method, request.raw_path, raw)
         wanted = request.query.get("store")
         if wanted is not None and wanted != admin.store:
-            raise json_error(409, f"this server's store is {admin.store}, not {wanted[:300]}: give --server "
-                                  "the URL of the `ispeed serve` that holds that store", "store")
+            raise json_error(
+                409,
+                f"this server's store is {admin.store}, not {wanted[:300]}: give --server "
+                "the URL of the `ispeed serve` that holds that store",
+                "store",
+            )
         return await handler(request, _body(raw, fields))
+
     return guarded
 
 
@@ -124,8 +143,10 @@ async def _in_store(request: web.Request, fn: Callable[[Store], Any]) -> Any:
 async def list_handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
     records = cast(list[KeyRecord], await _in_store(request, list_keys))
     now = utcnow()
-    return web.json_response({"store": request.app[ADMIN].store, "keys": [key_json(r, now) for r in records]},
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        {"store": request.app[ADMIN].store, "keys": [key_json(r, now) for r in records]},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def create_handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -137,8 +158,9 @@ async def create_handler(request: web.Request, body: dict[str, Any]) -> web.Stre
     note = _text(body, "note") or ""
     new = await _in_store(request, lambda s: create_key(s, provider, expires_at, note))
     log.info("admin API: created ISP key %s for %s", new.record.key_id, provider)
-    return web.json_response({"key": new.key, **key_json(new.record)}, status=201,
-                             headers={"Cache-Control": "no-store"})
+    return web.json_response(
+        {"key": new.key, **key_json(new.record)}, status=201, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def revoke_handler(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
@@ -156,8 +178,9 @@ async def revoke_handler(request: web.Request, body: dict[str, Any]) -> web.Stre
 
 
 async def not_found(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-    raise json_error(404, "no such admin endpoint: GET or POST /admin/v1/isp-keys, "
-                          "POST /admin/v1/isp-keys/{key_id}/revoke", "path")
+    raise json_error(
+        404, "no such admin endpoint: GET or POST /admin/v1/isp-keys, POST /admin/v1/isp-keys/{key_id}/revoke", "path"
+    )
 
 
 def add_routes(app: web.Application) -> None:

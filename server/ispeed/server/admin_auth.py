@@ -42,8 +42,9 @@ def signature(key: bytes, method: str, target: str, body: bytes, ts: int, nonce:
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
-def authorization(secret: bytes, method: str, target: str, body: bytes = b"", now: float | None = None,
-                  nonce: str | None = None) -> str:
+def authorization(
+    secret: bytes, method: str, target: str, body: bytes = b"", now: float | None = None, nonce: str | None = None
+) -> str:
     """The Authorization header value for one request."""
     ts = int(time.time() if now is None else now)
     nonce = nonce or secrets.token_hex(16)
@@ -69,16 +70,22 @@ def _params(values: Sequence[str]) -> tuple[int, str, str]:
     value = values[0].strip()
     scheme, _, rest = value.partition(" ")
     if len(value) > MAX_HEADER_CHARS or not value.isascii() or scheme.upper() != SCHEME:
-        raise _refuse(f"the admin API takes `Authorization: {SCHEME} ts=…,nonce=…,sig=…` signed with the "
-                      "server secret (as `ispeed isp-key` sends it)")
+        raise _refuse(
+            f"the admin API takes `Authorization: {SCHEME} ts=…,nonce=…,sig=…` signed with the "
+            "server secret (as `ispeed isp-key` sends it)"
+        )
     found: dict[str, str] = {}
     for part in rest.split(","):
         m = _PARAM.fullmatch(part.strip())
         if m is None or m.group(1) in found:
             raise _refuse(f"malformed {SCHEME} parameters: want ts=<unix seconds>,nonce=<32 hex>,sig=<64 hex>")
         found[m.group(1)] = m.group(2)
-    if set(found) != {"ts", "nonce", "sig"} or any(len(found[k]) != n for k, n in _LENGTHS.items()) \
-            or not found["ts"].isdigit() or len(found["ts"]) > 12:
+    if (
+        set(found) != {"ts", "nonce", "sig"}
+        or any(len(found[k]) != n for k, n in _LENGTHS.items())
+        or not found["ts"].isdigit()
+        or len(found["ts"]) > 12
+    ):
         raise _refuse(f"malformed {SCHEME} parameters: want ts=<unix seconds>,nonce=<32 hex>,sig=<64 hex>")
     return int(found["ts"]), found["nonce"], found["sig"]
 
@@ -90,18 +97,22 @@ class Verifier:
         self._key = signing_key(secret) if secret else b""
         self.max_skew_s = max_skew_s
         self.max_nonces = max_nonces
-        self._seen: dict[str, float] = {}   # nonce -> when it may be forgotten
+        self._seen: dict[str, float] = {}  # nonce -> when it may be forgotten
 
     def check(self, values: Sequence[str], method: str, target: str, body: bytes, now: float | None = None) -> None:
         """Return when the request is authentic; raise ValidationError (401, or 429 when flooded) otherwise."""
         now = time.time() if now is None else now
         ts, nonce, sig = _params(values)
         if abs(now - ts) > self.max_skew_s:
-            raise _refuse(f"the signature's time is {now - ts:+.0f} s away from the server's clock (at most "
-                          f"{self.max_skew_s:.0f} s): sign each request when sending it")
+            raise _refuse(
+                f"the signature's time is {now - ts:+.0f} s away from the server's clock (at most "
+                f"{self.max_skew_s:.0f} s): sign each request when sending it"
+            )
         if not self._key or not hmac.compare_digest(sig, signature(self._key, method, target, body, ts, nonce)):
-            raise _refuse("the signature does not match: sign with the secret this server runs with "
-                          "(--secret or ISPEED_SECRET of `ispeed serve`)")
+            raise _refuse(
+                "the signature does not match: sign with the secret this server runs with "
+                "(--secret or ISPEED_SECRET of `ispeed serve`)"
+            )
         if nonce in self._seen:
             raise _refuse("this signed request was already used: sign every request afresh")
         if len(self._seen) >= self.max_nonces:

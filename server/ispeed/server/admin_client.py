@@ -25,10 +25,16 @@ class AdminClient:
 
     def __init__(self, server: str, secret: str, store_url: str, timeout_s: float = TIMEOUT_S) -> None:
         parts = urllib.parse.urlsplit(server.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-                or parts.query or parts.fragment:
-            raise ConfigError("--server", server, "use the base URL of the local `ispeed serve`, e.g. "
-                                                  f"{DEFAULT_SERVER}")
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                "--server", server, f"use the base URL of the local `ispeed serve`, e.g. {DEFAULT_SERVER}"
+            )
         self.server = f"{parts.scheme}://{parts.netloc}"
         self._secret = secret.encode()
         self.store = store_label(store_url)
@@ -45,12 +51,16 @@ class AdminClient:
         return keys
 
     def revoke(self, key_id: str, reason: str) -> dict[str, Any]:
-        return self._call("POST", f"/admin/v1/isp-keys/{urllib.parse.quote(key_id, safe='')}/revoke",
-                          {"reason": reason})
+        return self._call(
+            "POST", f"/admin/v1/isp-keys/{urllib.parse.quote(key_id, safe='')}/revoke", {"reason": reason}
+        )
 
     def _not_ispeed(self, why: str) -> ConfigError:
-        return ConfigError("--server", self.server, f"{why}: is it an `ispeed serve` of this version? Give "
-                                                    "the URL of the server that holds the store")
+        return ConfigError(
+            "--server",
+            self.server,
+            f"{why}: is it an `ispeed serve` of this version? Give the URL of the server that holds the store",
+        )
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         target = f"{path}?{urllib.parse.urlencode({'store': self.store})}"
@@ -58,8 +68,9 @@ class AdminClient:
         headers = {"Authorization": authorization(self._secret, method, target, body), "Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.server + target, data=body if payload is not None else None,
-                                     headers=headers, method=method)
+        req = urllib.request.Request(
+            self.server + target, data=body if payload is not None else None, headers=headers, method=method
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 text = resp.read()
@@ -67,9 +78,13 @@ class AdminClient:
             raise self._refused(exc) from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ConfigError("--server", self.server, f"no ispeed server answers there ({reason}): give the URL "
-                                                       "of the `ispeed serve` that holds the store, or stop it "
-                                                       "and run the command again") from exc
+            raise ConfigError(
+                "--server",
+                self.server,
+                f"no ispeed server answers there ({reason}): give the URL "
+                "of the `ispeed serve` that holds the store, or stop it "
+                "and run the command again",
+            ) from exc
         try:
             answer = json.loads(text)
         except ValueError as exc:
@@ -87,10 +102,14 @@ class AdminClient:
         if not reason:
             return self._not_ispeed(f"it answers {exc.code} without an ispeed error")
         if exc.code == 401:
-            return ConfigError("--secret", "***", f"the server at {self.server} refused the signature ({reason}); "
-                                                  "give the secret that `ispeed serve` runs with (--secret or "
-                                                  "ISPEED_SECRET; a server started without one made up its own: "
-                                                  "stop it to manage keys, and start it with a secret)")
+            return ConfigError(
+                "--secret",
+                "***",
+                f"the server at {self.server} refused the signature ({reason}); "
+                "give the secret that `ispeed serve` runs with (--secret or "
+                "ISPEED_SECRET; a server started without one made up its own: "
+                "stop it to manage keys, and start it with a secret)",
+            )
         if exc.code in (403, 409) or (exc.code == 404 and field != "key_id"):
             return ConfigError("--server", self.server, reason)
         if exc.code >= 500 or exc.code == 429:

@@ -13,14 +13,32 @@ from aiohttp import web
 from ispeed.core import redact
 from ispeed.core.store import Store, open_store
 from ispeed.server import (
-    admin_api, devices, fleet, isp_portal, measure, ndt7, results, site_serving, tests_api, webpage,
+    admin_api,
+    devices,
+    fleet,
+    isp_portal,
+    measure,
+    ndt7,
+    results,
+    site_serving,
+    tests_api,
+    webpage,
 )
 from ispeed.server.attribution import Attribution, GeoAttribution
 from ispeed.server.config import ServerConfig
 from ispeed.server.errors import error_middleware
 from ispeed.server.ingest import Ingestor
 from ispeed.server.keys import (
-    ATTRIBUTION, CONFIG, INGEST, METRICS, NDT7_RUNNING, PAYLOAD, REGISTRY, RESULT_RATE, STATUS, TEST_RATE,
+    ATTRIBUTION,
+    CONFIG,
+    INGEST,
+    METRICS,
+    NDT7_RUNNING,
+    PAYLOAD,
+    REGISTRY,
+    RESULT_RATE,
+    STATUS,
+    TEST_RATE,
     ServerStatus,
 )
 from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
@@ -31,24 +49,30 @@ from ispeed.server.spool import Spool
 
 log = logging.getLogger("ispeed.server")
 
-READ_BUFSIZE = 1 << 20   # 64 KiB default limits several streams in one process (DESIGN.md)
+READ_BUFSIZE = 1 << 20  # 64 KiB default limits several streams in one process (docs/architecture.md)
+
 
 async def servers(request: web.Request) -> web.Response:
     """This server, and the fleet clients choose from (`servers`: the --fleet file, else it and its peers)."""
     cfg = request.app[CONFIG]
     registry = request.app[REGISTRY]
     url = f"{request.scheme}://{request.host}"
-    return web.json_response({
-        "server_id": cfg.server_id,
-        "province_code": cfg.province_code,
-        "url": url,
-        "servers": fleet.listed(cfg.fleet, fleet.FleetServer(cfg.server_id, url, cfg.province_code))
-                   + [{"url": p} for p in cfg.peers],
-        "capacity": {"max_running_tests": cfg.max_running_tests, "max_streams": cfg.max_streams,
-                     "max_duration_s": cfg.max_duration_s},
-        "running_tests": registry.running(),
-        "peers": list(cfg.peers),
-    })
+    return web.json_response(
+        {
+            "server_id": cfg.server_id,
+            "province_code": cfg.province_code,
+            "url": url,
+            "servers": fleet.listed(cfg.fleet, fleet.FleetServer(cfg.server_id, url, cfg.province_code))
+            + [{"url": p} for p in cfg.peers],
+            "capacity": {
+                "max_running_tests": cfg.max_running_tests,
+                "max_streams": cfg.max_streams,
+                "max_duration_s": cfg.max_duration_s,
+            },
+            "running_tests": registry.running(),
+            "peers": list(cfg.peers),
+        }
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -59,8 +83,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "server_id": request.app[CONFIG].server_id})
 
 
-def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = None,
-             attribution: Attribution | None = None, publish_job: site_serving.PublishJob | None = None) -> web.Application:
+def make_app(
+    config: ServerConfig,
+    store_opener: Callable[[], Store] | None = None,
+    attribution: Attribution | None = None,
+    publish_job: site_serving.PublishJob | None = None,
+) -> web.Application:
     """Build the application; the store opens (on the store thread) when the app starts."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[CONFIG] = config
@@ -68,17 +96,18 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app[STATUS] = ServerStatus()
     app[NDT7_RUNNING] = RunningCount()
     app[TEST_RATE] = RateLimiter(config.tests_per_min_per_network, max(1.0, config.tests_per_min_per_network / 2))
-    app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network,
-                                   max(1.0, config.results_per_min_per_network / 2))
+    app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network, max(1.0, config.results_per_min_per_network / 2))
     app[METRICS] = m = Metrics()
     app[PAYLOAD] = measure.make_payload()
-    app[ATTRIBUTION] = attr = attribution or GeoAttribution(config.asn_db, config.city_db, config.connection_db,
-                                                                        config.network_prefixes)
+    app[ATTRIBUTION] = attr = attribution or GeoAttribution(
+        config.asn_db, config.city_db, config.connection_db, config.network_prefixes
+    )
     opener = store_opener or (lambda: open_store(config.store_url))
     spool = Spool(config.spool_dir, config.spool_max_bytes) if config.spool_dir else None
-    quarantine = Quarantine(config.quarantine_dir) if config.quarantine_dir else None   # else next to the spool
-    app[INGEST] = ingest = Ingestor(opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s,
-                                    quarantine=quarantine)
+    quarantine = Quarantine(config.quarantine_dir) if config.quarantine_dir else None  # else next to the spool
+    app[INGEST] = ingest = Ingestor(
+        opener, m, spool, config.ingest_batch_rows, config.ingest_batch_wait_s, quarantine=quarantine
+    )
     m.gauges["tests_running"] = lambda: app[REGISTRY].running()
     m.gauges["tests_finished"] = lambda: app[REGISTRY].finished
     m.gauges["tests_abandoned"] = lambda: app[REGISTRY].abandoned
@@ -88,8 +117,10 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
         if warm_up:
             await asyncio.get_running_loop().run_in_executor(None, warm_up)
         await ingest.start()
-        background = [asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper"),
-                      asyncio.create_task(sample_downloads(app[REGISTRY]), name="ispeed-download-sampler")]
+        background = [
+            asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper"),
+            asyncio.create_task(sample_downloads(app[REGISTRY]), name="ispeed-download-sampler"),
+        ]
         yield
         for task in background:
             task.cancel()
@@ -109,23 +140,31 @@ def make_app(config: ServerConfig, store_opener: Callable[[], Store] | None = No
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
     app.router.add_post("/api/v1/results", results.submit_result)
-    devices.add_routes(app, is_cellular=attr.is_cellular)   # POST /api/v1/devices (spec/identity.md)
+    devices.add_routes(app, is_cellular=attr.is_cellular)  # POST /api/v1/devices (spec/identity.md)
     ndt7.add_routes(app)
     webpage.add_routes(app)
     isp_portal.add_routes(app)
-    admin_api.add_routes(app)   # local, signed ISP-key management (`ispeed isp-key` on a held store)
+    admin_api.add_routes(app)  # local, signed ISP-key management (`ispeed isp-key` on a held store)
     if config.site_dir:
-        site_serving.add_routes(app, config, publish_job)   # the published site under /site/, nightly publish job
+        site_serving.add_routes(app, config, publish_job)  # the published site under /site/, nightly publish job
     return app
 
 
 @contextlib.asynccontextmanager
-async def running(config: ServerConfig, app: web.Application | None = None) -> AsyncIterator[tuple[str, web.Application]]:
+async def running(
+    config: ServerConfig, app: web.Application | None = None
+) -> AsyncIterator[tuple[str, web.Application]]:
     """Start the app on config.host:config.port (0 = a free port); yields (base URL, app)."""
     app = app or make_app(config)
-    redact.install_on_peer_loggers()   # aiohttp logs the peer's address on request errors
-    runner = web.AppRunner(app, read_bufsize=READ_BUFSIZE, access_log=None, shutdown_timeout=5.0,
-                           handle_signals=False, keepalive_timeout=config.keepalive_timeout_s)
+    redact.install_on_peer_loggers()  # aiohttp logs the peer's address on request errors
+    runner = web.AppRunner(
+        app,
+        read_bufsize=READ_BUFSIZE,
+        access_log=None,
+        shutdown_timeout=5.0,
+        handle_signals=False,
+        keepalive_timeout=config.keepalive_timeout_s,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
@@ -141,8 +180,12 @@ async def running(config: ServerConfig, app: web.Application | None = None) -> A
         await runner.cleanup()
 
 
-async def serve(config: ServerConfig, ready: Callable[[str], None] | None = None,
-                stop: asyncio.Event | None = None, publish_job: site_serving.PublishJob | None = None) -> None:
+async def serve(
+    config: ServerConfig,
+    ready: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+    publish_job: site_serving.PublishJob | None = None,
+) -> None:
     """Run until `stop` is set; SIGTERM/SIGINT handlers of the caller set it."""
     async with running(config, make_app(config, publish_job=publish_job)) as (url, app):
         log.info("listening on %s", url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -22,11 +23,19 @@ from ispeed.core.store import Store
 
 log = logging.getLogger("ispeed.server.audit")
 
-AUDIT_TYPES = {"at": "DateTime('UTC')", "key_id": "String", "provider": "String", "method": "String",
-               "path": "String", "client_network": "String", "outcome": "String", "status": "UInt16",
-               "requests": "UInt32"}
+AUDIT_TYPES = {
+    "at": "DateTime('UTC')",
+    "key_id": "String",
+    "provider": "String",
+    "method": "String",
+    "path": "String",
+    "client_network": "String",
+    "outcome": "String",
+    "status": "UInt16",
+    "requests": "UInt32",
+}
 MAX_PATH_CHARS = 512
-OVERFLOW_NETWORK = "*"   # the tally's networks past `max_networks` in one minute, counted together
+OVERFLOW_NETWORK = "*"  # the tally's networks past `max_networks` in one minute, counted together
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,7 @@ class AuditEntry:
     client_network: str
     outcome: str
     status: int
-    requests: int = 1   # >1: refused requests of one network in the minute starting at `at`
+    requests: int = 1  # >1: refused requests of one network in the minute starting at `at`
 
 
 def write_entries(store: Store, entries: list[AuditEntry]) -> None:
@@ -59,23 +68,41 @@ def read_entries(store: Store, since: dt.datetime | None = None) -> list[AuditEn
     rows = store.query(
         "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status, requests"
         " FROM {db}.isp_audit WHERE at >= {since} ORDER BY at, key_id",
-        {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.timezone.utc)})
-    return [AuditEntry(dt.datetime.fromtimestamp(int(r[0]), dt.timezone.utc), str(r[1]), str(r[2]), str(r[3]),
-                       str(r[4]), str(r[5]), str(r[6]), int(r[7]), int(r[8])) for r in rows]
+        {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.UTC)},
+    )
+    return [
+        AuditEntry(
+            dt.datetime.fromtimestamp(int(r[0]), dt.UTC),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            str(r[6]),
+            int(r[7]),
+            int(r[8]),
+        )
+        for r in rows
+    ]
 
 
 def last_used(store: Store) -> dict[str, dt.datetime]:
     """Each key's newest allowed request."""
-    rows = store.query("SELECT key_id, max(toUnixTimestamp(at)) FROM {db}.isp_audit"
-                       " WHERE outcome = 'allowed' GROUP BY key_id")
-    return {kid: dt.datetime.fromtimestamp(int(at), dt.timezone.utc) for kid, at in rows}
+    rows = store.query(
+        "SELECT key_id, max(toUnixTimestamp(at)) FROM {db}.isp_audit WHERE outcome = 'allowed' GROUP BY key_id"
+    )
+    return {kid: dt.datetime.fromtimestamp(int(at), dt.UTC) for kid, at in rows}
 
 
 class AuditLog:
     """Batches audit rows into the store through `run_in_store` (the server's store thread)."""
 
-    def __init__(self, run_in_store: Callable[[Callable[[Store], object]], Awaitable[object]],
-                 batch_wait_s: float = 0.02, max_batch: int = 2_000) -> None:
+    def __init__(
+        self,
+        run_in_store: Callable[[Callable[[Store], object]], Awaitable[object]],
+        batch_wait_s: float = 0.02,
+        max_batch: int = 2_000,
+    ) -> None:
         self._run_in_store = run_in_store
         self._wait_s = batch_wait_s
         self._max_batch = max_batch
@@ -86,9 +113,18 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> bool:
         """True once the row is stored; False when the store refused it (it is in the log)."""
-        log.info("%s %s %s key=%s provider=%s net=%s -> %s %d x%d", entry.at.isoformat(), entry.method,
-                 entry.path[:MAX_PATH_CHARS], entry.key_id or "-", entry.provider or "-",
-                 entry.client_network or "-", entry.outcome, entry.status, entry.requests)
+        log.info(
+            "%s %s %s key=%s provider=%s net=%s -> %s %d x%d",
+            entry.at.isoformat(),
+            entry.method,
+            entry.path[:MAX_PATH_CHARS],
+            entry.key_id or "-",
+            entry.provider or "-",
+            entry.client_network or "-",
+            entry.outcome,
+            entry.status,
+            entry.requests,
+        )
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, fut))
         if self._flusher is None or self._flusher.done():
@@ -98,10 +134,10 @@ class AuditLog:
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._wait_s)
         while self._pending:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch:]
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             entries = [e for e, _ in batch]
             try:
-                await self._run_in_store(lambda store: write_entries(store, entries))
+                await self._run_in_store(functools.partial(write_entries, entries=entries))
                 ok = True
                 self.written += len(entries)
             except Exception as exc:  # noqa: BLE001 - reported here and by each request's answer
@@ -124,7 +160,7 @@ class RefusalTally:
     def __init__(self, audit: AuditLog, max_networks: int = 10_000) -> None:
         self._audit = audit
         self.max_networks = max_networks
-        self._open: dict[tuple[int, str], tuple[AuditEntry, list[int]]] = {}   # (minute, network) -> first, [count]
+        self._open: dict[tuple[int, str], tuple[AuditEntry, list[int]]] = {}  # (minute, network) -> first, [count]
 
     def add(self, at: dt.datetime, network: str, method: str, path: str, outcome: str, status: int) -> None:
         """Count one refused request (no I/O: a flood costs a dictionary update per request)."""
@@ -133,8 +169,16 @@ class RefusalTally:
             network = OVERFLOW_NETWORK
         found = self._open.get((minute, network))
         if found is None:
-            first = AuditEntry(dt.datetime.fromtimestamp(minute, dt.timezone.utc), "", "", method,
-                               path[:MAX_PATH_CHARS], network, outcome, status)
+            first = AuditEntry(
+                dt.datetime.fromtimestamp(minute, dt.UTC),
+                "",
+                "",
+                method,
+                path[:MAX_PATH_CHARS],
+                network,
+                outcome,
+                status,
+            )
             self._open[(minute, network)] = (first, [1])
         else:
             found[1][0] += 1
@@ -148,7 +192,7 @@ class RefusalTally:
         cutoff = None if now is None else int(now.timestamp()) // 60 * 60
         done = [k for k in self._open if cutoff is None or k[0] < cutoff]
         rows = [replace(first, requests=count[0]) for first, count in (self._open.pop(k) for k in done)]
-        await asyncio.gather(*(self._audit.record(row) for row in rows))   # one batch, not one write each
+        await asyncio.gather(*(self._audit.record(row) for row in rows))  # one batch, not one write each
         return len(rows)
 
     async def run(self, every_s: float = 5.0) -> None:
@@ -156,6 +200,6 @@ class RefusalTally:
         while True:
             await asyncio.sleep(every_s)
             try:
-                await self.flush(dt.datetime.now(dt.timezone.utc))
-            except Exception:  # noqa: BLE001 - keep counting; the rows' fate is logged by AuditLog
+                await self.flush(dt.datetime.now(dt.UTC))
+            except Exception:
                 log.exception("could not write the counted ISP portal refusals; retrying at the next flush")

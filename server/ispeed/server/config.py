@@ -20,28 +20,28 @@ class ServerConfig:
     max_streams: int = 16
     max_duration_s: float = 30.0
     default_duration_s: float = 10.0
-    max_request_bytes: int = 8 << 30       # one download response / upload body
-    max_bytes_per_test: int = 200 << 30    # all streams, both directions
-    token_ttl_s: float = 600.0             # a result may be submitted until then
+    max_request_bytes: int = 8 << 30  # one download response / upload body
+    max_bytes_per_test: int = 200 << 30  # all streams, both directions
+    token_ttl_s: float = 600.0  # a result may be submitted until then
     max_running_tests: int = 64
-    max_tests_per_network: int = 32         # concurrent tests from one /24 or /48
+    max_tests_per_network: int = 32  # concurrent tests from one /24 or /48
     tests_per_min_per_network: float = 120  # new tests per minute from one network (burst: half)
     results_per_min_per_network: float = 240
-    keepalive_timeout_s: float = 15.0       # idle or trickling (slowloris) connections close after this
-    shutdown_grace_s: float = 30.0          # on SIGTERM: running tests may finish within this
+    keepalive_timeout_s: float = 15.0  # idle or trickling (slowloris) connections close after this
+    shutdown_grace_s: float = 30.0  # on SIGTERM: running tests may finish within this
     # ingest
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05
     max_result_body_bytes: int = 16 << 10
-    body_timeout_s: float = 10.0           # a JSON body must arrive whole within this, else 408
-    spool_dir: str = ""                    # "" = no spool (results refused while the store is down)
+    body_timeout_s: float = 10.0  # a JSON body must arrive whole within this, else 408
+    spool_dir: str = ""  # "" = no spool (results refused while the store is down)
     spool_max_bytes: int = 1 << 30
-    quarantine_dir: str = ""               # results the store refused; "" = the spool dir (none without a spool)
+    quarantine_dir: str = ""  # results the store refused; "" = the spool dir (none without a spool)
     # optional geo databases (paths)
     asn_db: str = ""
     city_db: str = ""
-    connection_db: str = ""       # MaxMind GeoIP2-Connection-Type (IP -> Cellular, Cable/DSL, …)
-    network_prefixes: str = ""    # operator's CSV prefix,network (fixed/mobile); wins over connection_db
+    connection_db: str = ""  # MaxMind GeoIP2-Connection-Type (IP -> Cellular, Cable/DSL, …)
+    network_prefixes: str = ""  # operator's CSV prefix,network (fixed/mobile); wins over connection_db
     peers: tuple[str, ...] = ()
     # scale-out: the fleet listed by /api/v1/servers (--fleet), proxies whose X-Forwarded-For is believed
     fleet: tuple[FleetServer, ...] = ()
@@ -52,4 +52,4 @@ class ServerConfig:
     # device identities (spec/identity.md): new signed ids per client network (/24, /48) and Vietnam-local day
     device_ids_per_network: int = 16
     device_ids_per_cellular_network: int = 1024
-    device_id_previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)   # ids renewed while rotating
+    device_id_previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)  # ids renewed while rotating

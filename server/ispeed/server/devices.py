@@ -35,9 +35,9 @@ from ispeed.server.validate import Field, check, read_json
 log = logging.getLogger("ispeed.server.devices")
 
 VERSION = "d1"
-ID_MAC_PREFIX = b"ispeed device id v1\n"   # domain separation from tokens, receipts and hashes
+ID_MAC_PREFIX = b"ispeed device id v1\n"  # domain separation from tokens, receipts and hashes
 RANDOM_BYTES = 16
-MAX_ID_CHARS = 128                         # what results.py accepts as device_id
+MAX_ID_CHARS = 128  # what results.py accepts as device_id
 _ID = re.compile(r"d1\.([A-Za-z0-9_-]{22})\.([0-9]{8})\.([A-Za-z0-9_-]{43})")
 BODY_FIELDS = {"device_id": Field(str, max_len=1024)}
 MAX_BODY_BYTES = 4096
@@ -66,7 +66,7 @@ def _parts(text: object) -> tuple[str, str] | None:
     """(payload, mac) of a well-formed id; None for anything else (wrong type, length, characters)."""
     if not isinstance(text, str) or len(text) > MAX_ID_CHARS:
         return None
-    m = _ID.fullmatch(text)   # ASCII-only character classes: no Unicode digit or letter passes
+    m = _ID.fullmatch(text)  # ASCII-only character classes: no Unicode digit or letter passes
     if m is None:
         return None
     return text[: m.start(3) - 1], m.group(3)
@@ -137,18 +137,25 @@ class Grant:
 
     status: str
     device_id: str = ""
-    issued_at: float | None = None   # UTC epoch seconds, for a newly issued id
+    issued_at: float | None = None  # UTC epoch seconds, for a newly issued id
     cellular: bool = False
     allowance: int = 0
-    retry_after_s: float = 0.0       # refused: until the next Vietnam-local day
+    retry_after_s: float = 0.0  # refused: until the next Vietnam-local day
 
 
 class Issuer:
     """Issues signed ids, at most an allowance per client network and Vietnam-local day."""
 
-    def __init__(self, secret: bytes, per_network: int, per_cellular_network: int,
-                 is_cellular: Callable[[str], bool] = never_cellular, clock: Callable[[], float] = time.time,
-                 previous_secrets: Sequence[bytes] = (), max_networks: int = 200_000) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        per_network: int,
+        per_cellular_network: int,
+        is_cellular: Callable[[str], bool] = never_cellular,
+        clock: Callable[[], float] = time.time,
+        previous_secrets: Sequence[bytes] = (),
+        max_networks: int = 200_000,
+    ) -> None:
         self.secret = secret
         self.per_network = per_network
         self.per_cellular_network = per_cellular_network
@@ -157,7 +164,7 @@ class Issuer:
         self.previous_secrets = tuple(s for s in previous_secrets if s)
         self.max_networks = max_networks
         self._day: dt.date | None = None
-        self._issued: dict[str, int] = {}   # network -> ids issued today (one day kept: bounded)
+        self._issued: dict[str, int] = {}  # network -> ids issued today (one day kept: bounded)
         self._full_logged = False
 
     def today(self) -> tuple[dt.date, float]:
@@ -193,9 +200,11 @@ class Issuer:
         if count is None and len(self._issued) >= self.max_networks:
             if not self._full_logged:
                 self._full_logged = True
-                log.warning("device id counters full (%d networks today): refusing new networks until tomorrow",
-                            self.max_networks)
-            count = allowance    # fail closed: a refused client counts under its IP, an attacker gains nothing
+                log.warning(
+                    "device id counters full (%d networks today): refusing new networks until tomorrow",
+                    self.max_networks,
+                )
+            count = allowance  # fail closed: a refused client counts under its IP, an attacker gains nothing
         if (count or 0) >= allowance:
             return Grant("refused", cellular=cellular, allowance=allowance, retry_after_s=left_s)
         self._issued[network] = (count or 0) + 1
@@ -204,7 +213,7 @@ class Issuer:
     def _cellular(self, ip: str) -> bool:
         try:
             return bool(self.is_cellular(ip))
-        except Exception:  # noqa: BLE001 - a failing lookup must not turn into a 500 for the client
+        except Exception:
             log.exception("connection-type lookup failed for a client address; using the fixed allowance")
             return False
 
@@ -216,7 +225,7 @@ async def issue_device_id(request: web.Request) -> web.Response:
     """POST /api/v1/devices: 201 with a new signed id, 200 for one already held, 429 over the allowance."""
     metrics = request.app[METRICS]
     body: object = {}
-    if request.body_exists and request.content_length != 0:   # fetch() without a body sends length 0
+    if request.body_exists and request.content_length != 0:  # fetch() without a body sends length 0
         body = await read_json(request, MAX_BODY_BYTES)
     presented = check(body, BODY_FIELDS)["device_id"]
     grant = request.app[ISSUER].request(client_ip(request), presented)
@@ -224,21 +233,34 @@ async def issue_device_id(request: web.Request) -> web.Response:
         metrics.inc("device_ids_refused_total")
         kind = "carrier (cellular) network" if grant.cellular else "network"
         raise json_error(
-            429, f"your {kind} has been issued its {grant.allowance} new device ids for today (Vietnam time); "
-                 "tests still count, under your IP address, until an id can be issued tomorrow",
-            retry_after_s=round(grant.retry_after_s, 1), allowance=grant.allowance)
+            429,
+            f"your {kind} has been issued its {grant.allowance} new device ids for today (Vietnam time); "
+            "tests still count, under your IP address, until an id can be issued tomorrow",
+            retry_after_s=round(grant.retry_after_s, 1),
+            allowance=grant.allowance,
+        )
     metrics.inc(f"device_ids_{grant.status}_total")
-    answer: dict[str, object] = {"device_id": grant.device_id, "status": grant.status,
-                                 "issued_on": str(issue_day(grant.device_id))}
+    answer: dict[str, object] = {
+        "device_id": grant.device_id,
+        "status": grant.status,
+        "issued_on": str(issue_day(grant.device_id)),
+    }
     if grant.issued_at is not None:
         answer["issued_at"] = isoformat_utc(grant.issued_at)
     return web.json_response(answer, status=201 if grant.status == "issued" else 200)
 
 
-def add_routes(app: web.Application, is_cellular: Callable[[str], bool] | None = None,
-               clock: Callable[[], float] = time.time) -> None:
+def add_routes(
+    app: web.Application, is_cellular: Callable[[str], bool] | None = None, clock: Callable[[], float] = time.time
+) -> None:
     """POST /api/v1/devices, with the issuer built from the app's config."""
     cfg = app[CONFIG]
-    app[ISSUER] = Issuer(cfg.secret, cfg.device_ids_per_network, cfg.device_ids_per_cellular_network,
-                         is_cellular or never_cellular, clock, cfg.device_id_previous_secrets)
+    app[ISSUER] = Issuer(
+        cfg.secret,
+        cfg.device_ids_per_network,
+        cfg.device_ids_per_cellular_network,
+        is_cellular or never_cellular,
+        clock,
+        cfg.device_id_previous_secrets,
+    )
     app.router.add_post("/api/v1/devices", issue_device_id)

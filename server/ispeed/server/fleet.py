@@ -37,8 +37,12 @@ class FleetServer:
     capacity_gbps: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"server_id": self.server_id, "url": self.url, "province_code": self.province_code,
-                "capacity_gbps": self.capacity_gbps}
+        return {
+            "server_id": self.server_id,
+            "url": self.url,
+            "province_code": self.province_code,
+            "capacity_gbps": self.capacity_gbps,
+        }
 
 
 def load_fleet(path: str | Path, flag: str = "--fleet") -> tuple[FleetServer, ...]:

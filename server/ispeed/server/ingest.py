@@ -36,14 +36,14 @@ Outcome = Literal["stored", "duplicate", "spooled"]
 T = TypeVar("T")
 _Pending = tuple[Measurement, "asyncio.Future[Outcome]"]
 Refused = list[tuple[Measurement, str]]
-REPLAY_WARN_EVERY_S = 60.0   # a replay that keeps failing is logged at WARNING this often
-STORE_FAILING_AFTER = 8      # rows refused by the store itself, none taken: the store is failing, not the rows
+REPLAY_WARN_EVERY_S = 60.0  # a replay that keeps failing is logged at WARNING this often
+STORE_FAILING_AFTER = 8  # rows refused by the store itself, none taken: the store is failing, not the rows
 
 
 @dataclass
 class _Tally:
-    taken: int = 0            # rows the store took (stored or duplicate)
-    store_refusals: int = 0   # single rows the store itself answered with an error (StoreError)
+    taken: int = 0  # rows the store took (stored or duplicate)
+    store_refusals: int = 0  # single rows the store itself answered with an error (StoreError)
 
 
 class ResultRefused(ValidationError):
@@ -51,17 +51,29 @@ class ResultRefused(ValidationError):
 
     def __init__(self, test_id: str, reason: str, kept: bool) -> None:
         where = "kept in quarantine for the operator" if kept else "not kept"
-        kind = reason.split(":", 1)[0]   # the kind only: the full reason names the store, for the operator
-        super().__init__("body", f"the result store refused result {test_id} ({kind}); it is {where}: "
-                                 "sending it again will not help", 422)
+        kind = reason.split(":", 1)[0]  # the kind only: the full reason names the store, for the operator
+        super().__init__(
+            "body",
+            f"the result store refused result {test_id} ({kind}); it is {where}: sending it again will not help",
+            422,
+        )
 
 
 class Ingestor:
     """Batches measurements into the store, spooling them while the store is away."""
 
-    def __init__(self, open_store: Callable[[], Store], metrics: Metrics, spool: Spool | None = None,
-                 batch_rows: int = 500, batch_wait_s: float = 0.05, max_queue: int = 20_000,
-                 retry_s: float = 2.0, replay_rows: int = 5_000, quarantine: Quarantine | None = None) -> None:
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        metrics: Metrics,
+        spool: Spool | None = None,
+        batch_rows: int = 500,
+        batch_wait_s: float = 0.05,
+        max_queue: int = 20_000,
+        retry_s: float = 2.0,
+        replay_rows: int = 5_000,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self._open_store = open_store
         self._metrics = metrics
         self.spool = spool
@@ -86,7 +98,7 @@ class Ingestor:
         if self.quarantine is not None:
             q = self.quarantine
             metrics.gauges["results_quarantined_on_disk"] = lambda: float(q.entries())
-        metrics.counters["results_quarantined_total"] += 0   # shown from the start
+        metrics.counters["results_quarantined_total"] += 0  # shown from the start
 
     @property
     def queue_length(self) -> int:
@@ -112,15 +124,17 @@ class Ingestor:
         except StoreUnavailable as exc:
             if self.spool is None:
                 raise
-            if not quiet:   # the replay loop reports its own failures, without flooding
+            if not quiet:  # the replay loop reports its own failures, without flooding
                 log.warning("store unavailable (%s); results go to the spool until it is back", exc)
             return exc
         return None
 
     async def start(self) -> None:
         await self._try_open()
-        self._tasks = [asyncio.create_task(self._drain(), name="ispeed-ingest"),
-                       asyncio.create_task(self._replay_loop(), name="ispeed-replay")]
+        self._tasks = [
+            asyncio.create_task(self._drain(), name="ispeed-ingest"),
+            asyncio.create_task(self._replay_loop(), name="ispeed-replay"),
+        ]
 
     async def submit(self, row: Measurement) -> Outcome:
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -147,7 +161,7 @@ class Ingestor:
                     break
                 try:
                     item = await asyncio.wait_for(self._queue.get(), timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     break
                 if item is None:
                     stopping = True
@@ -176,7 +190,7 @@ class Ingestor:
                 outcomes.append("stored" if fresh else "duplicate")
             self._metrics.inc("results_stored_total", outcomes.count("stored"))
             self._metrics.inc("results_duplicate_total", outcomes.count("duplicate"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of the write: spooled, or answered as failed
             if self.spool is None:
                 self._fail(batch, exc)
                 return
@@ -184,14 +198,14 @@ class Ingestor:
                 log.warning("store insert of %d results failed (%s); spooling them", len(rows), exc)
             try:
                 await asyncio.get_running_loop().run_in_executor(self._spool_executor, self.spool.append, rows)
-            except Exception as spool_exc:  # spool full or disk error: the client must retry
+            except Exception as spool_exc:  # noqa: BLE001 - spool full or disk error: the client must retry
                 log.error("could not spool %d results: %s", len(rows), spool_exc)
                 self._fail(batch, spool_exc)
                 return
             outcomes = ["spooled"] * len(rows)
             self._metrics.inc("results_spooled_total", len(rows))
             self._wake_replay.set()
-        for (_, fut), outcome in zip(batch, outcomes):
+        for (_, fut), outcome in zip(batch, outcomes, strict=True):
             if fut.done():
                 continue
             if isinstance(outcome, ResultRefused):
@@ -201,7 +215,7 @@ class Ingestor:
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         self._metrics.inc("ingest_failed_total", len(batch))
-        if not isinstance(exc, IspeedError):   # an unforeseen error answers 503, never 500
+        if not isinstance(exc, IspeedError):  # an unforeseen error answers 503, never 500
             wrapped = StoreError(f"the result could not be stored ({exc.__class__.__name__}: {exc})")
             wrapped.__cause__ = exc
             exc = wrapped
@@ -223,8 +237,9 @@ class Ingestor:
         tally = _Tally()
         new_ids, refused = self._bisect(store, rows, tally)
         if refused and tally.taken == 0 and tally.store_refusals == len(refused):
-            raise StoreUnavailable(f"the store refused all {len(refused)} rows of a batch "
-                                   f"({refused[0][1]}): handled as a store failure")
+            raise StoreUnavailable(
+                f"the store refused all {len(refused)} rows of a batch ({refused[0][1]}): handled as a store failure"
+            )
         return new_ids, refused
 
     def _bisect(self, store: Store, rows: list[Measurement], tally: _Tally) -> tuple[set[str], Refused]:
@@ -234,13 +249,15 @@ class Ingestor:
             return set(report.new_ids), []
         except StoreUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - refused: find which rows, store the others
+        except Exception as exc:
             if len(rows) == 1:
                 if isinstance(exc, StoreError):
                     tally.store_refusals += 1
                     if tally.taken == 0 and tally.store_refusals >= STORE_FAILING_AFTER:
-                        raise StoreUnavailable(f"the store refused {tally.store_refusals} rows in a row and "
-                                               f"took none ({exc}): handled as a store failure") from exc
+                        raise StoreUnavailable(
+                            f"the store refused {tally.store_refusals} rows in a row and "
+                            f"took none ({exc}): handled as a store failure"
+                        ) from exc
                 return set(), [(rows[0], f"{exc.__class__.__name__}: {exc}"[:500])]
         half = len(rows) // 2
         ids_a, refused_a = self._bisect(store, rows[:half], tally)
@@ -261,8 +278,12 @@ class Ingestor:
         for row, reason in refused:
             log.warning("result %s refused by the store (%s); moved to the quarantine %s", row.test_id, reason, where)
         for line in unreadable:
-            log.warning("spooled line at byte %d cannot be read (%s); moved to the quarantine %s",
-                        line.offset, line.problem, where)
+            log.warning(
+                "spooled line at byte %d cannot be read (%s); moved to the quarantine %s",
+                line.offset,
+                line.problem,
+                where,
+            )
         if q is None:
             return False
         try:
@@ -290,7 +311,7 @@ class Ingestor:
         while self.spool.pending_bytes() > 0:
             lines, end = await self._in_thread(self.spool.read_batch, self._replay_rows)
             if not lines:
-                break   # only a torn tail: never acknowledged, cut at the next start
+                break  # only a torn tail: never acknowledged, cut at the next start
             rows = [line.row for line in lines if line.row is not None]
             refused: Refused = []
             if rows:
@@ -310,7 +331,7 @@ class Ingestor:
         while True:
             try:
                 await asyncio.wait_for(self._wake_replay.wait(), self._retry_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake_replay.clear()
             if self.spool is None or (self.spool.pending_bytes() == 0 and self._store is not None):
@@ -322,8 +343,14 @@ class Ingestor:
                 self._metrics.inc("replay_failed_total")
                 if loop.time() - warned_at >= REPLAY_WARN_EVERY_S:
                     warned_at = loop.time()
-                    log.warning("spool replay failed (%d time(s) in a row; %d bytes wait in %s); retrying every "
-                                "%g s: %s", failures, self.spool.pending_bytes(), self.spool.dir, self._retry_s, exc)
+                    log.warning(
+                        "spool replay failed (%d time(s) in a row; %d bytes wait in %s); retrying every %g s: %s",
+                        failures,
+                        self.spool.pending_bytes(),
+                        self.spool.dir,
+                        self._retry_s,
+                        exc,
+                    )
                 else:
                     log.debug("spool replay failed again, will retry: %s", exc)
             else:

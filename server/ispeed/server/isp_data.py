@@ -17,10 +17,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from ispeed.core.stats import LEVELS, STATS_CSV_COLUMNS
-from ispeed.core.stats import decode_row, format_value
 from ispeed.core.opendata import EXPORT_COLUMNS, SELECT_LIST, csv_cells
 from ispeed.core.schema import NETWORK_TYPES
+from ispeed.core.stats import LEVELS, STATS_CSV_COLUMNS, decode_row, format_value
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
 
@@ -43,28 +42,36 @@ def keyset_after(columns: Sequence[str]) -> str:
 def months(store: Store, provider: str) -> list[dict[str, Any]]:
     """Months with published statistics or with tests of `provider`, newest first."""
     with_stats = {r[0] for r in store.query("SELECT DISTINCT month FROM {db}.monthly_stats")}
-    with_tests = {f"{int(r[0]) // 100:04d}-{int(r[0]) % 100:02d}" for r in store.query(
-        "SELECT DISTINCT toYYYYMM(local_date) FROM {db}.measurements WHERE provider = {provider}",
-        {"provider": provider})}
-    return [{"month": m, "stats": m in with_stats, "tests": m in with_tests}
-            for m in sorted(with_stats | with_tests, reverse=True)]
+    with_tests = {
+        f"{int(r[0]) // 100:04d}-{int(r[0]) % 100:02d}"
+        for r in store.query(
+            "SELECT DISTINCT toYYYYMM(local_date) FROM {db}.measurements WHERE provider = {provider}",
+            {"provider": provider},
+        )
+    }
+    return [
+        {"month": m, "stats": m in with_stats, "tests": m in with_tests}
+        for m in sorted(with_stats | with_tests, reverse=True)
+    ]
 
 
 def stats_groups(store: Store, month: str) -> list[tuple[str, str]]:
     """(network type, level) pairs of an aggregated month, in the public stats.csv order."""
-    rows = store.query("SELECT DISTINCT network_type, level FROM {db}.monthly_stats WHERE month = {month}",
-                       {"month": month})
+    rows = store.query(
+        "SELECT DISTINCT network_type, level FROM {db}.monthly_stats WHERE month = {month}", {"month": month}
+    )
     nt_order = {n: i for i, n in enumerate(NETWORK_TYPES)}
     lv_order = {n: i for i, n in enumerate(LEVELS)}
-    return sorted(((r[0], r[1]) for r in rows),
-                  key=lambda g: (nt_order.get(g[0], 99), g[0], lv_order.get(g[1], 99), g[1]))
+    return sorted(
+        ((r[0], r[1]) for r in rows), key=lambda g: (nt_order.get(g[0], 99), g[0], lv_order.get(g[1], 99), g[1])
+    )
 
 
-def stats_page(store: Store, month: str, provider: str, group: tuple[str, str], after: Sequence[Any] | None,
-               limit: int) -> list[tuple[Any, ...]]:
+def stats_page(
+    store: Store, month: str, provider: str, group: tuple[str, str], after: Sequence[Any] | None, limit: int
+) -> list[tuple[Any, ...]]:
     """One page of the month's cells visible to `provider` within a (network type, level) group."""
-    params: dict[str, Any] = {"month": month, "provider": provider, "nt": group[0], "level": group[1],
-                              "limit": limit}
+    params: dict[str, Any] = {"month": month, "provider": provider, "nt": group[0], "level": group[1], "limit": limit}
     cond = ""
     if after is not None:
         cond = " AND " + keyset_after(_STATS_KEY)
@@ -73,11 +80,14 @@ def stats_page(store: Store, month: str, provider: str, group: tuple[str, str], 
         f"SELECT {', '.join(STATS_OUT)} FROM {{db}}.monthly_stats"
         " WHERE month = {month} AND network_type = {nt} AND level = {level}"
         f" AND (provider = {{provider}} OR published = 1){cond}"
-        f" ORDER BY {', '.join(_STATS_KEY)} LIMIT {{limit}}", params)
+        f" ORDER BY {', '.join(_STATS_KEY)} LIMIT {{limit}}",
+        params,
+    )
 
 
-def tests_page(store: Store, year: int, month: int, provider: str, after: Sequence[Any] | None,
-               limit: int) -> list[tuple[Any, ...]]:
+def tests_page(
+    store: Store, year: int, month: int, provider: str, after: Sequence[Any] | None, limit: int
+) -> list[tuple[Any, ...]]:
     """One page of the month's tests of `provider`, in the export columns."""
     start, end = month_bounds(year, month)
     params: dict[str, Any] = {"start": start, "end": end, "provider": provider, "limit": limit}
@@ -86,11 +96,13 @@ def tests_page(store: Store, year: int, month: int, provider: str, after: Sequen
         cond = " AND " + keyset_after(_TESTS_KEY)
         for i, c in enumerate(_TESTS_KEY):
             value = after[TESTS_OUT.index(c)]
-            params[f"a{i}"] = dt.datetime.fromtimestamp(int(value), dt.timezone.utc) if c == "started_at" else value
+            params[f"a{i}"] = dt.datetime.fromtimestamp(int(value), dt.UTC) if c == "started_at" else value
     return store.query(
         f"SELECT {SELECT_LIST} FROM {{db}}.measurements FINAL"
         " WHERE local_date >= {start} AND local_date < {end} AND provider = {provider}"
-        f"{cond} ORDER BY {', '.join(_TESTS_KEY)} LIMIT {{limit}}", params)
+        f"{cond} ORDER BY {', '.join(_TESTS_KEY)} LIMIT {{limit}}",
+        params,
+    )
 
 
 def stats_csv_row(row: Sequence[Any]) -> list[str]:

@@ -44,8 +44,8 @@ class KeyChecker:
         self.scan_interval_s = scan_interval_s
         self._rows: dict[str, KeyRows] = {}
         self._scan: asyncio.Task[None] | None = None
-        self._scan_started = -float("inf")    # monotonic start of the newest finished or running scan
-        self._scanned_from = -float("inf")    # monotonic start of the newest finished scan
+        self._scan_started = -float("inf")  # monotonic start of the newest finished or running scan
+        self._scanned_from = -float("inf")  # monotonic start of the newest finished scan
 
     async def check(self, key_id: str, secret: str, blocked: bool) -> Verdict:
         """The verdict on a well-formed key; `blocked`: its network is blocked for bad keys."""
@@ -67,7 +67,7 @@ class KeyChecker:
 
     async def _scan_after(self, asked_at: float) -> None:
         """Return once a read of every key that started at or after `asked_at` has finished."""
-        for _ in range(3):   # at most: the running scan (started earlier), then one of our own
+        for _ in range(3):  # at most: the running scan (started earlier), then one of our own
             if self._scanned_from >= asked_at:
                 return
             if self._scan is None or self._scan.done():
@@ -84,5 +84,5 @@ class KeyChecker:
         grouped: dict[str, KeyRows] = {}
         for row in rows:
             grouped.setdefault(row[0].key_id, []).append(row)
-        self._rows.update(grouped)   # keys are never deleted
+        self._rows.update(grouped)  # keys are never deleted
         self._scanned_from = started

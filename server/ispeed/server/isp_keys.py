@@ -25,18 +25,28 @@ from ispeed.core.timeutil import VN_TZ, isoformat_utc, utcnow
 KEY_RE = re.compile(r"isp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 KEY_ID_RE = re.compile(r"[0-9a-f]{12}")
 MAX_KEY_CHARS = 64  # longer Authorization values are refused before any parsing
-NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)  # expires_at of a key without expiry
+NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # expires_at of a key without expiry
 
-KEY_TYPES = {"key_id": "String", "provider": "String", "salt": "String", "key_hash": "String",
-             "created_at": "DateTime('UTC')", "expires_at": "DateTime('UTC')", "note": "String"}
+KEY_TYPES = {
+    "key_id": "String",
+    "provider": "String",
+    "salt": "String",
+    "key_hash": "String",
+    "created_at": "DateTime('UTC')",
+    "expires_at": "DateTime('UTC')",
+    "note": "String",
+}
 EVENT_TYPES = {"key_id": "String", "event": "String", "at": "DateTime('UTC')", "detail": "String"}
 
 Outcome = Literal["allowed", "malformed_key", "unknown_key", "bad_secret", "expired", "revoked"]
 
-_SELECT_KEYS = ("SELECT key_id, provider, toUnixTimestamp(created_at), toUnixTimestamp(expires_at), note, salt,"
-                " key_hash FROM {db}.isp_keys WHERE %s ORDER BY created_at, key_id")
-_SELECT_REVOKED = ("SELECT key_id, min(toUnixTimestamp(at)) FROM {db}.isp_key_events"
-                   " WHERE event = 'revoked' AND %s GROUP BY key_id")
+_SELECT_KEYS = (
+    "SELECT key_id, provider, toUnixTimestamp(created_at), toUnixTimestamp(expires_at), note, salt,"
+    " key_hash FROM {db}.isp_keys WHERE %s ORDER BY created_at, key_id"
+)
+_SELECT_REVOKED = (
+    "SELECT key_id, min(toUnixTimestamp(at)) FROM {db}.isp_key_events WHERE event = 'revoked' AND %s GROUP BY key_id"
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class KeyRecord:
     key_id: str
     provider: str
     created_at: dt.datetime
-    expires_at: dt.datetime | None   # None = never
+    expires_at: dt.datetime | None  # None = never
     revoked_at: dt.datetime | None
     note: str = ""
     last_used_at: dt.datetime | None = None
@@ -82,12 +92,12 @@ class Verdict:
 
 def _ts(epoch: Any) -> dt.datetime | None:
     epoch = int(epoch or 0)
-    return None if epoch == 0 else dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+    return None if epoch == 0 else dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
 def expiry_from_date(day: dt.date) -> dt.datetime:
     """A key created with `--expires DAY` works through DAY, Vietnam time (UTC+7)."""
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), VN_TZ).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), VN_TZ).astimezone(dt.UTC)
 
 
 def parse_key(text: str) -> tuple[str, str] | None:
@@ -102,7 +112,7 @@ def key_hash(salt: str, key_id: str, provider: str, secret: str) -> str:
     return hmac.new(salt.encode(), f"{key_id}\n{provider}\n{secret}".encode(), hashlib.sha256).hexdigest()
 
 
-KeyRows = list[tuple[KeyRecord, str, str]]   # (record, salt, hash): what the store holds for one key id
+KeyRows = list[tuple[KeyRecord, str, str]]  # (record, salt, hash): what the store holds for one key id
 
 
 def key_rows(store: Store, key_id: str | None = None) -> KeyRows:
@@ -118,8 +128,9 @@ def key_rows(store: Store, key_id: str | None = None) -> KeyRows:
     return out
 
 
-def create_key(store: Store, provider: str, expires_at: dt.datetime | None = None, note: str = "",
-               now: dt.datetime | None = None) -> NewKey:
+def create_key(
+    store: Store, provider: str, expires_at: dt.datetime | None = None, note: str = "", now: dt.datetime | None = None
+) -> NewKey:
     """Store a new key for `provider` (already its canonical name) and return it, secret included."""
     if not provider:
         raise UsageError("--provider '' is empty: name the ISP the key is for, e.g. --provider Viettel")
@@ -130,11 +141,19 @@ def create_key(store: Store, provider: str, expires_at: dt.datetime | None = Non
             break
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     salt = secrets.token_hex(16)
-    store.insert_columns("isp_keys", {
-        "key_id": [key_id], "provider": [provider], "salt": [salt],
-        "key_hash": [key_hash(salt, key_id, provider, secret)], "created_at": [int(now.timestamp())],
-        "expires_at": [int(expires_at.timestamp()) if expires_at else 0], "note": [note],
-    }, KEY_TYPES)
+    store.insert_columns(
+        "isp_keys",
+        {
+            "key_id": [key_id],
+            "provider": [provider],
+            "salt": [salt],
+            "key_hash": [key_hash(salt, key_id, provider, secret)],
+            "created_at": [int(now.timestamp())],
+            "expires_at": [int(expires_at.timestamp()) if expires_at else 0],
+            "note": [note],
+        },
+        KEY_TYPES,
+    )
     record = KeyRecord(key_id, provider, now, expires_at, None, note)
     return NewKey(record, f"isp_{key_id}_{secret}")
 
@@ -144,8 +163,10 @@ def list_keys(store: Store) -> list[KeyRecord]:
     from ispeed.server.audit import last_used
 
     used = last_used(store)
-    return [KeyRecord(r.key_id, r.provider, r.created_at, r.expires_at, r.revoked_at, r.note,
-                      used.get(r.key_id)) for r, _, _ in key_rows(store)]
+    return [
+        KeyRecord(r.key_id, r.provider, r.created_at, r.expires_at, r.revoked_at, r.note, used.get(r.key_id))
+        for r, _, _ in key_rows(store)
+    ]
 
 
 def find_key(store: Store, key_id: str) -> KeyRecord | None:
@@ -163,8 +184,11 @@ def revoke_key(store: Store, key_id_or_key: str, reason: str = "", now: dt.datet
     if record.revoked_at is not None:
         return record
     now = (now or utcnow()).replace(microsecond=0)
-    store.insert_columns("isp_key_events", {"key_id": [key_id], "event": ["revoked"],
-                                            "at": [int(now.timestamp())], "detail": [reason]}, EVENT_TYPES)
+    store.insert_columns(
+        "isp_key_events",
+        {"key_id": [key_id], "event": ["revoked"], "at": [int(now.timestamp())], "detail": [reason]},
+        EVENT_TYPES,
+    )
     return KeyRecord(record.key_id, record.provider, record.created_at, record.expires_at, now, record.note)
 
 
@@ -195,8 +219,11 @@ def provider_name(text: str) -> str:
     found = canonical_provider(text.strip()) if text.isprintable() else None
     if found is None:
         known = ", ".join(p.name for p in providers())
-        raise ConfigError("--provider", text[:80], f"not a known provider; use one of: {known} "
-                          "(operators add providers in admin_geo's data/providers.csv)")
+        raise ConfigError(
+            "--provider",
+            text[:80],
+            f"not a known provider; use one of: {known} (operators add providers in admin_geo's data/providers.csv)",
+        )
     return found.name
 
 
@@ -223,7 +250,13 @@ def when(ts: dt.datetime | None, never: str = "-") -> str:
 
 def key_json(record: KeyRecord, now: dt.datetime | None = None) -> dict[str, str | None]:
     """A key as `ispeed isp-key list --json` and the admin API show it (never its secret)."""
-    return {"key_id": record.key_id, "provider": record.provider, "created_at": when(record.created_at),
-            "expires_at": when(record.expires_at, "") or None, "last_used_at": when(record.last_used_at, "") or None,
-            "revoked_at": when(record.revoked_at, "") or None, "status": record.status(now or utcnow()),
-            "note": record.note}
+    return {
+        "key_id": record.key_id,
+        "provider": record.provider,
+        "created_at": when(record.created_at),
+        "expires_at": when(record.expires_at, "") or None,
+        "last_used_at": when(record.last_used_at, "") or None,
+        "revoked_at": when(record.revoked_at, "") or None,
+        "status": record.status(now or utcnow()),
+        "note": record.note,
+    }

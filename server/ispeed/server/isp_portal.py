@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import functools
 import io
 import logging
 import re
@@ -60,9 +61,9 @@ _STATUS_OUTCOME = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: 
 
 @dataclass(frozen=True)
 class PortalConfig:
-    bad_keys_per_min: float = 10.0   # refused keys a client network may present per minute...
-    bad_key_burst: float = 20.0      # ...after a first burst of this many
-    page_rows: int = 5_000           # rows per store query while streaming a CSV
+    bad_keys_per_min: float = 10.0  # refused keys a client network may present per minute...
+    bad_key_burst: float = 20.0  # ...after a first burst of this many
+    page_rows: int = 5_000  # rows per store query while streaming a CSV
     key_scan_interval_s: float = 1.0  # blocked networks' unknown key ids: one read of the key table per interval
     audit_flush_every_s: float = 5.0  # counted refusals: their minute's row is written this soon after it ends
 
@@ -115,8 +116,16 @@ Action = Callable[[web.Request, Access], Awaitable[Responder]]
 
 async def _record(request: web.Request, key_id: str, provider: str, outcome: str, status: int) -> bool:
     request.app[METRICS].inc(f"isp_requests_{outcome}_total")
-    entry = AuditEntry(utcnow().replace(microsecond=0), key_id, provider, request.method, request.raw_path,
-                       ip_network(client_ip(request)), outcome, status)
+    entry = AuditEntry(
+        utcnow().replace(microsecond=0),
+        key_id,
+        provider,
+        request.method,
+        request.raw_path,
+        ip_network(client_ip(request)),
+        outcome,
+        status,
+    )
     return await request.app[PORTAL].audit.record(entry)
 
 
@@ -156,7 +165,7 @@ async def _authorize(request: web.Request) -> Access:
         if verdict.allowed:
             assert verdict.record is not None
             return Access(verdict.key_id, verdict.record.provider)
-    if blocked_s > 0:   # counted, one audit row per network and minute (audit.RefusalTally)
+    if blocked_s > 0:  # counted, one audit row per network and minute (audit.RefusalTally)
         request.app[METRICS].inc("isp_requests_rate_limited_total")
         portal.refusals.add(utcnow(), network, request.method, request.raw_path, "rate_limited", 429)
         raise json_error(429, "too many refused keys from your network; retry later", retry_after_s=blocked_s)
@@ -167,7 +176,8 @@ async def _authorize(request: web.Request) -> Access:
     provider = verdict.record.provider if verdict.record else ""
     await _record(request, verdict.key_id, provider, verdict.outcome, 401)
     reason = {"expired": "this ISP key has expired", "revoked": "this ISP key was revoked"}.get(
-        verdict.outcome, "this ISP key is not valid")
+        verdict.outcome, "this ISP key is not valid"
+    )
     raise _unauthorized(f"{reason}: ask the platform operator for a new key (see /isp/)", "invalid_token")
 
 
@@ -177,20 +187,26 @@ def _refuse_other_provider(request: web.Request, access: Access) -> None:
     named += [v for k, v in request.headers.items() if k.casefold() in _PROVIDER_HEADERS]
     own = access.provider.casefold()
     if any(v.strip().casefold() != own for v in named):
-        raise json_error(403, f"this key is for {access.provider}: the provider comes from the key, "
-                              "and an ISP can read only its own data", "provider")
+        raise json_error(
+            403,
+            f"this key is for {access.provider}: the provider comes from the key, "
+            "and an ISP can read only its own data",
+            "provider",
+        )
 
 
 def _guarded(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Authenticate, refuse provider overrides, run `action`, audit the outcome, then answer."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         access = await _authorize(request)
         try:
             _refuse_other_provider(request, access)
             respond = await action(request, access)
         except web.HTTPException as exc:
-            await _record(request, access.key_id, access.provider, _STATUS_OUTCOME.get(exc.status, "refused"),
-                          exc.status)
+            await _record(
+                request, access.key_id, access.provider, _STATUS_OUTCOME.get(exc.status, "refused"), exc.status
+            )
             raise
         except StoreError:
             await _record(request, access.key_id, access.provider, "store_error", 503)
@@ -198,6 +214,7 @@ def _guarded(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResp
         if not await _record(request, access.key_id, access.provider, "allowed", 200):
             raise json_error(503, "the access cannot be written to the audit log right now; retry later")
         return await respond()
+
     return handler
 
 
@@ -217,12 +234,17 @@ def _slug(provider: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", provider.lower()).strip("-") or "isp"
 
 
-async def _stream_csv(request: web.Request, filename: str, header: Sequence[str],
-                      pages: AsyncIterator[list[list[str]]]) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff",
-    })
+async def _stream_csv(
+    request: web.Request, filename: str, header: Sequence[str], pages: AsyncIterator[list[list[str]]]
+) -> web.StreamResponse:
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+        }
+    )
     resp.enable_chunked_encoding()
     await resp.prepare(request)
     buf = io.StringIO()
@@ -244,13 +266,31 @@ async def _stream_csv(request: web.Request, filename: str, header: Sequence[str]
     return resp
 
 
-async def _paged(request: web.Request, fetch: Callable[[Store, Sequence[Any] | None, int], list[tuple[Any, ...]]],
-                 to_csv: Callable[[Sequence[Any]], list[str]]) -> AsyncIterator[list[list[str]]]:
+def _call_fetch(
+    fetch: Callable[[Store, Sequence[Any] | None, int], list[tuple[Any, ...]]],
+    after: Sequence[Any] | None,
+    limit: int,
+    store: Store,
+) -> list[tuple[Any, ...]]:
+    return fetch(store, after, limit)
+
+
+def _stats_page(
+    month: str, provider: str, group: tuple[str, str], store: Store, after: Sequence[Any] | None, limit: int
+) -> list[tuple[Any, ...]]:
+    return isp_data.stats_page(store, month, provider, group, after, limit)
+
+
+async def _paged(
+    request: web.Request,
+    fetch: Callable[[Store, Sequence[Any] | None, int], list[tuple[Any, ...]]],
+    to_csv: Callable[[Sequence[Any]], list[str]],
+) -> AsyncIterator[list[list[str]]]:
     limit = request.app[PORTAL].config.page_rows
     after: Sequence[Any] | None = None
     while True:
-        cursor = after
-        rows = cast(list[tuple[Any, ...]], await _in_store(request, lambda s: fetch(s, cursor, limit)))
+        page = functools.partial(_call_fetch, fetch, after, limit)
+        rows = cast(list[tuple[Any, ...]], await _in_store(request, page))
         if rows:
             yield [to_csv(r) for r in rows]
         if len(rows) < limit:
@@ -261,12 +301,22 @@ async def _paged(request: web.Request, fetch: Callable[[Store, Sequence[Any] | N
 async def months_action(request: web.Request, access: Access) -> Responder:
     months = await _in_store(request, lambda s: isp_data.months(s, access.provider))
     base = f"{request.scheme}://{request.host}/isp/v1"
-    body = {"provider": access.provider, "key_id": access.key_id, "months": [
-        {**m, "stats_csv": f"{base}/{m['month']}/stats.csv" if m["stats"] else None,
-         "tests_csv": f"{base}/{m['month']}/tests.csv"} for m in months]}
+    body = {
+        "provider": access.provider,
+        "key_id": access.key_id,
+        "months": [
+            {
+                **m,
+                "stats_csv": f"{base}/{m['month']}/stats.csv" if m["stats"] else None,
+                "tests_csv": f"{base}/{m['month']}/tests.csv",
+            }
+            for m in months
+        ],
+    }
 
     async def respond() -> web.StreamResponse:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
+
     return respond
 
 
@@ -278,13 +328,18 @@ async def stats_action(request: web.Request, access: Access) -> Responder:
 
     async def pages() -> AsyncIterator[list[list[str]]]:
         for group in groups:
-            async for page in _paged(request, lambda s, after, n: isp_data.stats_page(
-                    s, month, access.provider, group, after, n), isp_data.stats_csv_row):
+            async for page in _paged(
+                request,
+                functools.partial(_stats_page, month, access.provider, group),
+                isp_data.stats_csv_row,
+            ):
                 yield page
 
     async def respond() -> web.StreamResponse:
-        return await _stream_csv(request, f"ispeed-{_slug(access.provider)}-{month}-stats.csv",
-                                 isp_data.STATS_OUT, pages())
+        return await _stream_csv(
+            request, f"ispeed-{_slug(access.provider)}-{month}-stats.csv", isp_data.STATS_OUT, pages()
+        )
+
     return respond
 
 
@@ -292,45 +347,59 @@ async def tests_action(request: web.Request, access: Access) -> Responder:
     year, mon, month = _month(request)
 
     async def respond() -> web.StreamResponse:
-        pages = _paged(request, lambda s, after, n: isp_data.tests_page(s, year, mon, access.provider, after, n),
-                       isp_data.tests_csv_row)
-        return await _stream_csv(request, f"ispeed-{_slug(access.provider)}-{month}-tests.csv",
-                                 isp_data.TESTS_OUT, pages)
+        pages = _paged(
+            request,
+            lambda s, after, n: isp_data.tests_page(s, year, mon, access.provider, after, n),
+            isp_data.tests_csv_row,
+        )
+        return await _stream_csv(
+            request, f"ispeed-{_slug(access.provider)}-{month}-tests.csv", isp_data.TESTS_OUT, pages
+        )
+
     return respond
 
 
 async def unknown_action(request: web.Request, access: Access) -> Responder:
-    raise json_error(404, "no such ISP endpoint: use GET /isp/v1/months, /isp/v1/YYYY-MM/stats.csv or "
-                          "/isp/v1/YYYY-MM/tests.csv", "path")
+    raise json_error(
+        404,
+        "no such ISP endpoint: use GET /isp/v1/months, /isp/v1/YYYY-MM/stats.csv or /isp/v1/YYYY-MM/tests.csv",
+        "path",
+    )
 
 
 async def isp_page(request: web.Request) -> web.Response:
     lang = "en" if request.query.get("lang") == "en" else "vi"
-    html = request.app[TEMPLATES].get_template("index.html").render(
-        lang=lang, base_url=f"{request.scheme}://{request.host}", today=dt.date.today().strftime("%Y-%m"))
+    html = (
+        request.app[TEMPLATES]
+        .get_template("index.html")
+        .render(lang=lang, base_url=f"{request.scheme}://{request.host}", today=dt.date.today().strftime("%Y-%m"))
+    )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 def add_routes(app: web.Application, config: PortalConfig | None = None) -> None:
     """Register the portal (its audit log flushes before the store closes)."""
     config = config or PortalConfig()
-    app[PORTAL] = portal = Portal(config, AuditLog(lambda fn: app[INGEST].run_in_store(fn)),
-                                  KeyChecker(lambda fn: app[INGEST].run_in_store(fn), app[METRICS],
-                                             config.key_scan_interval_s))
+    app[PORTAL] = portal = Portal(
+        config,
+        AuditLog(lambda fn: app[INGEST].run_in_store(fn)),
+        KeyChecker(lambda fn: app[INGEST].run_in_store(fn), app[METRICS], config.key_scan_interval_s),
+    )
 
     async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
         tally = asyncio.create_task(portal.refusals.run(portal.config.audit_flush_every_s), name="ispeed-isp-tally")
         yield
         tally.cancel()
         await asyncio.gather(tally, return_exceptions=True)
-        await portal.refusals.flush()   # the counts of the current minute, before the store closes
+        await portal.refusals.flush()  # the counts of the current minute, before the store closes
         await portal.audit.close()
 
     app.cleanup_ctx.append(audit_ctx)
     page_dir = site_dir() / "isp"
     if (page_dir / "index.html").exists():
-        app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(str(page_dir)),
-                                            autoescape=jinja2.select_autoescape(["html"]))
+        app[TEMPLATES] = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(page_dir)), autoescape=jinja2.select_autoescape(["html"])
+        )
         app.router.add_get("/isp", isp_page)
         app.router.add_get("/isp/", isp_page)
     else:

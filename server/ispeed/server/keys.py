@@ -13,7 +13,6 @@ from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
 
 
-
 @dataclass
 class ServerStatus:
     """Mutable run state: draining once SIGTERM arrived (no new tests)."""
@@ -30,4 +29,4 @@ ATTRIBUTION = web.AppKey("attribution", object)
 TEST_RATE = web.AppKey("test_rate", RateLimiter)
 RESULT_RATE = web.AppKey("result_rate", RateLimiter)
 STATUS = web.AppKey("status", ServerStatus)
-NDT7_RUNNING = web.AppKey("ndt7_running", RunningCount)   # ndt7 subtests per network, for capacity
+NDT7_RUNNING = web.AppKey("ndt7_running", RunningCount)  # ndt7 subtests per network, for capacity

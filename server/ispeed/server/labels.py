@@ -22,7 +22,7 @@ from ispeed.server.attribution import Attribution, Placement
 from ispeed.server.devices import resolve_device
 from ispeed.server.keys import ATTRIBUTION, CONFIG
 
-DEFAULT_NETWORK_TYPE = "fixed"   # what a result nobody labelled is ranked under (source `none`)
+DEFAULT_NETWORK_TYPE = "fixed"  # what a result nobody labelled is ranked under (source `none`)
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,19 @@ class Labels:
     device_hash: str
     device_source: str
     flags: tuple[str, ...] = field(default=())
-    invalid_reason: str = ""      # '' or why the evidence says the result must not be ranked
+    invalid_reason: str = ""  # '' or why the evidence says the result must not be ranked
 
 
-def decide(app: web.Application, ip: str, lat: float | None, lon: float | None, accuracy_m: float | None,
-           declared_type: str | None, device_type: str | None, device_id: object) -> Labels:
+def decide(
+    app: web.Application,
+    ip: str,
+    lat: float | None,
+    lon: float | None,
+    accuracy_m: float | None,
+    declared_type: str | None,
+    device_type: str | None,
+    device_id: object,
+) -> Labels:
     """The labels of a result whose transfers ran from `ip`, with what its client said."""
     cfg = app[CONFIG]
     attribution: Attribution = app[ATTRIBUTION]  # type: ignore[assignment]

@@ -22,9 +22,9 @@ from ispeed.server.registry import TestState
 from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import verify
 
-CHUNK_BYTES = 1 << 20          # large writes: ~3x the throughput of 64 KiB ones (DESIGN.md)
-FAIR_SHARE_BYTES = 8 << 20     # a download stream lets the others run after this many bytes
-PAYLOAD_BYTES = 16 << 20       # pre-generated random (incompressible) buffer
+CHUNK_BYTES = 1 << 20  # large writes: ~3x the throughput of 64 KiB ones (docs/architecture.md)
+FAIR_SHARE_BYTES = 8 << 20  # a download stream lets the others run after this many bytes
+PAYLOAD_BYTES = 16 << 20  # pre-generated random (incompressible) buffer
 _DISCONNECTS = (ConnectionResetError, ConnectionError, asyncio.CancelledError)
 
 
@@ -65,8 +65,11 @@ def test_state(request: web.Request) -> tuple[TestState, int]:
         raise json_error(409, "this test's result was already submitted: start a new test", "token")
     if keyed_hash(cfg.secret, "net", ip_network(client_ip(request))) != claims.net_hash:
         request.app[METRICS].inc("streams_refused_network_total")
-        raise json_error(403, "this test was started from another network: run every stream of a test "
-                              "from the network that started it", "token")
+        raise json_error(
+            403,
+            "this test was started from another network: run every stream of a test from the network that started it",
+            "token",
+        )
     return state, stream
 
 
@@ -78,19 +81,26 @@ def claim_stream(request: web.Request, state: TestState, direction: str, stream:
     the phase's first request, and a test that gave its capacity slot back (idle for
     IDLE_RELEASE_S) must find a free one again.
     """
-    cfg = request.app[CONFIG]
     metrics = request.app[METRICS]
     now = time.monotonic()
     running = state.streams_down if direction == "download" else state.streams_up
     started = (state.down.started if state.down else None) if direction == "download" else state.up_started
     if started is not None and now > started + state.claims.duration_s:
         metrics.inc("streams_refused_phase_over_total")
-        raise json_error(409, f"the {direction} phase of this test is over (it lasts "
-                              f"{state.claims.duration_s:g} s from its first request): start a new test", "token")
+        raise json_error(
+            409,
+            f"the {direction} phase of this test is over (it lasts "
+            f"{state.claims.duration_s:g} s from its first request): start a new test",
+            "token",
+        )
     if stream in running:
         metrics.inc("streams_refused_busy_total")
-        raise json_error(409, f"{direction} stream {stream} of this test is already running: a test runs at "
-                              f"most {state.claims.streams} streams each way, one per stream number", "stream")
+        raise json_error(
+            409,
+            f"{direction} stream {stream} of this test is already running: a test runs at "
+            f"most {state.claims.streams} streams each way, one per stream number",
+            "stream",
+        )
     if not state.is_open(now):
         capacity_check(request, state.net_key)
     running.add(stream)
@@ -116,12 +126,16 @@ def capacity_check(request: web.Request, network: str) -> None:
     ndt7_running = request.app[NDT7_RUNNING]
     if registry.open_tests() + ndt7_running.total >= cfg.max_running_tests:
         metrics.inc("tests_refused_busy_total")
-        raise json_error(503, "this server is at its test capacity; retry in a minute or use another server",
-                         retry_after_s=30)
+        raise json_error(
+            503, "this server is at its test capacity; retry in a minute or use another server", retry_after_s=30
+        )
     if registry.open_for_network(network) + ndt7_running.for_network(network) >= cfg.max_tests_per_network:
         metrics.inc("tests_refused_network_busy_total")
-        raise json_error(429, f"your network already runs {cfg.max_tests_per_network} tests here; "
-                              "retry when one finishes", retry_after_s=10)
+        raise json_error(
+            429,
+            f"your network already runs {cfg.max_tests_per_network} tests here; retry when one finishes",
+            retry_after_s=10,
+        )
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -156,7 +170,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         await resp.prepare(request)
         while sent < size:
             n = min(CHUNK_BYTES, size - sent)
-            await resp.write(payload[offset:offset + n])
+            await resp.write(payload[offset : offset + n])
             sent += n
             state.bytes_moved += n
             if sent % FAIR_SHARE_BYTES < n:
@@ -169,7 +183,7 @@ async def download(request: web.Request) -> web.StreamResponse:
             if now >= next_info:
                 info = tcpinfo.read(sock) or info
                 next_info = now + tcpinfo.READ_INTERVAL_S
-            if now > phase_end or state.bytes_moved > max_bytes:   # the phase is over, or the cap is hit
+            if now > phase_end or state.bytes_moved > max_bytes:  # the phase is over, or the cap is hit
                 metrics.inc("streams_cut_total")
                 if transport:
                     transport.close()
@@ -202,7 +216,7 @@ class _UpCount:
         self.metrics = request.app[METRICS]
         self.transport = request.transport
         self.sock = self.transport.get_extra_info("socket") if self.transport else None
-        state.up_sockets.watch(self.sock)   # receive holes, for the upload window's edges
+        state.up_sockets.watch(self.sock)  # receive holes, for the upload window's edges
         self.deadline = state.phase_end("upload") or state.deadline
         self.received = 0
         self.cut = False
@@ -234,8 +248,12 @@ async def upload(request: web.Request) -> web.StreamResponse:
         raise json_error(413, f"upload body over {cfg.max_request_bytes} bytes", "Content-Length")
     if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
         # aiohttp would count the body after decompression: a gzip bomb would inflate the truth
-        raise json_error(415, "upload bodies must not be compressed: the server counts the bytes "
-                              "as they arrive; send them without Content-Encoding", "Content-Encoding")
+        raise json_error(
+            415,
+            "upload bodies must not be compressed: the server counts the bytes "
+            "as they arrive; send them without Content-Encoding",
+            "Content-Encoding",
+        )
     now = claim_stream(request, state, "upload", stream)
     if state.up_started is None:
         state.up_started = now
@@ -271,7 +289,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
             state.tcp.append(info)
     resp = web.json_response({"bytes": count.received})
     if taken_over:
-        resp.force_close()   # aiohttp's parser still expects the body: this connection cannot go on
+        resp.force_close()  # aiohttp's parser still expects the body: this connection cannot go on
     return resp
 
 

@@ -34,13 +34,13 @@ from ispeed.server import ndt7_messages as m
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, PAYLOAD, TEST_RATE
 from ispeed.server.measure import PAYLOAD_BYTES, capacity_check
-from ispeed.server.privacy import ip_network
 from ispeed.server.ndt7_results import NDT7_RESULTS, Ndt7Results, Subtest
+from ispeed.server.privacy import ip_network
 from ispeed.server.proxy import client_ip
 
 log = logging.getLogger("ispeed.server.ndt7")
 
-LOCATE_PATH = "/v2/nearest/ndt/ndt7"     # same path as M-Lab's locate service
+LOCATE_PATH = "/v2/nearest/ndt/ndt7"  # same path as M-Lab's locate service
 _CLOSE_WAIT_S = m.HARD_LIMIT_S - m.SUBTEST_S
 _DISCONNECTS = (ConnectionError, asyncio.TimeoutError, RuntimeError)
 
@@ -53,8 +53,14 @@ def _refuse(request: web.Request, reason: str, status: int = 400, **extra: objec
 async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse, Subtest, socket.socket | None]:
     """Validate the request, upgrade it, and start the subtest's clock."""
     results = request.app[NDT7_RESULTS]
-    ws = web.WebSocketResponse(protocols=(m.SUBPROTOCOL,), compress=False, autoping=True, heartbeat=None,
-                               max_msg_size=m.MAX_RECEIVED_MESSAGE_BYTES, timeout=_CLOSE_WAIT_S)
+    ws = web.WebSocketResponse(
+        protocols=(m.SUBPROTOCOL,),
+        compress=False,
+        autoping=True,
+        heartbeat=None,
+        max_msg_size=m.MAX_RECEIVED_MESSAGE_BYTES,
+        timeout=_CLOSE_WAIT_S,
+    )
     ready = ws.can_prepare(request)
     if not ready.ok:
         raise _refuse(request, f"{request.path} is a WebSocket endpoint: send an upgrade request")
@@ -65,11 +71,12 @@ async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse,
     except m.QueryError as exc:
         raise _refuse(request, str(exc)) from exc
     network = ip_network(client_ip(request))
-    wait_s = request.app[TEST_RATE].check(network)   # the native API's limits, per client network
+    wait_s = request.app[TEST_RATE].check(network)  # the native API's limits, per client network
     if wait_s:
         request.app[METRICS].inc("ndt7_refused_rate_total")
-        raise _refuse(request, f"too many tests from your network; retry in {wait_s:.0f} s", 429,
-                      retry_after_s=round(wait_s, 1))
+        raise _refuse(
+            request, f"too many tests from your network; retry in {wait_s:.0f} s", 429, retry_after_s=round(wait_s, 1)
+        )
     try:
         capacity_check(request, network)
     except web.HTTPException:
@@ -80,21 +87,30 @@ async def _open(request: web.Request, kind: str) -> tuple[web.WebSocketResponse,
     peer = transport.get_extra_info("peername") if transport else None
     local = transport.get_extra_info("sockname") if transport else None
     await ws.prepare(request)
-    sub = Subtest(uuid=str(uuid.uuid4()), kind=kind, ip=client_ip(request), network=network, metadata=metadata,
-                  started_at=dt.datetime.now(dt.timezone.utc), started=time.monotonic(),
-                  early_exit_bytes=early_exit, client_addr=m.addr(peer), server_addr=m.addr(local))
+    sub = Subtest(
+        uuid=str(uuid.uuid4()),
+        kind=kind,
+        ip=client_ip(request),
+        network=network,
+        metadata=metadata,
+        started_at=dt.datetime.now(dt.UTC),
+        started=time.monotonic(),
+        early_exit_bytes=early_exit,
+        client_addr=m.addr(peer),
+        server_addr=m.addr(local),
+    )
     results.begin(sub)
     request.app[METRICS].inc(f"ndt7_{kind}_total")
     return ws, sub, sock
 
 
-async def _send_measurement(ws: web.WebSocketResponse, sub: Subtest, sock: socket.socket | None,
-                            with_conn: bool = False) -> None:
+async def _send_measurement(
+    ws: web.WebSocketResponse, sub: Subtest, sock: socket.socket | None, with_conn: bool = False
+) -> None:
     elapsed_us = int((time.monotonic() - sub.started) * 1e6)
     tcp = m.read_tcp_info(sock, elapsed_us)
     sub.observe(elapsed_us, tcp)
-    conn = (m.connection_info(sub.client_addr, sub.server_addr, sub.uuid, sub.started_at)
-            if with_conn else None)
+    conn = m.connection_info(sub.client_addr, sub.server_addr, sub.uuid, sub.started_at) if with_conn else None
     msg = m.measurement(sub.kind, elapsed_us, sub.app_bytes, tcp, m.read_bbr_info(sock, elapsed_us), conn)
     await ws.send_str(json.dumps(msg, separators=(",", ":")))
 
@@ -131,7 +147,7 @@ async def download(request: web.Request) -> web.WebSocketResponse:
             if now >= next_measurement:
                 await _send_measurement(ws, sub, sock)
                 next_measurement = now + m.next_measurement_delay(rng)
-            await ws.send_bytes(payload[offset:offset + size])  # type: ignore[arg-type]  # memoryview: no copy
+            await ws.send_bytes(payload[offset : offset + size])  # type: ignore[arg-type]  # memoryview: no copy
             sub.app_bytes += size
             offset = (offset + size) % PAYLOAD_BYTES
             size = m.next_message_size(size, sub.app_bytes)
@@ -166,17 +182,17 @@ async def upload(request: web.Request) -> web.WebSocketResponse:
                 break
             try:
                 msg = await ws.receive(timeout=remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if msg.type == WSMsgType.BINARY:
                 sub.app_bytes += len(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 sub.client_messages += 1
-            else:   # CLOSE / CLOSING / CLOSED / ERROR: the client ended the subtest
+            else:  # CLOSE / CLOSING / CLOSED / ERROR: the client ended the subtest
                 if msg.type == WSMsgType.ERROR:
                     sub.error = f"{msg.data}"
                 break
-        sender.cancel()   # no periodic message may race the final one
+        sender.cancel()  # no periodic message may race the final one
         await asyncio.gather(sender, return_exceptions=True)
         await _close_subtest(ws, sub, sock)
     except _DISCONNECTS as exc:
@@ -221,11 +237,19 @@ async def locate(request: web.Request) -> web.Response:
         hosts.append((f"peer-{i + 1}", host))
     results = []
     for machine, host in hosts:
-        urls = {f"{scheme}:///ndt/v7/{kind}": f"{scheme}://{host}/ndt/v7/{kind}{query}"
-                for scheme in ("ws", "wss") for kind in ("download", "upload")}
-        results.append({"machine": machine, "hostname": host.rsplit(":", 1)[0].strip("[]"),
-                        "location": {"country": "VN", "province_code": cfg.province_code if machine == cfg.server_id else ""},
-                        "urls": urls})
+        urls = {
+            f"{scheme}:///ndt/v7/{kind}": f"{scheme}://{host}/ndt/v7/{kind}{query}"
+            for scheme in ("ws", "wss")
+            for kind in ("download", "upload")
+        }
+        results.append(
+            {
+                "machine": machine,
+                "hostname": host.rsplit(":", 1)[0].strip("[]"),
+                "location": {"country": "VN", "province_code": cfg.province_code if machine == cfg.server_id else ""},
+                "urls": urls,
+            }
+        )
     return web.json_response({"results": results})
 
 

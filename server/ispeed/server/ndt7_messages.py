@@ -15,27 +15,27 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from ispeed.core.schema import NETWORK_TYPES
 from ispeed.core import tcpinfo
+from ispeed.core.schema import NETWORK_TYPES
 
-SUBPROTOCOL = "net.measurementlab.ndt.v7"          # Sec-WebSocket-Protocol (spec §"Protocol")
+SUBPROTOCOL = "net.measurementlab.ndt.v7"  # Sec-WebSocket-Protocol (spec §"Protocol")
 DOWNLOAD_PATH = "/ndt/v7/download"
 UPLOAD_PATH = "/ndt/v7/upload"
-INITIAL_MESSAGE_BYTES = 1 << 13                       # spec: binary messages start at 8 KiB
-MAX_SENT_MESSAGE_BYTES = 1 << 20                      # reference server's cap (spec allows 2^24)
-MAX_RECEIVED_MESSAGE_BYTES = 1 << 24                  # receivers MUST accept at least 2^24 bytes
-SCALING_FRACTION = 16                                 # double while size <= total / 16
-MAX_QUERY_BYTES = 4096                                # spec: query string at most 4 KiB
-SUBTEST_S = 10.0                                      # spec: a subtest lasts ~10 s
-HARD_LIMIT_S = 14.0                                   # spec: 13–15 s hard limit either side
-MEASUREMENT_MEAN_S = 0.25                             # random intervals, mean 250 ms
-MEASUREMENT_MIN_S, MEASUREMENT_MAX_S = 0.025, 0.625   # clamped like the reference server
-EARLY_EXIT_MB = {"250": 250_000_000}                  # the only accepted early_exit value
+INITIAL_MESSAGE_BYTES = 1 << 13  # spec: binary messages start at 8 KiB
+MAX_SENT_MESSAGE_BYTES = 1 << 20  # reference server's cap (spec allows 2^24)
+MAX_RECEIVED_MESSAGE_BYTES = 1 << 24  # receivers MUST accept at least 2^24 bytes
+SCALING_FRACTION = 16  # double while size <= total / 16
+MAX_QUERY_BYTES = 4096  # spec: query string at most 4 KiB
+SUBTEST_S = 10.0  # spec: a subtest lasts ~10 s
+HARD_LIMIT_S = 14.0  # spec: 13–15 s hard limit either side
+MEASUREMENT_MEAN_S = 0.25  # random intervals, mean 250 ms
+MEASUREMENT_MIN_S, MEASUREMENT_MAX_S = 0.025, 0.625  # clamped like the reference server
+EARLY_EXIT_MB = {"250": 250_000_000}  # the only accepted early_exit value
 
 _TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
 _TCP_CC_INFO = 26
 
-_BBR_INFO = struct.Struct("=5I")   # struct tcp_bbr_info: bw_lo, bw_hi, min_rtt, pacing_gain, cwnd_gain
+_BBR_INFO = struct.Struct("=5I")  # struct tcp_bbr_info: bw_lo, bw_hi, min_rtt, pacing_gain, cwnd_gain
 
 
 class QueryError(ValueError):
@@ -122,20 +122,38 @@ def read_bbr_info(sock: socket.socket | None, elapsed_us: int) -> dict[str, int]
     if len(raw) < _BBR_INFO.size:
         return None
     bw_lo, bw_hi, min_rtt, pacing_gain, cwnd_gain = _BBR_INFO.unpack(raw)
-    return {"BW": (bw_hi << 32) | bw_lo, "MinRTT": min_rtt, "PacingGain": pacing_gain,
-            "CwndGain": cwnd_gain, "ElapsedTime": elapsed_us}
+    return {
+        "BW": (bw_hi << 32) | bw_lo,
+        "MinRTT": min_rtt,
+        "PacingGain": pacing_gain,
+        "CwndGain": cwnd_gain,
+        "ElapsedTime": elapsed_us,
+    }
 
 
 def connection_info(client: str, server: str, uuid: str, started: dt.datetime) -> dict[str, str]:
-    return {"Client": client, "Server": server, "UUID": uuid,
-            "StartTime": started.isoformat(timespec="microseconds").replace("+00:00", "Z")}
+    return {
+        "Client": client,
+        "Server": server,
+        "UUID": uuid,
+        "StartTime": started.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+    }
 
 
-def measurement(subtest: str, elapsed_us: int, num_bytes: int, tcp: dict[str, int] | None,
-                bbr: dict[str, int] | None = None, conn: dict[str, str] | None = None) -> dict[str, Any]:
+def measurement(
+    subtest: str,
+    elapsed_us: int,
+    num_bytes: int,
+    tcp: dict[str, int] | None,
+    bbr: dict[str, int] | None = None,
+    conn: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One server measurement message (spec §"Measurement message")."""
-    msg: dict[str, Any] = {"AppInfo": {"ElapsedTime": elapsed_us, "NumBytes": num_bytes},
-                           "Origin": "server", "Test": subtest}
+    msg: dict[str, Any] = {
+        "AppInfo": {"ElapsedTime": elapsed_us, "NumBytes": num_bytes},
+        "Origin": "server",
+        "Test": subtest,
+    }
     if conn is not None:
         msg["ConnectionInfo"] = conn
     if tcp is not None:

@@ -44,7 +44,7 @@ from ispeed.server.privacy import ip_network, keyed_hash
 
 log = logging.getLogger("ispeed.server.ndt7")
 
-PAIR_GAP_S = 15.0            # an upload must start this soon after its download ended
+PAIR_GAP_S = 15.0  # an upload must start this soon after its download ended
 # A subtest too short or too small to measure is stored invalid with the reason (kept for audit,
 # never published): it must run MIN_SUBTEST_FRACTION of the protocol's 10 s (an early exit after
 # `early_exit` bytes is complete) and move MIN_SUBTEST_BYTES, as method v1 asks of a phase.
@@ -60,25 +60,25 @@ class Subtest:
     """What this server saw of one ndt7 connection."""
 
     uuid: str
-    kind: str                       # download / upload
+    kind: str  # download / upload
     ip: str
-    network: str                    # the client's /24 or /48, for the per-network limits
+    network: str  # the client's /24 or /48, for the per-network limits
     metadata: dict[str, str]
-    started_at: dt.datetime         # UTC, handshake complete
-    started: float                  # monotonic seconds, same instant
+    started_at: dt.datetime  # UTC, handshake complete
+    started: float  # monotonic seconds, same instant
     early_exit_bytes: int | None = None
     client_addr: str = ""
     server_addr: str = ""
     app_bytes: int = 0
     elapsed_us: int = 0
-    tcp: dict[str, int] | None = None        # last TCP_INFO reading
+    tcp: dict[str, int] | None = None  # last TCP_INFO reading
     min_rtt_us: int = 0
     rtt_samples_us: list[int] = field(default_factory=list)
     client_messages: int = 0
     early_exit: bool = False
     error: str = ""
     ended: float | None = None
-    partner: "Subtest | None" = None         # an upload's claimed download
+    partner: Subtest | None = None  # an upload's claimed download
 
     def observe(self, elapsed_us: int, tcp: dict[str, int] | None) -> None:
         self.elapsed_us = max(self.elapsed_us, elapsed_us)
@@ -106,7 +106,7 @@ class Subtest:
         elapsed = (tcp["ElapsedTime"] if tcp else 0) or self.elapsed_us
         if elapsed <= 0:
             return 0.0
-        return 8 * self.counted_bytes() / elapsed     # bytes/µs × 8 = Mbit/s
+        return 8 * self.counted_bytes() / elapsed  # bytes/µs × 8 = Mbit/s
 
 
 class Ndt7Results:
@@ -115,7 +115,7 @@ class Ndt7Results:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.running = 0
-        self._pending: dict[str, tuple[Subtest, asyncio.TimerHandle]] = {}   # download uuid ->
+        self._pending: dict[str, tuple[Subtest, asyncio.TimerHandle]] = {}  # download uuid ->
         self._tasks: set[asyncio.Task[None]] = set()
 
     def begin(self, sub: Subtest) -> None:
@@ -177,7 +177,7 @@ class Ndt7Results:
             self.app[METRICS].inc("ndt7_store_failed_total")
             log.warning("ndt7 result %s not stored: %s", row.test_id, exc)
             return
-        self.app[METRICS].inc(f"ndt7_results_{outcome}_total")   # stored / duplicate / spooled
+        self.app[METRICS].inc(f"ndt7_results_{outcome}_total")  # stored / duplicate / spooled
 
 
 NDT7_RESULTS = web.AppKey("ndt7_results", Ndt7Results)
@@ -189,8 +189,10 @@ def unmeasurable(sub: Subtest) -> str:
     need_s = MIN_SUBTEST_FRACTION * m.SUBTEST_S
     moved = sub.counted_bytes()
     if moved < MIN_SUBTEST_BYTES or (seconds < need_s and not sub.early_exit):
-        return (f"ndt7 {sub.kind} too short or too small to measure: {moved} bytes in {seconds:.1f} s "
-                f"(at least {MIN_SUBTEST_BYTES} bytes over {need_s:g} s are needed)")
+        return (
+            f"ndt7 {sub.kind} too short or too small to measure: {moved} bytes in {seconds:.1f} s "
+            f"(at least {MIN_SUBTEST_BYTES} bytes over {need_s:g} s are needed)"
+        )
     return ""
 
 
@@ -199,8 +201,16 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
     first = down or up
     assert first is not None
     cfg = app[CONFIG]
-    labels = decide(app, first.ip, None, None, None, m.declared_network_type(first.metadata), None,
-                    first.metadata.get("device_id", ""))
+    labels = decide(
+        app,
+        first.ip,
+        None,
+        None,
+        None,
+        m.declared_network_type(first.metadata),
+        None,
+        first.metadata.get("device_id", ""),
+    )
     place = labels.place
     rtts = [s.min_rtt_us for s in (down, up) if s is not None and s.min_rtt_us]
     missing = [kind for kind, s in (("download", down), ("upload", up)) if s is None]
@@ -224,8 +234,9 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
         download_mbps=round(down.mbps(), 3) if down else 0.0,
         upload_mbps=round(up.mbps(), 3) if up else 0.0,
         latency_ms=min(rtts) / 1000 if rtts else None,
-        loaded_latency_down_ms=(statistics.median(down.rtt_samples_us) / 1000
-                                if down and down.rtt_samples_us else None),
+        loaded_latency_down_ms=(
+            statistics.median(down.rtt_samples_us) / 1000 if down and down.rtt_samples_us else None
+        ),
         bytes_down=down.app_bytes if down else 0,
         bytes_up=up.app_bytes if up else 0,
         server_bytes_down=down.app_bytes if down else 0,
@@ -233,8 +244,9 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
         streams=1,
         duration_s=round(sum(s.elapsed_us for s in (down, up) if s) / 1e6 / len([s for s in (down, up) if s]), 3),
         tcp_min_rtt_ms=min(rtts) / 1000 if rtts else None,
-        tcp_retrans_ratio=(down.tcp["BytesRetrans"] / down.tcp["BytesSent"]
-                           if down and down.tcp and down.tcp["BytesSent"] else None),
+        tcp_retrans_ratio=(
+            down.tcp["BytesRetrans"] / down.tcp["BytesSent"] if down and down.tcp and down.tcp["BytesSent"] else None
+        ),
         server_id=cfg.server_id,
         client_kind="ndt7",
         client_version=m.client_label(first.metadata),
@@ -242,7 +254,7 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
-        client_download_mbps=None,   # ndt7 figures are the server's own; clients report none to it
+        client_download_mbps=None,  # ndt7 figures are the server's own; clients report none to it
         client_upload_mbps=None,
         network_type_source=labels.network_type_source,
         connection_type=place.connection_type,

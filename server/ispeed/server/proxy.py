@@ -75,7 +75,8 @@ def client_ip(request: web.Request) -> str:
     """The client's address for limits, attribution and hashing ('' when the peer is unknown)."""
     cached = request.get(_CACHE)
     if cached is None:
-        cached = forwarded_client(request.remote or "", request.headers.getall("X-Forwarded-For", []),
-                                  request.app[CONFIG].trusted_proxies)
+        cached = forwarded_client(
+            request.remote or "", request.headers.getall("X-Forwarded-For", []), request.app[CONFIG].trusted_proxies
+        )
         request[_CACHE] = cached
     return str(cached)

@@ -1,6 +1,6 @@
 """The quarantine: results the store refused, and spooled lines that cannot be read, kept on disk.
 
-One row must never stop result storage (issue #20): a row the store refuses (a lone surrogate
+One row must never stop result storage: a row the store refuses (a lone surrogate
 from an older spool, a value out of a column's range) is moved here, the rest goes on. One
 JSON-lines file, `quarantine.jsonl`, private (0600) and fsynced, next to the spool or in
 `--quarantine-dir`. Each entry is one JSON object:
@@ -49,7 +49,7 @@ class Quarantine:
                     try:
                         self._keys.add(str(json.loads(line)["key"]))
                     except (ValueError, KeyError, TypeError):
-                        pass   # an entry cut by a crash: counted, never matched
+                        pass  # an entry cut by a crash: counted, never matched
 
     def entries(self) -> int:
         """How many entries are on disk."""
@@ -57,17 +57,31 @@ class Quarantine:
 
     def add_rows(self, refused: list[tuple[Measurement, str]], source: str) -> int:
         """Keep rows the store refused (with its reason); returns how many were new here."""
-        entries = [(f"test:{row.test_id}", {"source": source, "reason": reason, "test_id": row.test_id,
-                                             "record": to_record(row)}) for row, reason in refused]
+        entries = [
+            (
+                f"test:{row.test_id}",
+                {"source": source, "reason": reason, "test_id": row.test_id, "record": to_record(row)},
+            )
+            for row, reason in refused
+        ]
         return self._add(entries)
 
     def add_lines(self, lines: list[SpooledLine]) -> int:
         """Keep spooled lines that cannot be read back; returns how many were new here."""
         entries = []
         for line in lines:
-            entries.append((f"line:{hashlib.sha256(line.raw).hexdigest()[:32]}", {
-                "source": "spool", "reason": line.problem, "test_id": _test_id_of(line.raw),
-                "offset": line.offset, "raw_b64": base64.b64encode(line.raw).decode("ascii")}))
+            entries.append(
+                (
+                    f"line:{hashlib.sha256(line.raw).hexdigest()[:32]}",
+                    {
+                        "source": "spool",
+                        "reason": line.problem,
+                        "test_id": _test_id_of(line.raw),
+                        "offset": line.offset,
+                        "raw_b64": base64.b64encode(line.raw).decode("ascii"),
+                    },
+                )
+            )
         return self._add(entries)
 
     def _add(self, entries: list[tuple[str, dict[str, Any]]]) -> int:

@@ -40,7 +40,7 @@ class Counters:
     download_span_s: float = 0.0
     download_acked_bytes: int = 0
     upload_span_s: float = -1.0
-    transfer_ip: str = ""          # the address that ran the transfers (the result is attributed to it)
+    transfer_ip: str = ""  # the address that ran the transfers (the result is attributed to it)
 
 
 def sign(secret: bytes, counters: Counters) -> str:
@@ -50,7 +50,7 @@ def sign(secret: bytes, counters: Counters) -> str:
 
 
 def verify(secret: bytes, receipt: str, test_id: str, now: float | None = None) -> Counters:
-    # ASCII only: compare_digest raises TypeError on non-ASCII text (a 500 before, issue #20.6)
+    # ASCII only: compare_digest raises TypeError on non-ASCII text (it answered 500)
     if not isinstance(receipt, str) or not receipt.isascii() or receipt.count(".") != 1:
         raise TokenError("receipt is malformed", 400)
     body, sig = receipt.split(".")

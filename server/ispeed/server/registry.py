@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass, field
 
 from ispeed.core import method
-from ispeed.server.receipts import Counters
 from ispeed.core.tcpinfo import OooCounter, TcpInfo
+from ispeed.server.receipts import Counters
 from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import TestClaims
 
-IDLE_RELEASE_S = 5.0      # a test that moves nothing for this long gives its capacity slot back
-PHASE_GRACE_S = 2.0       # a phase's streams are cut this long after the token's duration
+IDLE_RELEASE_S = 5.0  # a test that moves nothing for this long gives its capacity slot back
+PHASE_GRACE_S = 2.0  # a phase's streams are cut this long after the token's duration
 
 
 @dataclass
@@ -27,29 +27,29 @@ class TestState:
     __test__ = False  # not a pytest test class
 
     claims: TestClaims
-    bytes_down: dict[int, int] = field(default_factory=dict)   # stream -> bytes written
-    bytes_up: dict[int, int] = field(default_factory=dict)     # stream -> bytes received
-    first_up: float | None = None                              # monotonic seconds
+    bytes_down: dict[int, int] = field(default_factory=dict)  # stream -> bytes written
+    bytes_up: dict[int, int] = field(default_factory=dict)  # stream -> bytes received
+    first_up: float | None = None  # monotonic seconds
     last_up: float | None = None
     up_timeline: list[tuple[float, int]] = field(default_factory=list)  # (s since first_up, total)
-    up_ooo: list[int] = field(default_factory=list)     # out-of-order packets at each timeline sample
+    up_ooo: list[int] = field(default_factory=list)  # out-of-order packets at each timeline sample
     up_total: int = 0
-    up_sockets: OooCounter = field(default_factory=OooCounter)   # the upload streams' receive side
+    up_sockets: OooCounter = field(default_factory=OooCounter)  # the upload streams' receive side
     tcp: list[TcpInfo] = field(default_factory=list)
     latency_probes: int = 0
     submitted: bool = False
     active_streams: int = 0
     created: float = field(default_factory=time.monotonic)
     transports: set[asyncio.BaseTransport] = field(default_factory=set)  # open streams, for the sweeper
-    cut: bool = False                                   # streams were cut at the deadline
-    net_key: str = ""                                   # client network, for per-network limits
-    down: DownloadTimeline | None = None                # the server's download timeline
-    up_started: float | None = None                     # monotonic: the first upload request
+    cut: bool = False  # streams were cut at the deadline
+    net_key: str = ""  # client network, for per-network limits
+    down: DownloadTimeline | None = None  # the server's download timeline
+    up_started: float | None = None  # monotonic: the first upload request
     streams_down: set[int] = field(default_factory=set)  # stream numbers moving bytes now
     streams_up: set[int] = field(default_factory=set)
     last_activity: float = field(default_factory=time.monotonic)
-    transfer_ip: str = ""                               # the address that ran the transfers
-    bytes_moved: int = 0                                # both directions, for the per-test cap
+    transfer_ip: str = ""  # the address that ran the transfers
+    bytes_moved: int = 0  # both directions, for the per-test cap
 
     @property
     def deadline(self) -> float:
@@ -62,8 +62,11 @@ class TestState:
 
     def phase_end(self, direction: str) -> float | None:
         """Monotonic time a phase's streams are cut (token duration + grace), None before it began."""
-        started = self.down.started if direction == "download" and self.down else (
-            self.up_started if direction == "upload" else None)
+        started = (
+            self.down.started
+            if direction == "download" and self.down
+            else (self.up_started if direction == "upload" else None)
+        )
         return None if started is None else started + self.claims.duration_s + PHASE_GRACE_S
 
     def download_mbps(self) -> float:
@@ -91,7 +94,7 @@ class TestState:
         t = now - self.first_up
         if t - self.up_timeline[-1][0] >= method.SAMPLE_INTERVAL_S:
             self.up_timeline.append((t, self.up_total))
-            self.up_ooo.append(self.up_sockets.total())   # a few getsockopt calls per 100 ms
+            self.up_ooo.append(self.up_sockets.total())  # a few getsockopt calls per 100 ms
 
     def upload_mbps(self) -> float:
         """Server-measured steady upload (method v1 rule on this server's own timeline).
@@ -102,7 +105,7 @@ class TestState:
         phase_s = self.claims.duration_s
         kept = [i for i, (t, _) in enumerate(self.up_timeline) if t <= phase_s]
         timeline = [self.up_timeline[i] for i in kept]
-        ooo = [self.up_ooo[i] for i in kept] if self.up_sockets.known else None   # add_up keeps both in step
+        ooo = [self.up_ooo[i] for i in kept] if self.up_sockets.known else None  # add_up keeps both in step
         if self.first_up is not None and self.last_up is not None:
             t_last = self.last_up - self.first_up
             if t_last <= phase_s and (not timeline or timeline[-1][0] < t_last):
@@ -127,14 +130,21 @@ class TestState:
 
     def counters(self) -> Counters:
         return Counters(
-            test_id=self.claims.test_id, issued_at=self.claims.issued_at, streams=self.claims.streams,
-            duration_s=self.claims.duration_s, bytes_down=self.total_down, bytes_up=self.up_total,
-            upload_mbps=self.upload_mbps(), tcp_min_rtt_ms=self.min_rtt_ms(),
-            tcp_retrans_ratio=self.retrans_ratio(), signed_at=time.time(),
+            test_id=self.claims.test_id,
+            issued_at=self.claims.issued_at,
+            streams=self.claims.streams,
+            duration_s=self.claims.duration_s,
+            bytes_down=self.total_down,
+            bytes_up=self.up_total,
+            upload_mbps=self.upload_mbps(),
+            tcp_min_rtt_ms=self.min_rtt_ms(),
+            tcp_retrans_ratio=self.retrans_ratio(),
+            signed_at=time.time(),
             download_mbps=self.download_mbps(),
             download_span_s=self.down.span_s() if self.down else 0.0,
             download_acked_bytes=self.down.acked_bytes() if self.down else 0,
-            upload_span_s=self.upload_span_s(), transfer_ip=self.transfer_ip,
+            upload_span_s=self.upload_span_s(),
+            transfer_ip=self.transfer_ip,
         )
 
     def summary(self) -> dict[str, object]:
@@ -160,7 +170,7 @@ class Registry:
     def __init__(self) -> None:
         self._tests: dict[str, TestState] = {}
         self.finished = 0
-        self.abandoned = 0   # tests whose token expired with no result submitted
+        self.abandoned = 0  # tests whose token expired with no result submitted
 
     def add(self, claims: TestClaims, net_key: str = "") -> TestState:
         self.expire()

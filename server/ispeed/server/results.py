@@ -17,12 +17,12 @@ from aiohttp import web
 from ispeed.core import method
 from ispeed.core.schema import NETWORK_TYPES, Measurement
 from ispeed.core.timeutil import local_date
+from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.labels import decide
 from ispeed.server.privacy import ip_network, keyed_hash, round_coord
 from ispeed.server.proxy import client_ip
-from ispeed.server import receipts
 from ispeed.server.receipts import Counters
 from ispeed.server.tokens import verify
 from ispeed.server.validate import Field, check, read_json
@@ -44,8 +44,8 @@ RESULT_FIELDS: dict[str, Field] = {
     "bytes_up": Field(int, low=0, high=1e15),
     "streams": Field(int, low=1, high=64),
     "duration_s": Field(float, low=0, high=600),
-    "network_type": Field(str, choices=NETWORK_TYPES),          # declared by the user
-    "network_type_device": Field(str, choices=NETWORK_TYPES),   # reported by the client's OS or modem
+    "network_type": Field(str, choices=NETWORK_TYPES),  # declared by the user
+    "network_type_device": Field(str, choices=NETWORK_TYPES),  # reported by the client's OS or modem
     "lat": Field(float, low=-90, high=90),
     "lon": Field(float, low=-180, high=180),
     "accuracy_m": Field(float, low=0, high=1e7),
@@ -61,7 +61,7 @@ RESULT_FIELDS: dict[str, Field] = {
 # or dishonest client); honest clients read within ~2 % (tests/test_attacks.py, perf/accuracy.py).
 DOWNLOAD_TOLERANCE = 0.10
 UPLOAD_TOLERANCE = 0.10
-DOWNLOAD_SLACK = 1.05          # claimed bytes vs bytes the server wrote
+DOWNLOAD_SLACK = 1.05  # claimed bytes vs bytes the server wrote
 # A direction is measured when the server's own timeline of it spans at least this share of the
 # token's phase and moved at least MIN_PHASE_BYTES; otherwise the result is refused (422).
 MIN_PHASE_FRACTION = 0.5
@@ -71,15 +71,19 @@ MIN_PHASE_BYTES = 64 << 10
 def unmeasured(counters: Counters) -> str:
     """'' when the server measured both phases itself, else why not (method v1 §4)."""
     need_s = MIN_PHASE_FRACTION * counters.duration_s
-    phases = (("download", counters.download_span_s, counters.download_acked_bytes),
-              ("upload", counters.upload_span_s, counters.bytes_up))
+    phases = (
+        ("download", counters.download_span_s, counters.download_acked_bytes),
+        ("upload", counters.upload_span_s, counters.bytes_up),
+    )
     for name, span_s, moved in phases:
-        if span_s < 0:      # a receipt from a server before method v1 §4: no upload span kept
+        if span_s < 0:  # a receipt from a server before method v1 §4: no upload span kept
             continue
         if moved < MIN_PHASE_BYTES or span_s < need_s:
-            return (f"the server measured too little {name} to publish: {moved} bytes over {span_s:.1f} s "
-                    f"(at least {MIN_PHASE_BYTES} bytes over {need_s:g} s, half the {counters.duration_s:g} s "
-                    "phase, are needed); run the whole test again")
+            return (
+                f"the server measured too little {name} to publish: {moved} bytes over {span_s:.1f} s "
+                f"(at least {MIN_PHASE_BYTES} bytes over {need_s:g} s, half the {counters.duration_s:g} s "
+                "phase, are needed); run the whole test again"
+            )
     return ""
 
 
@@ -95,15 +99,19 @@ def consistency(values: dict[str, object], counters: Counters) -> str:
     if server_down < 0:
         return "no server-side download figure (a receipt from a server before method v1 §4)"
     if _differs(down_claim, server_down, DOWNLOAD_TOLERANCE):
-        return (f"client_disagrees: download {down_claim:.1f} Mbps differs from the server's own "
-                f"{server_down:.1f} Mbps by more than {DOWNLOAD_TOLERANCE:.0%}")
+        return (
+            f"client_disagrees: download {down_claim:.1f} Mbps differs from the server's own "
+            f"{server_down:.1f} Mbps by more than {DOWNLOAD_TOLERANCE:.0%}"
+        )
     bytes_down = values.get("bytes_down")
     if isinstance(bytes_down, int) and bytes_down > counters.bytes_down * DOWNLOAD_SLACK + (1 << 20):
         return f"client_disagrees: bytes_down {bytes_down} exceeds the {counters.bytes_down} bytes the server sent"
     server_up = counters.upload_mbps
     if _differs(up_claim, server_up, UPLOAD_TOLERANCE):
-        return (f"client_disagrees: upload {up_claim:.1f} Mbps differs from the server's own "
-                f"{server_up:.1f} Mbps by more than {UPLOAD_TOLERANCE:.0%}")
+        return (
+            f"client_disagrees: upload {up_claim:.1f} Mbps differs from the server's own "
+            f"{server_up:.1f} Mbps by more than {UPLOAD_TOLERANCE:.0%}"
+        )
     return ""
 
 
@@ -114,8 +122,9 @@ async def submit_result(request: web.Request) -> web.Response:
     wait_s = request.app[RESULT_RATE].check(ip_network(client_ip(request)))
     if wait_s:
         metrics.inc("results_refused_rate_total")
-        raise json_error(429, f"too many submissions from your network; retry in {wait_s:.0f} s",
-                         retry_after_s=round(wait_s, 1))
+        raise json_error(
+            429, f"too many submissions from your network; retry in {wait_s:.0f} s", retry_after_s=round(wait_s, 1)
+        )
     values = check(await read_json(request, cfg.max_result_body_bytes), RESULT_FIELDS)
     receipt = values.pop("receipt")
     claims = verify(cfg.secret, values["token"], cfg.server_id, allow_expired=receipt is not None)
@@ -133,8 +142,11 @@ async def submit_result(request: web.Request) -> web.Response:
         counters = receipts.verify(cfg.secret, receipt, claims.test_id)
         metrics.inc("results_by_receipt_total")
     else:
-        raise json_error(410, "this test is not known to the server (expired or from before a restart) "
-                              "and no receipt came with it", "token")
+        raise json_error(
+            410,
+            "this test is not known to the server (expired or from before a restart) and no receipt came with it",
+            "token",
+        )
     if counters.bytes_down == 0 or counters.bytes_up == 0:
         metrics.inc("results_no_transfer_total")
         raise json_error(422, "the server saw no download or no upload for this test", "token")
@@ -147,11 +159,19 @@ async def submit_result(request: web.Request) -> web.Response:
     # the network that ran the transfers, not the one that submits (an agent may submit later,
     # from elsewhere; a client may not borrow another network's attribution)
     ip = counters.transfer_ip or client_ip(request)
-    labels = decide(request.app, ip, values["lat"], values["lon"], values["accuracy_m"],
-                    values["network_type"], values["network_type_device"], values["device_id"])
+    labels = decide(
+        request.app,
+        ip,
+        values["lat"],
+        values["lon"],
+        values["accuracy_m"],
+        values["network_type"],
+        values["network_type_device"],
+        values["device_id"],
+    )
     place = labels.place
     reason = reason or labels.invalid_reason
-    started = dt.datetime.fromtimestamp(claims.issued_at, dt.timezone.utc)
+    started = dt.datetime.fromtimestamp(claims.issued_at, dt.UTC)
     flags = (["client_disagrees"] if reason.startswith("client_disagrees") else []) + list(labels.flags)
     row = Measurement(
         test_id=claims.test_id,
@@ -178,14 +198,14 @@ async def submit_result(request: web.Request) -> web.Response:
         bytes_up=values["bytes_up"] or 0,
         server_bytes_down=counters.bytes_down,
         server_bytes_up=counters.bytes_up,
-        streams=counters.streams,          # the token's, never the submission's
+        streams=counters.streams,  # the token's, never the submission's
         duration_s=counters.duration_s,
         tcp_min_rtt_ms=counters.tcp_min_rtt_ms,
         tcp_retrans_ratio=counters.tcp_retrans_ratio,
         server_id=cfg.server_id,
         client_kind=values["client_kind"] or "cli",
         client_version=values["client_version"] or "",
-        method_version=method.METHOD_VERSION,   # the server measured: its method, whatever the client says
+        method_version=method.METHOD_VERSION,  # the server measured: its method, whatever the client says
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
@@ -210,20 +230,23 @@ async def submit_result(request: web.Request) -> web.Response:
         log.info("result %s stored as invalid: %s", row.test_id, reason)
     request.app[REGISTRY].finished += 1
     fresh = outcome != "duplicate"
-    return web.json_response({
-        "status": "accepted" if fresh else "duplicate",
-        "stored": outcome,
-        "test_id": row.test_id,
-        "valid": row.valid,
-        "invalid_reason": reason,
-        "download_mbps": round(row.download_mbps, 3),
-        "upload_mbps": round(row.upload_mbps, 3),
-        "provider": row.provider,
-        "province_code": row.province_code,
-        "commune_code": row.commune_code,
-        "location_source": row.location_source,
-        "network_type": row.network_type,
-        "network_type_source": row.network_type_source,
-        "device_source": row.device_source,
-        "flags": list(flags),
-    }, status=201 if fresh else 200)
+    return web.json_response(
+        {
+            "status": "accepted" if fresh else "duplicate",
+            "stored": outcome,
+            "test_id": row.test_id,
+            "valid": row.valid,
+            "invalid_reason": reason,
+            "download_mbps": round(row.download_mbps, 3),
+            "upload_mbps": round(row.upload_mbps, 3),
+            "provider": row.provider,
+            "province_code": row.province_code,
+            "commune_code": row.commune_code,
+            "location_source": row.location_source,
+            "network_type": row.network_type,
+            "network_type_source": row.network_type_source,
+            "device_source": row.device_source,
+            "flags": list(flags),
+        },
+        status=201 if fresh else 200,
+    )

@@ -27,11 +27,19 @@ from ispeed.server.keys import INGEST, METRICS
 log = logging.getLogger("ispeed.server.site")
 
 PREFIX = "/site"
-_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".json": "application/json",
-          ".csv": "text/csv", ".gz": "application/gzip", ".svg": "image/svg+xml", ".png": "image/png"}
+_TYPES = {
+    ".html": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".csv": "text/csv",
+    ".gz": "application/gzip",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
-PublishJob = Callable[[Store, Path], object]   # (store, site directory) -> a report to log
+PublishJob = Callable[[Store, Path], object]  # (store, site directory) -> a report to log
 
 
 def parse_publish_at(text: str) -> dt.time | None:
@@ -81,8 +89,10 @@ def add_routes(app: web.Application, config: ServerConfig, publish_job: PublishJ
             body = missing.read_text(encoding="utf-8") if missing.is_file() else "<h1>404</h1>"
             return web.Response(text=body, status=404, content_type="text/html")
         kind = _TYPES.get(path.suffix, "application/octet-stream")
-        headers = {"Content-Type": kind + ("; charset=utf-8" if kind.startswith("text/") or kind.endswith("json") else ""),
-                   "Cache-Control": "no-cache"}
+        headers = {
+            "Content-Type": kind + ("; charset=utf-8" if kind.startswith("text/") or kind.endswith("json") else ""),
+            "Cache-Control": "no-cache",
+        }
         return web.FileResponse(path, headers=headers)
 
     app.router.add_get(PREFIX, redirect)
@@ -90,8 +100,10 @@ def add_routes(app: web.Application, config: ServerConfig, publish_job: PublishJ
     if publish_at is not None and publish_job is not None:
         app.cleanup_ctx.append(_nightly(config, publish_at, publish_job))
     elif publish_at is not None:
-        log.warning("--publish-at %s is set but this server was started without a publish job; "
-                    "no nightly publish runs", config.publish_at)
+        log.warning(
+            "--publish-at %s is set but this server was started without a publish job; no nightly publish runs",
+            config.publish_at,
+        )
 
 
 async def publish_now(app: web.Application, config: ServerConfig, job: PublishJob) -> object:
@@ -106,11 +118,11 @@ def _nightly(config: ServerConfig, at: dt.time, job: PublishJob) -> Callable[[we
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
-                await asyncio.sleep(seconds_until(at, dt.datetime.now(dt.timezone.utc)))
+                await asyncio.sleep(seconds_until(at, dt.datetime.now(dt.UTC)))
                 try:
                     await publish_now(app, config, job)
                     app[METRICS].inc("site_publish_total")
-                except Exception as exc:  # noqa: BLE001 - the server keeps running; tomorrow retries
+                except Exception as exc:
                     log.error("nightly publish failed: %s", exc, exc_info=True)
                     app[METRICS].inc("site_publish_failed_total")
 
@@ -118,4 +130,5 @@ def _nightly(config: ServerConfig, at: dt.time, job: PublishJob) -> Callable[[we
         yield
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
     return ctx

@@ -72,17 +72,18 @@ def append_durably(path: Path, blob: bytes, what: str) -> None:
         try:
             view = memoryview(blob)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except OSError as exc:
             try:
-                os.ftruncate(fd, start)   # no torn line may stay: it would glue onto the next one
+                os.ftruncate(fd, start)  # no torn line may stay: it would glue onto the next one
                 os.fsync(fd)
             except OSError as cut_exc:
                 log.error("could not cut %s back to %d bytes after a failed write: %s", path, start, cut_exc)
             if exc.errno in _DISK_FULL:
-                raise SpoolFull(f"the disk of {what} {path.parent} is full ({exc.strerror}): free space "
-                                "there or move it") from exc
+                raise SpoolFull(
+                    f"the disk of {what} {path.parent} is full ({exc.strerror}): free space there or move it"
+                ) from exc
             raise SpoolError(f"could not write {what} {path}: {exc}") from exc
     finally:
         os.close(fd)
@@ -107,7 +108,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.warn_bytes = int(max_bytes * warn_fraction)
         self._warned = False
-        self._lock = threading.Lock()   # appends (spool thread) vs replay and reset (store thread)
+        self._lock = threading.Lock()  # appends (spool thread) vs replay and reset (store thread)
         os.close(open_private(self.data_path, os.O_RDONLY))
         if self.offset_path.exists():
             os.close(open_private(self.offset_path, os.O_RDONLY))
@@ -144,8 +145,13 @@ class Spool:
                 fh.seek(offset - 1)
                 fits = fh.read(1) == b"\n"
         if not fits:
-            log.warning("replay offset %d does not fit %s (%d bytes); replaying it from the start "
-                        "(stored results are skipped by test_id)", offset, self.data_path, self.size())
+            log.warning(
+                "replay offset %d does not fit %s (%d bytes); replaying it from the start "
+                "(stored results are skipped by test_id)",
+                offset,
+                self.data_path,
+                self.size(),
+            )
             os.unlink(self.offset_path)
             fsync_dir(self.dir)
 
@@ -159,7 +165,7 @@ class Spool:
         except FileNotFoundError:
             return 0
         except ValueError:
-            return -1   # garbage: _check_offset drops it
+            return -1  # garbage: _check_offset drops it
 
     def pending_bytes(self) -> int:
         return max(0, self.size() - self.offset())
@@ -173,13 +179,19 @@ class Spool:
         blob = "".join(json.dumps(to_record(r), separators=(",", ":")) + "\n" for r in rows).encode("ascii")
         with self._lock:
             if self.size() + len(blob) > self.max_bytes:
-                raise SpoolFull(f"the result spool {self.dir} is full ({self.max_bytes} bytes); "
-                                "the store has been unavailable too long")
+                raise SpoolFull(
+                    f"the result spool {self.dir} is full ({self.max_bytes} bytes); "
+                    "the store has been unavailable too long"
+                )
             append_durably(self.data_path, blob, "the result spool")
             if self.near_limit() and not self._warned:
                 self._warned = True
-                log.warning("result spool %s is above %d%% of its %d-byte limit", self.dir,
-                            100 * self.warn_bytes // self.max_bytes, self.max_bytes)
+                log.warning(
+                    "result spool %s is above %d%% of its %d-byte limit",
+                    self.dir,
+                    100 * self.warn_bytes // self.max_bytes,
+                    self.max_bytes,
+                )
 
     # -- replay --------------------------------------------------------------------------
     def read_batch(self, max_rows: int) -> tuple[list[SpooledLine], int]:
@@ -214,7 +226,7 @@ class Spool:
             tmp = self.offset_path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
             try:
-                os.write(fd, str(new_offset).encode("ascii"))   # a few bytes: one write
+                os.write(fd, str(new_offset).encode("ascii"))  # a few bytes: one write
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from ispeed.core.method import METHOD_VERSION
-
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
@@ -40,31 +39,35 @@ async def start_test(request: web.Request) -> web.Response:
     wait_s = request.app[TEST_RATE].check(network)
     if wait_s:
         metrics.inc("tests_refused_rate_total")
-        raise json_error(429, f"too many tests from your network; retry in {wait_s:.0f} s",
-                         retry_after_s=round(wait_s, 1))
+        raise json_error(
+            429, f"too many tests from your network; retry in {wait_s:.0f} s", retry_after_s=round(wait_s, 1)
+        )
     registry.expire()
     capacity_check(request, network)
     net_hash = keyed_hash(cfg.secret, "net", network)
     claims, token = issue(cfg.secret, cfg.server_id, net_hash, streams, duration_s, cfg.token_ttl_s)
     registry.add(claims, net_key=network)
     metrics.inc("tests_started_total")
-    return web.json_response({
-        "test_id": claims.test_id,
-        "token": token,
-        "server_id": cfg.server_id,
-        "streams": streams,
-        "duration_s": duration_s,
-        "expires_at": claims.expires_at,
-        "max_request_bytes": cfg.max_request_bytes,
-        "method_version": METHOD_VERSION,
-        "paths": {
-            "download": "/api/v1/download",
-            "upload": "/api/v1/upload",
-            "latency": "/api/v1/latency",
-            "counters": f"/api/v1/tests/{claims.test_id}",
-            "results": "/api/v1/results",
+    return web.json_response(
+        {
+            "test_id": claims.test_id,
+            "token": token,
+            "server_id": cfg.server_id,
+            "streams": streams,
+            "duration_s": duration_s,
+            "expires_at": claims.expires_at,
+            "max_request_bytes": cfg.max_request_bytes,
+            "method_version": METHOD_VERSION,
+            "paths": {
+                "download": "/api/v1/download",
+                "upload": "/api/v1/upload",
+                "latency": "/api/v1/latency",
+                "counters": f"/api/v1/tests/{claims.test_id}",
+                "results": "/api/v1/results",
+            },
         },
-    }, status=201)
+        status=201,
+    )
 
 
 async def test_counters(request: web.Request) -> web.Response:

@@ -37,7 +37,7 @@ class _Conn:
     base_acked: int
     acked: int
     retrans: int
-    busy: bool = True        # a download response is being written on it
+    busy: bool = True  # a download response is being written on it
     closed: bool = False
 
 
@@ -45,11 +45,11 @@ class _Conn:
 class DownloadTimeline:
     """One test's download phase as this server saw it."""
 
-    started: float                      # monotonic seconds: the first download request
-    duration_s: float                   # the token's phase length
+    started: float  # monotonic seconds: the first download request
+    duration_s: float  # the token's phase length
     samples: list[tuple[float, int]] = field(default_factory=lambda: [(0.0, 0)])
     holes: list[int] = field(default_factory=lambda: [0])
-    ended_at: float | None = None       # monotonic: the first close of a download connection
+    ended_at: float | None = None  # monotonic: the first close of a download connection
     min_rtt_us: int = 0
     _conns: dict[object, _Conn] = field(default_factory=dict)
     _hole_count: int = 0

@@ -31,9 +31,9 @@ class TestClaims:
 
     test_id: str
     server_id: str
-    issued_at: float      # UTC epoch seconds
+    issued_at: float  # UTC epoch seconds
     expires_at: float
-    net_hash: str         # keyed hash of the client's network at issue time
+    net_hash: str  # keyed hash of the client's network at issue time
     streams: int
     duration_s: float
 
@@ -46,8 +46,15 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue(secret: bytes, server_id: str, net_hash: str, streams: int, duration_s: float,
-          ttl_s: float, now: float | None = None) -> tuple[TestClaims, str]:
+def issue(
+    secret: bytes,
+    server_id: str,
+    net_hash: str,
+    streams: int,
+    duration_s: float,
+    ttl_s: float,
+    now: float | None = None,
+) -> tuple[TestClaims, str]:
     now = time.time() if now is None else now
     claims = TestClaims(str(uuid.uuid4()), server_id, now, now + ttl_s, net_hash, streams, duration_s)
     body = _b64(json.dumps(asdict(claims), separators=(",", ":"), sort_keys=True).encode())
@@ -55,12 +62,12 @@ def issue(secret: bytes, server_id: str, net_hash: str, streams: int, duration_s
     return claims, f"{body}.{sig}"
 
 
-def verify(secret: bytes, token: str, server_id: str, now: float | None = None,
-           allow_expired: bool = False) -> TestClaims:
+def verify(
+    secret: bytes, token: str, server_id: str, now: float | None = None, allow_expired: bool = False
+) -> TestClaims:
     """The claims of a genuine, unexpired token issued by this server; TokenError otherwise."""
-    # ASCII only: compare_digest raises TypeError on non-ASCII text (a 500 before, issue #20.6)
-    if (not isinstance(token, str) or not token or len(token) > 1024 or token.count(".") != 1
-            or not token.isascii()):
+    # ASCII only: compare_digest raises TypeError on non-ASCII text (it answered 500)
+    if not isinstance(token, str) or not token or len(token) > 1024 or token.count(".") != 1 or not token.isascii():
         raise TokenError("missing or malformed test token: start a test with POST /api/v1/tests", 400)
     body, sig = token.split(".")
     expected = _b64(hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest())

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from aiohttp import hdrs, web
 from aiohttp.streams import StreamReader
 
-SINK_BYTES = 256 << 10   # per read: 128 KiB-1 MiB cost alike (~0.19 CPU s/GB on loopback); 64 KiB ~0.33
+SINK_BYTES = 256 << 10  # per read: 128 KiB-1 MiB cost alike (~0.19 CPU s/GB on loopback); 64 KiB ~0.33
 # One buffer for every connection: a read fills it and the count is all that is kept, before the
 # next read (of any connection: one thread) overwrites it. Nothing reads its contents.
 _SINK = memoryview(bytearray(SINK_BYTES))
@@ -38,7 +38,7 @@ _SINK = memoryview(bytearray(SINK_BYTES))
 # line late and its bottleneck drop more: cubic's upload read 0.8-4.5 % low (3 runs; without the
 # mark: within 1 %, 2 runs), while the CPU the mark saves only matters at multi-gigabit rates.
 LOWAT_WAIT_S = 0.002
-LOWAT_MIN_BPS = 125_000_000   # bytes/s: 1 Gbit/s per stream
+LOWAT_MIN_BPS = 125_000_000  # bytes/s: 1 Gbit/s per stream
 RETUNE_S = 0.02
 
 
@@ -49,13 +49,16 @@ def eligible(request: web.BaseRequest) -> bool:
     before: see `measure.upload`).
     """
     transport = request.transport
-    return (request.content_length is not None
-            and hdrs.TRANSFER_ENCODING not in request.headers
-            and not request.content.is_eof()
-            and request.content.exception() is None
-            and transport is not None and not transport.is_closing()
-            and transport.get_extra_info("sslcontext") is None
-            and transport.get_protocol() is request.protocol)
+    return (
+        request.content_length is not None
+        and hdrs.TRANSFER_ENCODING not in request.headers
+        and not request.content.is_eof()
+        and request.content.exception() is None
+        and transport is not None
+        and not transport.is_closing()
+        and transport.get_extra_info("sslcontext") is None
+        and transport.get_protocol() is request.protocol
+    )
 
 
 async def read_body(request: web.BaseRequest, count: Callable[[int], None]) -> bool:
@@ -68,7 +71,7 @@ async def read_body(request: web.BaseRequest, count: Callable[[int], None]) -> b
     content = request.content
     length = request.content_length
     transport = request.transport
-    assert length is not None and transport is not None   # eligible(request)
+    assert length is not None and transport is not None  # eligible(request)
     taken = 0
     # what aiohttp's parser already took in; each read lets it parse what it held back while paused
     while chunk := content.read_nowait():
@@ -77,27 +80,33 @@ async def read_body(request: web.BaseRequest, count: Callable[[int], None]) -> b
     if content.is_eof():
         return False
     sink = BodySink(request.protocol, content, length - taken, count, transport.get_extra_info("socket"))
-    transport.set_protocol(sink)   # no await since the reads above: no byte can have slipped past
-    transport.resume_reading()     # aiohttp pauses reading while its buffer is full; the sink has none
+    transport.set_protocol(sink)  # no await since the reads above: no byte can have slipped past
+    transport.resume_reading()  # aiohttp pauses reading while its buffer is full; the sink has none
     try:
         await content.wait_eof()
     finally:
-        sink.stop()   # on a shutdown the connection lingers a moment: what it still sends is not counted
+        sink.stop()  # on a shutdown the connection lingers a moment: what it still sends is not counted
     return True
 
 
 class BodySink(asyncio.BufferedProtocol):
     """Counts and drops the rest of one body; aiohttp's protocol gets every other callback."""
 
-    def __init__(self, http: asyncio.Protocol, content: StreamReader, left: int,
-                 count: Callable[[int], None], sock: socket.socket | None) -> None:
+    def __init__(
+        self,
+        http: asyncio.Protocol,
+        content: StreamReader,
+        left: int,
+        count: Callable[[int], None],
+        sock: socket.socket | None,
+    ) -> None:
         self._http = http
         self._content = content
         self._left = left
         self._count = count
         self._sock = sock
-        self._lowat = 1           # the socket's SO_RCVLOWAT (1: the kernel's default)
-        self._since_retune = 0    # bytes
+        self._lowat = 1  # the socket's SO_RCVLOWAT (1: the kernel's default)
+        self._since_retune = 0  # bytes
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(RETUNE_S, self._retune)
 
     def stop(self) -> None:
@@ -114,11 +123,11 @@ class BodySink(asyncio.BufferedProtocol):
         self._timer = asyncio.get_running_loop().call_later(RETUNE_S, self._retune)
 
     def _set_lowat(self, n: int) -> None:
-        n = max(1, min(n, SINK_BYTES, self._left))   # never above what is still to come
+        n = max(1, min(n, SINK_BYTES, self._left))  # never above what is still to come
         if n != self._lowat and self._sock is not None:
             try:
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, n)
-            except (OSError, ValueError):   # closed meanwhile (uvloop's pseudo-socket: ValueError)
+            except (OSError, ValueError):  # closed meanwhile (uvloop's pseudo-socket: ValueError)
                 return
             self._lowat = n
 
@@ -128,26 +137,26 @@ class BodySink(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         left = self._left
         if left <= 0:
-            return   # past the body (a pipelined request): dropped, the answer closes the connection
+            return  # past the body (a pipelined request): dropped, the answer closes the connection
         n = min(nbytes, left)
         self._left = left - n
         self._since_retune += n
-        self._count(n)   # may close the transport (deadline, byte limit): connection_lost follows
+        self._count(n)  # may close the transport (deadline, byte limit): connection_lost follows
         if n == left:
             self.stop()
             self._content.feed_eof()
         elif self._left < self._lowat:
-            self._set_lowat(self._left)   # the body's last bytes must wake the server too
+            self._set_lowat(self._left)  # the body's last bytes must wake the server too
 
     def eof_received(self) -> bool | None:
-        return self._http.eof_received()   # aiohttp closes: a half-closed body is an aborted one
+        return self._http.eof_received()  # aiohttp closes: a half-closed body is an aborted one
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.stop()
-        self._http.connection_lost(exc)    # sets the payload's exception: the handler wakes
+        self._http.connection_lost(exc)  # sets the payload's exception: the handler wakes
 
     def pause_writing(self) -> None:
-        self._http.pause_writing()         # aiohttp writes the answer and waits on its own drain
+        self._http.pause_writing()  # aiohttp writes the answer and waits on its own drain
 
     def resume_writing(self) -> None:
         self._http.resume_writing()

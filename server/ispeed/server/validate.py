@@ -21,7 +21,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 @dataclass(frozen=True)
 class Field:
-    kind: type                      # str, int, float, bool
+    kind: type  # str, int, float, bool
     required: bool = False
     low: float | None = None
     high: float | None = None
@@ -77,7 +77,7 @@ def _check_value(name: str, value: Any, spec: Field) -> Any:
 def storable_text(name: str, value: str) -> None:
     """ValidationError unless `value` encodes as UTF-8 and holds no control character.
 
-    `json.loads` accepts a lone surrogate ("\\ud800") that no store or file can encode (DESIGN.md).
+    `json.loads` accepts a lone surrogate ("\\ud800") that no store or file can encode (docs/architecture.md, traps).
     """
     try:
         value.encode("utf-8")
@@ -85,8 +85,7 @@ def storable_text(name: str, value: str) -> None:
         raise ValidationError(name, f"is not valid UTF-8 text (a lone surrogate at position {exc.start})") from None
     bad = _CONTROL.search(value)
     if bad:
-        raise ValidationError(name, f"holds a control character (U+{ord(bad.group()):04X}) "
-                                    f"at position {bad.start()}")
+        raise ValidationError(name, f"holds a control character (U+{ord(bad.group()):04X}) at position {bad.start()}")
 
 
 def _printable(text: str) -> str:
@@ -109,9 +108,12 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float | Non
         timeout_s = request.config_dict[CONFIG].body_timeout_s
     try:
         raw = await asyncio.wait_for(_read_whole(request, max_bytes), timeout_s)
-    except asyncio.TimeoutError:
-        raise ValidationError("body", f"did not arrive within {timeout_s:g} s "
-                                      "(Content-Length larger than the body sent, or a stalled client)", 408) from None
+    except TimeoutError:
+        raise ValidationError(
+            "body",
+            f"did not arrive within {timeout_s:g} s (Content-Length larger than the body sent, or a stalled client)",
+            408,
+        ) from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

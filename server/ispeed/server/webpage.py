@@ -23,10 +23,25 @@ TESTPAGE_DIR = site_dir() / "testpage"
 ASSETS_PATH = "/testpage"
 _TEST_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 _RESULT_COLUMNS = (
-    "test_id", "started_at", "network_type", "provider", "asn", "province_code", "commune_code",
-    "location_source", "download_mbps", "upload_mbps", "latency_ms", "jitter_ms",
-    "loaded_latency_down_ms", "loaded_latency_up_ms", "streams", "duration_s", "client_kind",
-    "server_id", "valid",
+    "test_id",
+    "started_at",
+    "network_type",
+    "provider",
+    "asn",
+    "province_code",
+    "commune_code",
+    "location_source",
+    "download_mbps",
+    "upload_mbps",
+    "latency_ms",
+    "jitter_ms",
+    "loaded_latency_down_ms",
+    "loaded_latency_up_ms",
+    "streams",
+    "duration_s",
+    "client_kind",
+    "server_id",
+    "valid",
 )
 TEMPLATES = web.AppKey("testpage_templates", jinja2.Environment)
 
@@ -49,8 +64,11 @@ def _place_names(province_code: str, commune_code: str) -> tuple[str, str]:
 
 async def test_page(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
-    html = request.app[TEMPLATES].get_template("index.html").render(
-        lang=_lang(request), server_id=cfg.server_id, assets=ASSETS_PATH)
+    html = (
+        request.app[TEMPLATES]
+        .get_template("index.html")
+        .render(lang=_lang(request), server_id=cfg.server_id, assets=ASSETS_PATH)
+    )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
@@ -60,17 +78,20 @@ async def result_page(request: web.Request) -> web.Response:
     env = request.app[TEMPLATES]
     rows: list[Any] = []
     if _TEST_ID.match(test_id):
-        sql = (f"SELECT {', '.join(_RESULT_COLUMNS)} FROM {{db}}.measurements"
-               " WHERE test_id = {test_id} AND simulated = 0 LIMIT 1")
+        sql = (
+            f"SELECT {', '.join(_RESULT_COLUMNS)} FROM {{db}}.measurements"
+            " WHERE test_id = {test_id} AND simulated = 0 LIMIT 1"
+        )
         found = await request.app[INGEST].run_in_store(lambda store: store.query(sql, {"test_id": test_id}))
         rows = found if isinstance(found, list) else []
     if not rows:
         html = env.get_template("not_found.html").render(lang=lang, test_id=test_id, assets=ASSETS_PATH)
         return web.Response(text=html, content_type="text/html", status=404)
-    result = dict(zip(_RESULT_COLUMNS, rows[0]))
+    result = dict(zip(_RESULT_COLUMNS, rows[0], strict=True))
     result["province_name"], result["commune_name"] = _place_names(result["province_code"], result["commune_code"])
-    html = env.get_template("result.html").render(lang=lang, r=result, assets=ASSETS_PATH,
-                                                  share_url=f"{request.scheme}://{request.host}/r/{test_id}")
+    html = env.get_template("result.html").render(
+        lang=lang, r=result, assets=ASSETS_PATH, share_url=f"{request.scheme}://{request.host}/r/{test_id}"
+    )
     return web.Response(text=html, content_type="text/html")
 
 
@@ -79,8 +100,9 @@ def add_routes(app: web.Application, directory: Path = TESTPAGE_DIR) -> None:
     if not (directory / "index.html").exists():
         log.warning("browser test page not found in %s: `/` will answer 404", directory)
         return
-    app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)),
-                                        autoescape=jinja2.select_autoescape(["html"]))
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)), autoescape=jinja2.select_autoescape(["html"])
+    )
     app.router.add_get("/", test_page)
     app.router.add_get("/r/{test_id}", result_page)
     app.router.add_static(ASSETS_PATH, directory, append_version=False)

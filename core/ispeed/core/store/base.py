@@ -84,8 +84,7 @@ class Store(ABC):
     def _iter_query(self, sql: str) -> Iterator[tuple[Any, ...]]: ...
 
     @abstractmethod
-    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]],
-                        types: Mapping[str, str]) -> None: ...
+    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]], types: Mapping[str, str]) -> None: ...
 
     @abstractmethod
     def close(self) -> None: ...
@@ -112,8 +111,7 @@ class Store(ABC):
         with self._lock:
             yield from self._iter_query(self.sql(sql, params))
 
-    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]],
-                       types: Mapping[str, str]) -> None:
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]], types: Mapping[str, str]) -> None:
         with self._lock:
             self._insert_columns(f"{self.database}.{table}", columns, types)
 
@@ -136,7 +134,7 @@ class Store(ABC):
                     raise MigrationError(
                         f"migration {mig.version:04d}_{mig.name} failed on {self.url.redacted}: {exc}"
                     ) from exc
-                now = int(dt.datetime.now(dt.timezone.utc).timestamp())
+                now = int(dt.datetime.now(dt.UTC).timestamp())
                 self._insert_columns(
                     f"{self.database}.schema_migrations",
                     {"version": [mig.version], "name": [mig.name], "applied_at": [now]},
@@ -170,10 +168,11 @@ class Store(ABC):
                     fresh.append(row)
             if fresh:
                 self.insert_columns("measurements", to_columns(fresh), dict(MEASUREMENT_COLUMNS))
-            return InsertReport(inserted=len(fresh), duplicates=len(rows) - len(fresh),
-                                new_ids=frozenset(r.test_id for r in fresh))
+            return InsertReport(
+                inserted=len(fresh), duplicates=len(rows) - len(fresh), new_ids=frozenset(r.test_id for r in fresh)
+            )
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

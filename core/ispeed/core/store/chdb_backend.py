@@ -55,8 +55,7 @@ class ChdbStore(Store):
         self.path = path
         if _open_path is not None and _open_path != path:
             raise StoreUnavailable(
-                f"this process already holds the embedded store {_open_path}; "
-                f"close it before opening {path}"
+                f"this process already holds the embedded store {_open_path}; close it before opening {path}"
             )
         holder = _lock_holder(path)
         if holder is not None:
@@ -69,12 +68,12 @@ class ChdbStore(Store):
             os.makedirs(path, exist_ok=True)
             from chdb import session  # lazy: heavy, and not needed by the client
 
-            self._session: Any = session.Session(path)
+            self._session: Any = session.Session(path)  # type: ignore[no-untyped-call]
         except Exception as exc:
             raise StoreUnavailable(f"cannot open the embedded store {url.redacted}: {exc}") from exc
         _open_path = path
-        self._session.query("SET output_format_json_quote_64bit_integers = 0")
-        self._session.query("SET output_format_json_quote_64bit_floats = 0")
+        self._run("SET output_format_json_quote_64bit_integers = 0")
+        self._run("SET output_format_json_quote_64bit_floats = 0")
 
     def _run(self, sql: str, fmt: str = "CSV") -> Any:
         try:
@@ -99,8 +98,7 @@ class ChdbStore(Store):
                 if line:
                     yield tuple(json.loads(line))
 
-    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]],
-                        types: Mapping[str, str]) -> None:
+    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]], types: Mapping[str, str]) -> None:
         import pandas as pd  # chDB reads a DataFrame in place through the Python() table function
 
         frame = pd.DataFrame({name: list(values) for name, values in columns.items()})

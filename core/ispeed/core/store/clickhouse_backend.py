@@ -13,15 +13,21 @@ from ispeed.core.store.url import StoreURL
 class ClickHouseStore(Store):
     """Store on a ClickHouse server reached at `clickhouse://user:pw@host:port/database`."""
 
-    def __init__(self, url: StoreURL, connect_timeout_s: float = 5.0,
-                 settings: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, url: StoreURL, connect_timeout_s: float = 5.0, settings: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(url)
         from clickhouse_driver import Client  # lazy: not needed by the client
 
         self._client = Client(
-            host=url.host, port=url.port, user=url.user, password=url.password,
-            database="default", connect_timeout=connect_timeout_s,
-            send_receive_timeout=300, settings={"max_block_size": 100_000, **(settings or {})},
+            host=url.host,
+            port=url.port,
+            user=url.user,
+            password=url.password,
+            database="default",
+            connect_timeout=connect_timeout_s,
+            send_receive_timeout=300,
+            settings={"max_block_size": 100_000, **(settings or {})},
         )
         try:
             self._client.execute("SELECT 1")
@@ -60,15 +66,19 @@ class ClickHouseStore(Store):
                 return
             yield tuple(row)
 
-    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]],
-                        types: Mapping[str, str]) -> None:
+    def _insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]], types: Mapping[str, str]) -> None:
         names = list(columns)
         data = []
         for name in names:
             values = columns[name]
             data.append(list(values.tolist() if hasattr(values, "tolist") else values))
-        self._call(self._client.execute, f"INSERT INTO {table} ({', '.join(names)}) VALUES",
-                   data, columnar=True, types_check=False)
+        self._call(
+            self._client.execute,
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES",
+            data,
+            columnar=True,
+            types_check=False,
+        )
 
     def close(self) -> None:
         self._client.disconnect()

@@ -31,14 +31,15 @@ from enum import Enum
 from ispeed.core.errors import MigrationError
 
 LOCAL_SUFFIX = "_local"
-ZK_PATH = "/clickhouse/tables/{{shard}}/{database}/{table}"   # {shard}/{replica}: server macros
-SHARD_KEYS = (("test_id", "cityHash64(test_id)"),)            # first column present wins
+ZK_PATH = "/clickhouse/tables/{{shard}}/{database}/{table}"  # {shard}/{replica}: server macros
+SHARD_KEYS = (("test_id", "cityHash64(test_id)"),)  # first column present wins
 DEFAULT_SHARD_KEY = "0"
 
 _CREATE = re.compile(
     r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<db>\w+)\.(?P<table>\w+)\s*"
     r"\((?P<columns>.*)\)\s*ENGINE\s*=\s*(?P<engine>\w+)\s*(?:\((?P<args>[^()]*)\))?(?P<rest>.*)$",
-    re.S | re.I)
+    re.S | re.I,
+)
 _ALTER = re.compile(r"^\s*ALTER\s+TABLE\s+(?P<db>\w+)\.(?P<table>\w+)\s+(?P<body>.*)$", re.S | re.I)
 _PARTITION_OP = re.compile(r"^(DROP|REPLACE|ATTACH|DETACH)\s+PARTITION\b", re.I)
 _COLUMN_OP = re.compile(r"^(ADD|DROP|MODIFY|COMMENT)\s+COLUMN\b", re.I)
@@ -49,8 +50,8 @@ _MERGE_TREE = re.compile(r"^(Replacing|Summing|Aggregating|Collapsing|VersionedC
 class Scope(Enum):
     """Where a rendered statement runs."""
 
-    EVERY_NODE = "every node"              # CREATE … IF NOT EXISTS, Distributed-table ALTERs
-    ONE_REPLICA_PER_SHARD = "one replica"   # local-table ALTERs: replication does the rest
+    EVERY_NODE = "every node"  # CREATE … IF NOT EXISTS, Distributed-table ALTERs
+    ONE_REPLICA_PER_SHARD = "one replica"  # local-table ALTERs: replication does the rest
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,18 @@ class ClusterLayout:
         alter = _ALTER.match(statement)
         if alter and _COLUMN_OP.match(alter["body"].lstrip()):
             db, table, body = alter["db"], alter["table"], alter["body"]
-            return [Step(f"ALTER TABLE {db}.{self.local(table)} {body}",
-                         Scope.ONE_REPLICA_PER_SHARD if self.replicated else Scope.EVERY_NODE),
-                    Step(f"ALTER TABLE {db}.{table} {body}", Scope.EVERY_NODE)]
+            return [
+                Step(
+                    f"ALTER TABLE {db}.{self.local(table)} {body}",
+                    Scope.ONE_REPLICA_PER_SHARD if self.replicated else Scope.EVERY_NODE,
+                ),
+                Step(f"ALTER TABLE {db}.{table} {body}", Scope.EVERY_NODE),
+            ]
         raise MigrationError(
             f"the cluster store cannot apply this migration statement: {statement.strip()[:120]!r}; "
             "migrations for clusters may CREATE TABLE (MergeTree family) and ALTER TABLE … COLUMN; "
-            "teach ispeed.core.store.cluster the new form")
+            "teach ispeed.core.store.cluster the new form"
+        )
 
     def _render_create(self, m: re.Match[str]) -> list[Step]:
         db, table, columns, engine = m["db"], m["table"], m["columns"], m["engine"]
@@ -101,17 +107,22 @@ class ClusterLayout:
         if not _MERGE_TREE.match(engine):
             raise MigrationError(
                 f"table {db}.{table} uses engine {engine}; the cluster store shards MergeTree-family "
-                "tables only (use a MergeTree engine in the migration)")
+                "tables only (use a MergeTree engine in the migration)"
+            )
         local = self.local(table)
         if self.replicated:
             path = ZK_PATH.format(database=db, table=local)
             args = ", ".join(a for a in (f"'{path}'", "'{replica}'", args) if a)
             engine = "Replicated" + engine
         rest = m["rest"].strip()
-        local_sql = (f"CREATE TABLE IF NOT EXISTS {db}.{local} ({columns}) "
-                     f"ENGINE = {engine}{f'({args})' if args or self.replicated else ''} {rest}")
-        distributed_sql = (f"CREATE TABLE IF NOT EXISTS {db}.{table} ({columns}) ENGINE = "
-                           f"Distributed({self.cluster}, {db}, {local}, {sharding_key(columns)})")
+        local_sql = (
+            f"CREATE TABLE IF NOT EXISTS {db}.{local} ({columns}) "
+            f"ENGINE = {engine}{f'({args})' if args or self.replicated else ''} {rest}"
+        )
+        distributed_sql = (
+            f"CREATE TABLE IF NOT EXISTS {db}.{table} ({columns}) ENGINE = "
+            f"Distributed({self.cluster}, {db}, {local}, {sharding_key(columns)})"
+        )
         return [Step(local_sql, Scope.EVERY_NODE), Step(distributed_sql, Scope.EVERY_NODE)]
 
     # -- statements at run time ---------------------------------------------------------
@@ -127,7 +138,7 @@ class ClusterLayout:
         found = _FROM.search(body)
         if found and found["table"] in tables:
             source = f"{found['db']}.{self.local(found['table'])}"
-            body = body[:found.start("db")] + source + body[found.end("table"):]
+            body = body[: found.start("db")] + source + body[found.end("table") :]
         return PartitionOp(f"ALTER TABLE {alter['db']}.{self.local(alter['table'])} {body}", source)
 
 

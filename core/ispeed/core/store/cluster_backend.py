@@ -51,8 +51,9 @@ class _NodeStore(ClickHouseStore):
         self._leads_shard = leads_shard
 
     def _migration_sql(self, statement: str) -> list[str]:
-        return [step.sql for step in self._layout.render(statement)
-                if step.scope is Scope.EVERY_NODE or self._leads_shard]
+        return [
+            step.sql for step in self._layout.render(statement) if step.scope is Scope.EVERY_NODE or self._leads_shard
+        ]
 
 
 class ClusterStore(ClickHouseStore):
@@ -72,22 +73,32 @@ class ClusterStore(ClickHouseStore):
     def _discover(self) -> list[Node]:
         rows = self._query(
             "SELECT shard_num, replica_num, host_name, port, is_local FROM system.clusters "
-            f"WHERE cluster = {quote(self.layout.cluster)} ORDER BY shard_num, replica_num")
+            f"WHERE cluster = {quote(self.layout.cluster)} ORDER BY shard_num, replica_num"
+        )
         if not rows:
             known = sorted({r[0] for r in self._query("SELECT cluster FROM system.clusters")})
-            raise ConfigError("--store", self.url.redacted,
-                              f"the server {self.url.host}:{self.url.port} has no cluster "
-                              f"{self.layout.cluster!r} in its remote_servers (it has: "
-                              f"{', '.join(known) or 'none'}); fix ?cluster= or the server configuration")
+            raise ConfigError(
+                "--store",
+                self.url.redacted,
+                f"the server {self.url.host}:{self.url.port} has no cluster "
+                f"{self.layout.cluster!r} in its remote_servers (it has: "
+                f"{', '.join(known) or 'none'}); fix ?cluster= or the server configuration",
+            )
         nodes, seen_shards = [], set()
         for shard, replica, host, port, is_local in rows:
-            nodes.append(Node(int(shard), int(replica), str(host), int(port), bool(is_local),
-                              leads_shard=shard not in seen_shards))
+            nodes.append(
+                Node(
+                    int(shard), int(replica), str(host), int(port), bool(is_local), leads_shard=shard not in seen_shards
+                )
+            )
             seen_shards.add(shard)
         if not any(n.is_entry for n in nodes):
-            raise ConfigError("--store", self.url.redacted,
-                              f"{self.url.host}:{self.url.port} is not itself a node of cluster "
-                              f"{self.layout.cluster!r}; point the store URL at one of its servers")
+            raise ConfigError(
+                "--store",
+                self.url.redacted,
+                f"{self.url.host}:{self.url.port} is not itself a node of cluster "
+                f"{self.layout.cluster!r}; point the store URL at one of its servers",
+            )
         return nodes
 
     def _node(self, node: Node) -> ClickHouseStore:
@@ -110,8 +121,15 @@ class ClusterStore(ClickHouseStore):
                 for node in self.nodes:
                     done = self._node(node).migrate(up_to=version)
                     if done:
-                        log.info("cluster %s: node %s:%d (shard %d, replica %d) applied %s", self.layout.cluster,
-                                 node.host, node.port, node.shard, node.replica, done)
+                        log.info(
+                            "cluster %s: node %s:%d (shard %d, replica %d) applied %s",
+                            self.layout.cluster,
+                            node.host,
+                            node.port,
+                            node.shard,
+                            node.replica,
+                            done,
+                        )
                     applied.update(done)
         return sorted(applied)
 
@@ -137,7 +155,8 @@ class ClusterStore(ClickHouseStore):
             for node in self.nodes:
                 if node.leads_shard:
                     rows: Any = self._node(node)._query(
-                        f"SELECT count() FROM {self.database}.{self.layout.local(table)}")
+                        f"SELECT count() FROM {self.database}.{self.layout.local(table)}"
+                    )
                     out[node.shard] = int(rows[0][0])
         return out
 

@@ -60,7 +60,7 @@ def parse_store_url(url: str, key: str = "--store") -> StoreURL:
     if not url:
         raise ConfigError(key, url, _FIX)
     if url.startswith("chdb:"):
-        path = url[len("chdb:"):]
+        path = url[len("chdb:") :]
         if path.startswith("//"):
             path = path[2:]
         if not path:
@@ -96,8 +96,9 @@ def _check_options(key: str, url: str, options: dict[str, str]) -> None:
         if name not in _OPTIONS:
             raise ConfigError(key, url, f"unknown option {name!r}; the options are {', '.join(_OPTIONS)}")
         if name == "cluster" and not _IDENT.match(value):
-            raise ConfigError(key, url, "?cluster= needs the name of a cluster in the servers' remote_servers "
-                                        "(letters, digits and _)")
+            raise ConfigError(
+                key, url, "?cluster= needs the name of a cluster in the servers' remote_servers (letters, digits and _)"
+            )
         if name == "replicated" and value not in _TRUE + _FALSE:
             raise ConfigError(key, url, "?replicated= takes 1 or 0")
     if options.get("replicated", "0") in _TRUE and not options.get("cluster"):
