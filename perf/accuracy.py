@@ -1,10 +1,10 @@
 """Accuracy matrix: `ispeed test` through emulated links, measured against the links' truth.
 
-    sudo python perf/accuracy.py                       # full matrix, both congestion controls
-    sudo python perf/accuracy.py --quick               # CI version: 2 points × 2 CCs, 5 s phases
-    sudo python perf/accuracy.py --points 100x30l1 --merge   # only the lossy point (both CCs),
+    sudo python -m perf.accuracy                       # full matrix, both congestion controls
+    sudo python -m perf.accuracy --quick               # CI version: 2 points × 2 CCs, 5 s phases
+    sudo python -m perf.accuracy --points 100x30l1 --merge   # only the lossy point (both CCs),
                                                        # merged into the existing results
-    sudo python perf/accuracy.py --points 100x30,100x30l1 --cc cubic --iperf all
+    sudo python -m perf.accuracy --points 100x30,100x30l1 --cc cubic --iperf all
 
 Per congestion control one `netlab.NetLab` (server | tbf | delay line | tbf | client namespaces) and
 one `ispeed serve` in its server namespace; each point reshapes the link and runs
@@ -57,11 +57,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from tests.serve_process import ServeProcess
 
-from netlab import SERVER_ADDR, LinkSpec, NetLab, sh, unavailable
-from serve_process import ServeProcess
+from perf.netlab import SERVER_ADDR, LinkSpec, NetLab, sh, unavailable
 
 FULL_POINTS = "20x10,20x30,20x80,100x10,100x30,100x80,500x10,500x30,500x80,100x30l1"
 QUICK_POINTS = "100x10,20x80"

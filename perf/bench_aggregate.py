@@ -16,8 +16,8 @@ it takes ~4.7 s, merged into one part ~2.6 s, while the aggregate hardly changes
 throw-away server (or with --merged) the script then runs OPTIMIZE … FINAL and times both again:
 a month that has sat in a store for a while is the merged case.
 
-    python perf/bench_aggregate.py [--tests N] [--seed S] [--min-samples M]
-    python perf/bench_aggregate.py --store clickhouse://HOST:PORT/DB [--merged]   # a store holding 2025-07
+    python -m perf.bench_aggregate [--tests N] [--seed S] [--min-samples M]
+    python -m perf.bench_aggregate --store clickhouse://HOST:PORT/DB [--merged]   # a store holding 2025-07
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from tests.clickhouse_server import ClickHouseServer
 
-from clickhouse_server import ClickHouseServer
 from ispeed.aggregator.aggregate import aggregate_month, month_query_params
 from ispeed.aggregator.cells_sql import device_days_query
 from ispeed.aggregator.methodology import Methodology

@@ -1,6 +1,6 @@
 """GPS and IP lookups per second in one process, with ratios against references run in the same invocation.
 
-    python perf/bench_geo.py [--n 200000]
+    python -m perf.bench_geo [--n 200000]
 
 References: a raw scipy cKDTree single-point query (what a naive locator would cost per lookup)
 and a plain Python dict lookup loop (the floor of any per-call Python work). Targets of the

@@ -2,7 +2,7 @@
 
 One command (as root or not; loopback only, bounded in time):
 
-    python perf/bench_ingest_load.py [--seconds 60] [--clients 200] [--rate 500] [--store URL]
+    python -m perf.bench_ingest_load [--seconds 60] [--clients 200] [--rate 500] [--store URL]
 
 Starts a throw-away ClickHouse server (unless --store is given) and `ispeed serve` with limits
 raised for the run, then from two client processes (one Python process tops out well below
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 
 
 async def _one(http, url: str, size: int) -> tuple[str, int, float, str]:  # type: ignore[no-untyped-def]
@@ -136,9 +135,10 @@ def main() -> int:
     ap.add_argument("--store", default="", help="store URL (default: a throw-away ClickHouse server)")
     args = ap.parse_args()
 
-    from clickhouse_server import ClickHouseServer
+    from tests.clickhouse_server import ClickHouseServer
+    from tests.serve_process import ServeProcess
+
     from ispeed.core.store import open_store
-    from serve_process import ServeProcess
 
     ch = None
     store = args.store

@@ -1,6 +1,6 @@
 """64 concurrent clients against one `ispeed serve` on loopback: throughput, errors, probe p99.
 
-    python perf/bench_load.py [--clients 64] [--procs 4] [--streams 1] [--duration 5]
+    python -m perf.bench_load [--clients 64] [--procs 4] [--streams 1] [--duration 5]
 
 The clients are real `Engine` runs (latency, download, upload, result submission), spread over
 --procs worker processes so one Python process is not the limit; all start together. All come
@@ -20,10 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 async def _clients(url: str, n: int, streams: int, duration_s: float, submit: bool, start_at: float) -> dict[str, Any]:
@@ -81,7 +78,7 @@ def main() -> int:
     if args.worker:
         return worker(args)
 
-    from serve_process import ServeProcess
+    from tests.serve_process import ServeProcess
 
     print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")
     with (

@@ -1,6 +1,6 @@
 """Speed on loopback, as ratios against references run in the same invocation.
 
-    python perf/bench_server.py [--streams 4] [--gib 1] [--repeat 3] [--duration 10] [--e2e-only]
+    python -m perf.bench_server [--streams 4] [--gib 1] [--repeat 3] [--duration 10] [--e2e-only]
 
 (a) Server alone: the ispeed server's download and upload endpoints against nginx (one worker,
     like the one ispeed process) serving a static file of random bytes and receiving a POST,
@@ -29,9 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 NGINX_CONF = """
 worker_processes 1;

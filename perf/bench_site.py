@@ -7,7 +7,7 @@ then times, in the same invocation:
   per-ISP bundles (no open-data export: that is the store's speed, not the builder's).
 Prints the build time (target < 20 s on the project's 2-core machine) and its ratio to the reference.
 
-    python perf/bench_site.py [--tests N] [--seed S] [--min-samples M]
+    python -m perf.bench_site [--tests N] [--seed S] [--min-samples M]
 """
 
 from __future__ import annotations

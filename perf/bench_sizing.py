@@ -1,6 +1,6 @@
 """Storage per test for the sizing model (docs/sizing.md): bytes on disk per stored result.
 
-    python perf/bench_sizing.py [--tests 1000000] [--seed 1]
+    python -m perf.bench_sizing [--tests 1000000] [--seed 1]
 
 Simulates a month of `--tests` results (the simulator's realistic mix of providers, places,
 devices and speeds) into a throw-away Debian clickhouse-server, merges the parts
@@ -13,13 +13,10 @@ ones; the sizing model adds a margin for that.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from tests.clickhouse_server import ClickHouseServer
 
-from clickhouse_server import ClickHouseServer
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.core.store import open_store
 

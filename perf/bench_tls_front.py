@@ -1,7 +1,7 @@
 """The deployment guide's nginx TLS front (docs/nginx/ispeed.conf) on loopback: does it carry
 uploads and downloads, and what does TLS cost per Gbit/s?
 
-    python perf/bench_tls_front.py [--streams 4] [--gib 1] [--repeat 3]
+    python -m perf.bench_tls_front [--streams 4] [--gib 1] [--repeat 3]
 
 Starts `ispeed serve` and nginx (one worker) with the guide's site configuration — only the
 ports and a throw-away self-signed certificate swapped in — then moves --gib GiB per
@@ -19,18 +19,16 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "perf"))
 
-from bench_server import cpu_seconds, curl_parallel, free_port  # noqa: E402
-from serve_process import ServeProcess  # noqa: E402
+from tests.serve_process import ServeProcess  # noqa: E402
+
+from perf.bench_server import cpu_seconds, curl_parallel, free_port  # noqa: E402
 
 MAIN_CONF = """worker_processes 1; daemon off; pid {tmp}/nginx.pid; error_log {tmp}/error.log warn;
 events {{ worker_connections 1024; }}

@@ -1,7 +1,7 @@
 """Simulated month of device-id traffic: honest CGNAT'd phones keep every sample, a minting machine gains little.
 
-    python perf/sim_identity.py                 # a month, defaults of `ispeed serve`; prints a table
-    python perf/sim_identity.py --json          # the same figures as one JSON object
+    python -m perf.sim_identity                 # a month, defaults of `ispeed serve`; prints a table
+    python -m perf.sim_identity --json          # the same figures as one JSON object
 
 Drives the server's real issuance code (`ispeed.server.devices.Issuer`, one shared instance as in
 one `ispeed serve` process, with a simulated clock) and counts samples with methodology v1's rule:

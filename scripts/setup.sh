@@ -2,20 +2,21 @@
 # Install what ispeed needs on a fresh Debian 12 machine, then the project into ./.venv.
 #   scripts/setup.sh run    the platform on the embedded store (no Debian packages needed)
 #   scripts/setup.sh test   also what the tests use: Debian's clickhouse-server, test tools
+#   scripts/setup.sh dev    the project and its test extras only (`make check`: no Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-run}"
 
 debian_packages=()
 case "$profile" in
-  run) ;;
+  run|dev) ;;
   test)
     # a real ClickHouse server (and ZooKeeper for replicated tables), a real browser,
     # M-Lab's ndt7 client (npm, needs Node >= 18), and the network tools of the accuracy harness
     debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light)
     command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
     ;;
-  *) echo "scripts/setup.sh: unknown profile '$profile': use run or test" >&2; exit 2 ;;
+  *) echo "scripts/setup.sh: unknown profile '$profile': use run, test or dev" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -40,6 +41,6 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$python" -m venv .venv
 fi
-extras=""; [ "$profile" = test ] && extras="[test]"
+extras=""; [ "$profile" != run ] && extras="[test]"
 echo "setup: installing ispeed${extras} into .venv" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

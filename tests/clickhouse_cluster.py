@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from clickhouse_server import ClickHouseServer, free_port
+from tests.clickhouse_server import ClickHouseServer, free_port
 
 
 def cluster_config(name: str, shards: list[list[ClickHouseServer]], replicated: bool) -> str:

@@ -1,23 +1,68 @@
-"""Shared fixtures: a real ClickHouse server per session, and a `store` over BOTH backends."""
+"""Shared fixtures: a real ClickHouse server per session, and a `store` over BOTH backends; the
+`services` mark that splits the fast tier (`make check`) from the rest (`make test` runs all)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from clickhouse_server import ClickHouseServer
 from ispeed.core.store import Store, open_store
+from tests.clickhouse_server import ClickHouseServer
 
 _db_counter = itertools.count()
+
+# `make check` runs the tests that need no service: no ClickHouse (server or embedded store), no
+# browser, no test server (in-process or a process), no network lab, no npm client. Tests that ask
+# for a store or a browser are marked by their fixtures; these modules start servers in the
+# tests' own bodies, so all their tests are marked.
+SERVICE_FIXTURES = frozenset(
+    {"clickhouse_server", "store_url", "store", "chdb_url", "browser", "server", "simulated_month"}
+)
+SERVICE_MODULES = frozenset(
+    {
+        "test_accuracy",
+        "test_admin_api",
+        "test_agent",
+        "test_aggregate_recompute",
+        "test_attacks",
+        "test_browser_identity",
+        "test_browser_page",
+        "test_client_download_raw",
+        "test_cluster",
+        "test_cluster_replicated",
+        "test_demo",
+        "test_end_to_end",
+        "test_fleet",
+        "test_fuzz_inputs",
+        "test_hardening_ingest",
+        "test_identity",
+        "test_ingest_reliability",
+        "test_isp_keys",
+        "test_isp_portal",
+        "test_log_privacy",
+        "test_ndt7_client",
+        "test_ndt7_protocol",
+        "test_packaging",
+        "test_publish",
+        "test_server_api",
+        "test_site_browser",
+        "test_store",
+        "test_upload_fast_path",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+        if module in SERVICE_MODULES or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from raw_client import counters, paced_download, paced_upload
+from tests.raw_client import counters, paced_download, paced_upload
 
 PHASE_S = 0.6  # over half the 1 s phase: the server measures a phase of at least 0.5 s
 CHUNK_BYTES = 16 << 10  # every 50 ms: ~200 KiB each way

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 PERF = Path(__file__).resolve().parent.parent / "perf"
-sys.path.insert(0, str(PERF))
 
-from accuracy import ATTEMPTS, STALL_LIMIT_MS  # noqa: E402
-from netlab import unavailable  # noqa: E402
+from perf.accuracy import ATTEMPTS, STALL_LIMIT_MS  # noqa: E402
+from perf.netlab import unavailable  # noqa: E402
 
 _REASON = unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"accuracy lab unavailable: {_REASON}")
@@ -29,7 +28,7 @@ pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"accuracy lab unava
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("accuracy") / "quick"
     proc = subprocess.run(
-        [sys.executable, str(PERF / "accuracy.py"), "--quick", "--out", str(out)],
+        [sys.executable, "-m", "perf.accuracy", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,

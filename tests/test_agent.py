@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from clickhouse_server import ClickHouseServer, free_port
 from ispeed.client.agent import parse_every
 from ispeed.core.errors import ConfigError
 from ispeed.core.store import open_store
 from ispeed.server.devices import verify_device_id
 from ispeed.server.privacy import keyed_hash
-from serve_process import ServeProcess
+from tests.clickhouse_server import ClickHouseServer, free_port
+from tests.serve_process import ServeProcess
 
 SERVE_SECRET = b"functional-test-secret-000"  # tests/serve_process.py
 

@@ -27,8 +27,8 @@ import pytest
 
 from ispeed.admin_geo import PrefixRow, build_mmdb
 from ispeed.admin_geo.mmdb import build_connection_mmdb
-from raw_client import counters, paced_download, paced_upload
-from serve_process import ServeProcess
+from tests.raw_client import counters, paced_download, paced_upload
+from tests.serve_process import ServeProcess
 
 PREFIXES = (
     PrefixRow("127.0.0.0/24", 7552, "Viettel", "01", 21.0285, 105.8542, 20, "Cable/DSL"),
@@ -84,14 +84,23 @@ async def submit(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) ->
         return r.status, await r.json()
 
 
+async def after_the_phase(started: float, duration_s: float) -> None:
+    """Wait until the token's phase is over: until then the server's download timeline still runs
+    (an honest client reads the counters after its upload, long after the download phase)."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, started + duration_s + 0.2 - loop.time()))
+
+
 async def honest_phases(
     http: aiohttp.ClientSession, url: str, ticket: dict[str, Any], seconds: float = 0.6
 ) -> dict[str, Any]:
-    """Both phases, paced over most of the phase; the server's counters after them."""
+    """Both phases, paced over most of the phase; the server's counters once the phase is over."""
+    started = asyncio.get_running_loop().time()
     await asyncio.gather(
         paced_download(http, url, ticket["token"], seconds, 16 << 10),
         paced_upload(http, url, ticket["token"], seconds, 16 << 10),
     )
+    await after_the_phase(started, ticket["duration_s"])
     return await counters(http, url, ticket["test_id"], ticket["token"])
 
 
@@ -135,11 +144,13 @@ def test_inflated_download_with_a_short_claimed_duration_keeps_the_servers_figur
     async def attack() -> tuple[dict[str, Any], int, dict[str, Any]]:
         async with session("127.0.0.1") as http:
             ticket = await start(http, server.url, duration_s=3)
+            started = asyncio.get_running_loop().time()
             moved = await asyncio.gather(
                 paced_download(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05),
                 paced_upload(http, server.url, ticket["token"], 2.9, 16 << 10, 0.05),
             )
             assert 0.5e6 < moved[0] < 1.2e6
+            await after_the_phase(started, 3)
             seen = await counters(http, server.url, ticket["test_id"], ticket["token"])
             status, answer = await submit(
                 http,

@@ -11,7 +11,7 @@ import pytest
 from ispeed.core.store import open_store
 from ispeed.server.devices import verify_device_id
 from ispeed.server.privacy import keyed_hash
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 

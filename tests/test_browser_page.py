@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ispeed.core.store import open_store
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from clickhouse_cluster import remove_cluster, start_cluster
-from clickhouse_server import ClickHouseServer
 from ispeed.aggregator import stats_table
 from ispeed.cli.main import main
 from ispeed.core.errors import ConfigError, MigrationError
@@ -23,6 +21,8 @@ from ispeed.core.store import open_store, parse_store_url
 from ispeed.core.store.base import load_migrations
 from ispeed.core.store.cluster import ClusterLayout, Scope, sharding_key
 from ispeed.core.store.cluster_backend import ClusterStore
+from tests.clickhouse_cluster import remove_cluster, start_cluster
+from tests.clickhouse_server import ClickHouseServer
 
 CLUSTER = "ispeed_2shards"
 _db = itertools.count()

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from clickhouse_cluster import remove_cluster, start_cluster
-from clickhouse_server import ClickHouseServer
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.methodology import Methodology
 from ispeed.core.schema import Measurement
 from ispeed.core.store import Store, open_store
-from zookeeper_server import ZooKeeperServer, find_zookeeper, missing_reason
+from tests.clickhouse_cluster import remove_cluster, start_cluster
+from tests.clickhouse_server import ClickHouseServer
+from tests.zookeeper_server import ZooKeeperServer, find_zookeeper, missing_reason
 
 CLUSTER = "ispeed_replicas"
 

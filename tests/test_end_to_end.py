@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from ispeed.core.timeutil import VN_TZ
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 
 def ispeed(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

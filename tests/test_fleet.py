@@ -14,15 +14,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from clickhouse_server import free_port
 from ispeed.aggregator.server_health import saturated_minutes, server_health
 from ispeed.core.errors import ConfigError
 from ispeed.core.store import open_store
 from ispeed.core.timeutil import VN_TZ
 from ispeed.server.fleet import FleetServer, listed, load_fleet
 from ispeed.server.proxy import forwarded_client, parse_trusted
-from quick_results import quick_result
-from serve_process import ServeProcess
+from tests.clickhouse_server import free_port
+from tests.quick_results import quick_result
+from tests.serve_process import ServeProcess
 
 
 def ispeed(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from ispeed.core.errors import ServerUnreachable
 from ispeed.core.store import open_store
 from ispeed.server.devices import new_device_id, verify_device_id
 from ispeed.server.privacy import keyed_hash
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 SERVE_SECRET = b"functional-test-secret-000"  # tests/serve_process.py
 ALLOWANCE = 5
@@ -170,7 +170,7 @@ def test_no_id_from_the_server_means_no_id_one_warning_and_no_retry_storm(
 
 
 def test_an_unreachable_server_is_server_unreachable(tmp_path: Path) -> None:
-    from clickhouse_server import free_port
+    from tests.clickhouse_server import free_port
 
     with pytest.raises(ServerUnreachable, match="cannot reach the test server"):
         asyncio.run(DeviceIdentity(tmp_path).for_server(f"http://127.0.0.1:{free_port()}"))

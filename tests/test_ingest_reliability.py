@@ -10,10 +10,10 @@ from pathlib import Path
 
 import aiohttp
 
-from clickhouse_server import ClickHouseServer
 from ispeed.core.store import open_store
-from quick_results import submit_many
-from serve_process import ServeProcess
+from tests.clickhouse_server import ClickHouseServer
+from tests.quick_results import submit_many
+from tests.serve_process import ServeProcess
 
 LOAD = ["--rate-per-network", "100000", "--max-tests-per-network", "1000", "--max-tests", "1000"]
 

@@ -28,7 +28,7 @@ from ispeed.server.isp_keys import (
     revoke_key,
     verify,
 )
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 UTC = dt.UTC
 SERVE_SECRET = "functional-test-secret-000"  # the secret tests/serve_process.py starts `serve` with

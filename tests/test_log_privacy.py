@@ -13,7 +13,7 @@ import pytest
 from ispeed.core.redact import RedactAddresses, redact
 from ispeed.core.store import open_store
 from ispeed.server import tokens
-from serve_process import SECRET, ServeProcess
+from tests.serve_process import SECRET, ServeProcess
 
 CLIENT_IP = "127.0.0.2"  # distinctive: the server itself is on 127.0.0.1
 

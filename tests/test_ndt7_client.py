@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ispeed.core.store import open_store
-from ndt7_harness import ensure_node_harness, run_official_client
-from serve_process import ServeProcess
+from tests.ndt7_harness import ensure_node_harness, run_official_client
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from ispeed.core.errors import ServerRefused
 from ispeed.core.store import open_store
 from ispeed.server.app import running
 from ispeed.server.config import ServerConfig
-from raw_client import paced_download, paced_upload
+from tests.raw_client import paced_download, paced_upload
 
 SECRET = b"test-secret-0123456789abcdef"
 

@@ -24,7 +24,7 @@ from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.core.store import open_store
 from ispeed.publisher.publish import PublishOptions, publish
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 

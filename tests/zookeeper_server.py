@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clickhouse_server import free_port, terminate
+from tests.clickhouse_server import free_port, terminate
 
 JAR_CANDIDATES = ("/usr/share/java/zookeeper.jar", "/usr/share/zookeeper/zookeeper.jar")
 MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"

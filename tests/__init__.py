@@ -1,0 +1,1 @@
+"""The test suite; its helpers (servers, clients, the lab) import as tests.<module>."""
