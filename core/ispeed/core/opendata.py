@@ -39,6 +39,15 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "connection_type",
     "device_source",
     "flags",
+    # added with method v2 (spec/method-v2.md): quality beyond speed; empty for method v1 results
+    "method_version",
+    "ip_version",
+    "loss_down_pct",
+    "loss_up_pct",
+    "udp_rtt_ms",
+    "udp_rtt_p90_ms",
+    "rpm_down",
+    "rpm_up",
 )
 # columns read by an expression rather than as stored
 _SELECT = {

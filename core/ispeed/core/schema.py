@@ -72,6 +72,18 @@ class Measurement:
     connection_type: str = _col("String", "")  # the IP's class: Cellular, Cable/DSL, ... ('' unknown)
     device_source: str = _col("String", "")  # issued (a server-signed id) / ip
     flags: str = _col("String", "")  # comma-separated: location_conflict, ...
+    # migration 0007, method v2 (spec/method-v2.md): quality beyond speed
+    ip_version: int = _col("UInt8", 0)  # 4 / 6; 0 unknown (before method v2)
+    udp_status: str = _col("String", "")  # ok / blocked; '' not tried (method v1, ndt7)
+    udp_probes: int = _col("UInt32", 0)  # UDP probes the client sent in the idle phase
+    loss_down_pct: float | None = _col("Nullable(Float64)", None)  # idle phase, server -> client
+    loss_up_pct: float | None = _col("Nullable(Float64)", None)  # idle phase, client -> server (server-counted)
+    udp_rtt_ms: float | None = _col("Nullable(Float64)", None)  # idle UDP round trip, median
+    udp_rtt_p90_ms: float | None = _col("Nullable(Float64)", None)  # idle UDP round trip, 90th percentile
+    rpm_down: float | None = _col("Nullable(Float64)", None)  # responsiveness while downloading
+    rpm_up: float | None = _col("Nullable(Float64)", None)  # responsiveness while uploading
+    server_delay_p99_ms: float | None = _col("Nullable(Float64)", None)  # delay this server added to the probes
+    quality_phases: str = _col("String", "")  # JSON: loss and delay per phase (idle, download, upload)
 
 
 MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
