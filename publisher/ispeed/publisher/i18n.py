@@ -166,10 +166,9 @@ METHOD_TEXT: dict[str, tuple[str, str]] = {
     ),
     "m2": (
         "Chỉ tính lượt đo hợp lệ: hoàn tất, tải xuống và tải lên lớn hơn 0, khớp với bộ đếm của máy chủ, không "
-        "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi bật rõ ràng hoặc ở kho dữ liệu trình diễn.",
+        "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi được bật rõ ràng.",
         "Valid tests only: finished, download and upload above 0, consistent with the server's own "
-        "counters, not flagged invalid; simulated results count only when explicitly included or in a "
-        "demo store.",
+        "counters, not flagged invalid; simulated results count only when explicitly included.",
     ),
     "m3": (
         "Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "
