@@ -45,6 +45,22 @@ def test_extras_table_matches_pyproject() -> None:
     )
 
 
+def test_libraries_whose_private_parts_are_used_are_bounded_above() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for rs in project["optional-dependencies"].values() for r in rs]
+    for name, use, where in (
+        ("aiohttp", "transport.set_protocol(sink)", "server/ispeed/server/upload_fast.py"),
+        ("scipy", "_binom_ppf", "aggregator/ispeed/aggregator/ci.py"),
+    ):
+        bounds = {re.search(r"<([\d.]+)", r).group(1) for r in requirements if _requirement_names([r]) == {name}}  # type: ignore[union-attr]
+        (bound,) = bounds  # one upper bound, the same in every extra
+        lines = (ROOT / where).read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if use in line)
+        assert f"{name} <{bound}" in " ".join(lines[at - 1 : at + 1]), (where, use)  # a comment names it
+    server = "\n".join(p.read_text() for p in (ROOT / "server/ispeed/server").glob("*.py"))
+    assert "._server" not in server  # the listening port comes from runner.addresses (public)
+
+
 def test_every_command_is_on_the_base_install_or_names_its_extra() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     commands = set(sub.choices)  # type: ignore[arg-type]
