@@ -82,6 +82,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "national": ("Toàn quốc", "National"),
     "insufficient": ("Không đủ dữ liệu (< {n} mẫu)", "Insufficient data (< {n} samples)"),
     "no_data": ("Chưa có số liệu", "No data yet"),
+    "not_found_text": (
+        "Trang bạn tìm không có trên trang này. Xem số liệu mới nhất hoặc các tháng đã công bố.",
+        "The page you asked for is not on this site. See the latest figures or the published months.",
+    ),
     "change_vs": ("so với tháng {month}", "vs {month}"),
     "no_change": ("chưa có tháng trước để so sánh", "no previous month to compare"),
     "trend_title": ("Tốc độ tải xuống trung vị toàn quốc, 12 tháng", "National median download, 12 months"),
