@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what ispeed needs on a fresh Debian 12 machine, then the project into ./.venv.
-#   scripts/setup.sh run    the platform on the embedded store (no Debian packages needed)
-#   scripts/setup.sh test   also what the tests use: Debian's clickhouse-server, test tools
-#   scripts/setup.sh dev    the project and its test extras only (`make check`: no Debian packages)
+#   scripts/setup.sh run    the platform on the embedded store: ispeed[all] (no Debian packages needed)
+#   scripts/setup.sh test   also what the tests use: ispeed[all,test], Debian's clickhouse-server, test tools
+#   scripts/setup.sh dev    ispeed[all,test] only (`make check`: no Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-run}"
@@ -41,6 +41,6 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$python" -m venv .venv
 fi
-extras=""; [ "$profile" != run ] && extras="[test]"
+extras="[all]"; [ "$profile" != run ] && extras="[all,test]"
 echo "setup: installing ispeed${extras} into .venv" >&2
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"

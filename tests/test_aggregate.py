@@ -376,3 +376,19 @@ def test_store_medians_and_ci_band_match_a_full_sort(store: Store, n: int) -> No
     k = int(binom.ppf(0.025, n, 0.5))
     if k:
         assert median_ci(n, 0.025, lo_slice, int(lo_start), hi_slice, int(hi_start)) == (values[k - 1], values[n - k])
+
+
+def test_a_store_named_demo_counts_simulated_tests_only_when_asked(tmp_path: Path) -> None:
+    from ispeed.core.store import open_store
+
+    store = open_store(f"chdb:{tmp_path / 'store-demo'}")  # the folder name is no flag
+    try:
+        store.insert_measurements([_test(1, 10.0), _test(1, 999.0, device="sim", simulated=True)])
+        plain = aggregate_month(store, 2025, 7, Methodology(min_samples=1), None)
+        assert plain.method.include_simulated is False
+        nation = next(c for c in plain.cells if c["network_type"] == "fixed" and c["level"] == "national")
+        assert (plain.tests, nation["download_median_mbps"]) == (1, 10.0)
+        asked = aggregate_month(store, 2025, 7, Methodology(min_samples=1, include_simulated=True), None)
+        assert asked.tests == 2
+    finally:
+        store.close()

@@ -192,3 +192,25 @@ def test_servers_page_shows_each_test_servers_health(built: tuple[Path, str, obj
         for server_id, tests in counts.items():
             assert f'<th scope="row">{server_id}</th>\n  <td class="num">{tests}</td>' in html
     assert 'servers.html"' in (out / "2025-07" / "index.html").read_text(encoding="utf-8")  # in the nav
+
+
+def test_every_local_link_of_the_404_pages_resolves(built: tuple[Path, str, object]) -> None:
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.links += [v for k, v in attrs if k in ("href", "src") and v and tag in ("a", "link", "script", "img")]
+
+    out, _, _ = built
+    for page in (out / "404.html", out / "en" / "404.html"):
+        parser = Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        local = [link for link in parser.links if "://" not in link and not link.startswith(("/", "#", "mailto:"))]
+        assert len(local) >= 4, (page, parser.links)  # style sheet, home, archive, the other language
+        for link in local:
+            assert (page.parent / link.split("#")[0]).resolve().is_file(), (page, link)
+    assert 'lang="en"' in (out / "en" / "404.html").read_text(encoding="utf-8")

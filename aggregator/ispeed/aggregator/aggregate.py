@@ -7,7 +7,6 @@ changes and histograms, over a few thousand cell rows — never over the month's
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -290,10 +289,8 @@ def aggregate_month(
 ) -> MonthStats:
     """Compute a month, compare with the stored previous month, store it and write its files.
 
-    Simulated tests count when `method.include_simulated` is set or the store is a demo store.
+    Simulated tests count only when `method.include_simulated` is set (the demo sets it).
     """
-    if store.is_demo and not method.include_simulated:
-        method = dataclasses.replace(method, include_simulated=True)
     stats = compute_month(store, year, month, method, progress)
     prev_label = month_text(*previous_month(year, month))
     stats.changes = month_changes(stats.cells, stats_table.read_month(store, prev_label), prev_label)

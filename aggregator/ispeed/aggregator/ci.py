@@ -22,7 +22,7 @@ def ci_orders(ns: Sequence[int], tail: float) -> list[int]:
 
     counts = np.asarray(ns, dtype=np.int64)
     try:  # the ufunc binom.ppf evaluates for 0 < q < 1; scipy.stats itself takes ~1 s to import
-        from scipy.special._ufuncs import _binom_ppf
+        from scipy.special._ufuncs import _binom_ppf  # private: pyproject bounds scipy <1.18
 
         ks = _binom_ppf(tail, counts, 0.5)
     except ImportError:  # another scipy layout: the public way

@@ -105,9 +105,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a.add_argument("--month", required=True, help="Vietnam-local month, YYYY-MM")
     a.add_argument("--out", required=True, help="output directory (DIR/YYYY-MM/ is created)")
-    a.add_argument(
-        "--include-simulated", action="store_true", help="count simulated tests (always on for a demo store)"
-    )
+    a.add_argument("--include-simulated", action="store_true", help="count simulated tests (off by default)")
     a.add_argument(
         "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
     )

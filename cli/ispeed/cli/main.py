@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ispeed.cli import jobs
+from ispeed.cli import extras, jobs
 from ispeed.core import redact
 from ispeed.core.errors import IspeedError
 
@@ -59,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     redact.install(*logging.getLogger().handlers)  # no raw client IP in any log line
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
+        return 2
+    missing = extras.missing_extra_message(args.command)
+    if missing:  # a base install (`pip install ispeed`) holds the client and the agent only
+        sys.stderr.write(missing + "\n")
         return 2
     try:
         return int(args.func(args) or 0)

@@ -154,12 +154,7 @@ class SiteBuilder:
             else:
                 self._render(lang, "index.html", "empty.html", base)
             self._render(lang, "archive.html", "archive.html", base)
-        _write(
-            self.out / "404.html",
-            self.env.get_template("empty.html").render(
-                **self._common("vi", "404.html"), archive=months, has_month=False
-            ),
-        )
+            self._render(lang, "404.html", "not_found.html", base)  # both: its language switch links the other
 
     def copy_static(self) -> None:
         target = self.out / "static"

@@ -71,9 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_setting(p, "store")
     p.add_argument("--out", required=True, help="site directory (created; months accumulate in it)")
-    p.add_argument(
-        "--include-simulated", action="store_true", help="count simulated tests (always on for a demo store)"
-    )
+    p.add_argument("--include-simulated", action="store_true", help="count simulated tests (off by default)")
     p.add_argument(
         "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
     )

@@ -82,6 +82,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "national": ("Toàn quốc", "National"),
     "insufficient": ("Không đủ dữ liệu (< {n} mẫu)", "Insufficient data (< {n} samples)"),
     "no_data": ("Chưa có số liệu", "No data yet"),
+    "not_found_text": (
+        "Trang bạn tìm không có trên trang này. Xem số liệu mới nhất hoặc các tháng đã công bố.",
+        "The page you asked for is not on this site. See the latest figures or the published months.",
+    ),
     "change_vs": ("so với tháng {month}", "vs {month}"),
     "no_change": ("chưa có tháng trước để so sánh", "no previous month to compare"),
     "trend_title": ("Tốc độ tải xuống trung vị toàn quốc, 12 tháng", "National median download, 12 months"),
@@ -166,10 +170,9 @@ METHOD_TEXT: dict[str, tuple[str, str]] = {
     ),
     "m2": (
         "Chỉ tính lượt đo hợp lệ: hoàn tất, tải xuống và tải lên lớn hơn 0, khớp với bộ đếm của máy chủ, không "
-        "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi bật rõ ràng hoặc ở kho dữ liệu trình diễn.",
+        "bị đánh dấu không hợp lệ; kết quả mô phỏng chỉ được tính khi được bật rõ ràng.",
         "Valid tests only: finished, download and upload above 0, consistent with the server's own "
-        "counters, not flagged invalid; simulated results count only when explicitly included or in a "
-        "demo store.",
+        "counters, not flagged invalid; simulated results count only when explicitly included.",
     ),
     "m3": (
         "Một mẫu là một thiết bị-ngày: trung vị các lượt đo hợp lệ của thiết bị đó trong ngày (giờ Việt Nam), "

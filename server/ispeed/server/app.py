@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
@@ -169,11 +168,7 @@ async def running(
     try:
         site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
         await site.start()
-        port = config.port
-        for sock in runner.server and site._server.sockets or ():  # type: ignore[union-attr]
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                port = sock.getsockname()[1]
-                break
+        port = next((address[1] for address in runner.addresses if isinstance(address, tuple)), config.port)
         host = config.host if ":" not in config.host else f"[{config.host}]"
         yield f"http://{host}:{port}", app
     finally:

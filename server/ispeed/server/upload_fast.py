@@ -80,6 +80,7 @@ async def read_body(request: web.BaseRequest, count: Callable[[int], None]) -> b
     if content.is_eof():
         return False
     sink = BodySink(request.protocol, content, length - taken, count, transport.get_extra_info("socket"))
+    # aiohttp's private behaviour (its protocol swapped out mid-body): pyproject bounds aiohttp <3.15
     transport.set_protocol(sink)  # no await since the reads above: no byte can have slipped past
     transport.resume_reading()  # aiohttp pauses reading while its buffer is full; the sink has none
     try:

@@ -89,11 +89,6 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    @property
-    def is_demo(self) -> bool:
-        """A demo store (embedded path named for the demo) counts simulated tests by default."""
-        return self.url.scheme == "chdb" and "demo" in self.url.path.rsplit("/", 1)[-1]
-
     # -- public API ---------------------------------------------------------------------
     def sql(self, sql: str, params: Mapping[str, Any] | None = None) -> str:
         return render(sql, self.database, params)

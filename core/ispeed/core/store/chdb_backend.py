@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -18,7 +21,30 @@ from ispeed.core.errors import StoreError, StoreLocked, StoreUnavailable
 from ispeed.core.store.base import Store
 from ispeed.core.store.url import StoreURL
 
+log = logging.getLogger("ispeed.store")
 _open_path: str | None = None  # the one chDB directory this process holds
+
+
+def _load_engine() -> Any:
+    """chDB's session module. The engine writes what it finds wrong while it loads (a 30-line stack
+    trace in a container without cgroup memory files) straight to file descriptor 2, before any of
+    its settings apply; that goes to the log (`-v`), not to the user's terminal."""
+    if "chdb.session" in sys.modules:
+        return sys.modules["chdb.session"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            from chdb import session  # lazy: heavy, and not needed by the client
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            said = captured.read().decode("utf-8", "replace").strip()
+            if said:
+                log.info("chDB while loading: %s", said)
+    return session
 
 
 def _lock_holder(path: str) -> str | None:
@@ -66,9 +92,7 @@ class ChdbStore(Store):
             )
         try:
             os.makedirs(path, exist_ok=True)
-            from chdb import session  # lazy: heavy, and not needed by the client
-
-            self._session: Any = session.Session(path)  # type: ignore[no-untyped-call]
+            self._session: Any = _load_engine().Session(path)
         except Exception as exc:
             raise StoreUnavailable(f"cannot open the embedded store {url.redacted}: {exc}") from exc
         _open_path = path
