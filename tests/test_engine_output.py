@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 # `unshare -m` gives the command its own mount table: /sys/fs/cgroup is hidden for it alone
 _NO_CGROUPS = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /sys/fs/cgroup && exec "$@"', "sh"]

@@ -15,7 +15,7 @@ import pytest
 
 from ispeed.cli import extras
 from ispeed.cli.main import build_parser
-from serve_process import ServeProcess
+from tests.serve_process import ServeProcess
 
 ROOT = Path(__file__).parents[1]
 HEAVY = ("chdb", "chdb-core", "pandas", "numpy", "scipy", "clickhouse-driver", "pyarrow", "jinja2", "maxminddb")
