@@ -175,17 +175,17 @@ def stored_month(
     changes = month_changes(cells, stats_table.read_month(store, prev), prev)
     months, trend = national_trend(store, due.label)
     return MonthData(
-        due.label,
-        due.status,
-        due.data_until,
-        method,
-        built_at,
-        cells,
-        changes,
-        months,
-        trend,
-        export_tests,
-        geography(),
+        month=due.label,
+        status=due.status,
+        data_until=due.data_until,
+        method=method,
+        built_at=built_at,
+        cells=cells,
+        changes=changes,
+        trend_months=months,
+        trend=trend,
+        export_tests=export_tests,
+        geo=geography(),
     )
 
 
@@ -226,17 +226,17 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
                 store, due.year, due.month, out / "data" / due.label / f"tests-{due.label}.csv.gz"
             )
         md = MonthData(
-            due.label,
-            due.status,
-            due.data_until,
-            stats.method,
-            now,
-            stats.cells,
-            stats.changes,
-            months,
-            trend,
-            export_tests,
-            geography(),
+            month=due.label,
+            status=due.status,
+            data_until=due.data_until,
+            method=stats.method,
+            built_at=now,
+            cells=stats.cells,
+            changes=stats.changes,
+            trend_months=months,
+            trend=trend,
+            export_tests=export_tests,
+            geo=geography(),
         )
         md.servers = [
             h.as_row()
