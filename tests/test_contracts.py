@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import typing
 
+import numpy as np
 import pytest
 
 from ispeed.aggregator.methodology import Methodology
+from ispeed.aggregator.places import load_places
+from ispeed.aggregator.simulate import SimulationConfig, generate
 from ispeed.core.stats import ADDED_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Cell, empty_cell
 from ispeed.publisher.model import Geography, MonthData
 
@@ -53,3 +57,19 @@ def test_month_data_takes_keywords_only() -> None:
     md = MonthData(**values)  # type: ignore[arg-type]
     assert md.cell("fixed", "national") == values["cells"][0]  # type: ignore[index]
     assert [f.name for f in dataclasses.fields(MonthData)][: len(values)] == list(values)
+
+
+def _simulated_digest(cfg: SimulationConfig) -> str:
+    digest = hashlib.sha256()
+    for columns in generate(cfg, load_places()):
+        for name, values in columns.items():
+            array = np.asarray(values)
+            digest.update(f"{name}:{array.dtype}:{array.tolist()!r}\n".encode())
+    return digest.hexdigest()
+
+
+def test_a_seed_simulates_the_same_tests_as_before() -> None:
+    """The simulation's typed context (and any refactor) keeps every value of a seed's tests; a new
+    numpy whose random streams changed would fail here too (then say so in the release notes)."""
+    cfg = SimulationConfig(year=2025, month=7, tests=3000, seed=3)
+    assert _simulated_digest(cfg) == "535d120e5c3fb4d9bd3ce24bef34858b51318821e78fd20eba25c4a0903ab88c"
