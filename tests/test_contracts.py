@@ -1,4 +1,4 @@
-"""Typed contracts between the parts: cells, the site's month, the simulation's context."""
+"""Typed contracts between the parts: cells, the site's month, the simulation, rows of store queries."""
 
 from __future__ import annotations
 
@@ -6,15 +6,21 @@ import dataclasses
 import datetime as dt
 import hashlib
 import typing
+from typing import Any
 
 import numpy as np
 import pytest
 
+from ispeed.aggregator import server_health
+from ispeed.aggregator.aggregate import month_query_params
+from ispeed.aggregator.cells_sql import CELL_COLUMNS, PlaceRow, month_cells_query, places_query
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.places import load_places
 from ispeed.aggregator.simulate import SimulationConfig, generate
 from ispeed.core.stats import ADDED_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Cell, empty_cell
+from ispeed.core.store import Store
 from ispeed.publisher.model import Geography, MonthData
+from ispeed.server import audit, isp_keys
 
 
 def _optional_keys() -> set[str]:
@@ -73,3 +79,36 @@ def test_a_seed_simulates_the_same_tests_as_before() -> None:
     numpy whose random streams changed would fail here too (then say so in the release notes)."""
     cfg = SimulationConfig(year=2025, month=7, tests=3000, seed=3)
     assert _simulated_digest(cfg) == "535d120e5c3fb4d9bd3ce24bef34858b51318821e78fd20eba25c4a0903ab88c"
+
+
+def _column_names(store: Store, sql: str, params: dict[str, Any]) -> list[str]:
+    return [str(row[0]) for row in store.query(f"DESCRIBE ({sql})", params)]
+
+
+def _read_as(field: str, column: str) -> bool:
+    """A row field reads a query column of its own name, or `X_s` the Unix seconds of `X`."""
+    return column == field or (field.endswith("_s") and column == f"toUnixTimestamp({field[:-2]})")
+
+
+def test_named_rows_are_their_queries_columns_in_order(store: Store) -> None:
+    """Rows are read by name (a NamedTuple or a column tuple per query); the names must be the
+    query's own columns, in its order, so a column added or moved in the SQL fails here."""
+    method = Methodology()
+    month = month_query_params(2025, 7, method)
+    health = server_health._params(2025, 7, True, {"hn-1": 10.0}, 0.8)
+    cases: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+        (month_cells_query(method.ci_level, len(method.network_types)), month, CELL_COLUMNS),
+        (server_health._TOTALS, health, server_health._Totals._fields),
+        (server_health._REASONS, health, server_health._Reason._fields),
+        (server_health._PEAKS, health, server_health._Peaks._fields),
+        (audit._SELECT_ENTRIES, {"since": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)}, audit._AuditRow._fields),
+        (isp_keys._SELECT_KEYS % "1", {}, isp_keys._KeyRow._fields),
+    ]
+    for sql, params, fields in cases:
+        columns = _column_names(store, sql, params)
+        assert len(columns) == len(fields) and all(map(_read_as, fields, columns)), (fields, columns)
+    # the places query names its hashes by expression: each is the hash of the column it follows by three
+    columns = _column_names(store, places_query(), {**month, "network_types": list(method.network_types)})
+    names = PlaceRow._fields
+    assert columns == list(names[:3]) + [f"cityHash64({n})" for n in names[:3]]
+    assert names[3:] == ("province_h", "commune_h", "provider_h")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from ispeed.aggregator import stats_table
 from ispeed.aggregator.cells_sql import (
     CELL_COLUMNS,
     HISTOGRAM_LEVELS,
+    PlaceRow,
     bin_edges_mbps,
     month_cells_query,
     places_query,
@@ -186,7 +187,7 @@ def compute_month(
     params = month_query_params(year, month, method)
     if progress:
         progress(f"{label}: {', '.join(types)} cells")
-    names = _place_names(store.query(places_query(), {**params, "network_types": types}))
+    names = _place_names(map(PlaceRow._make, store.query(places_query(), {**params, "network_types": types})))
     by_type: dict[str, list[Row]] = {network_type: [] for network_type in types}
     for result in store.query(month_cells_query(method.ci_level, len(types)), params):
         row = dict(zip(CELL_COLUMNS, result, strict=True))
@@ -217,13 +218,14 @@ def compute_month(
     return MonthStats(label, method, cells, histograms, [])
 
 
-def _place_names(rows: Sequence[Sequence[Any]]) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+def _place_names(rows: Iterable[PlaceRow]) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
     """Hash → string for provinces, communes and providers (the cells query keys places by
     cityHash64: fixed-width keys group and compare faster than strings). Two strings of one
     column with the same hash would merge two places, so that stops the run."""
     maps: tuple[dict[int, str], dict[int, str], dict[int, str]] = ({0: ""}, {0: ""}, {0: ""})
     for row in rows:
-        for column, (text, digest) in enumerate(((row[0], row[3]), (row[1], row[4]), (row[2], row[5]))):
+        pairs = (row.province_code, row.province_h), (row.commune_code, row.commune_h), (row.provider, row.provider_h)
+        for column, (text, digest) in enumerate(pairs):
             seen = maps[column].setdefault(int(digest), text)
             if seen != text:
                 raise StoreError(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
@@ -69,6 +69,15 @@ class DueMonth:
     @property
     def label(self) -> str:
         return month_text(self.year, self.month)
+
+
+class _TrendRow(NamedTuple):
+    """A row of `national_trend`'s query, in its column order."""
+
+    month: str
+    network_type: str
+    provider: str
+    download_median_mbps: float | None
 
 
 @lru_cache(maxsize=1)
@@ -121,15 +130,16 @@ def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str,
         months.append(month_text(year, mon))
     months.reverse()
     rows = store.query(
-        "SELECT month, network_type, provider, download_median_mbps FROM {db}.monthly_stats "
+        f"SELECT {', '.join(_TrendRow._fields)} FROM {{db}}.monthly_stats "
         "WHERE level = 'national' AND published = 1 AND month >= {first} AND month <= {last}",
         {"first": months[0], "last": months[-1]},
     )
     position = {m: i for i, m in enumerate(months)}
     trend: dict[tuple[str, str], list[float | None]] = {}
-    for m, network_type, provider, download in rows:
-        series = trend.setdefault((network_type, provider), [None] * len(months))
-        series[position[m]] = None if download is None else float(download)
+    for row in map(_TrendRow._make, rows):
+        series = trend.setdefault((row.network_type, row.provider), [None] * len(months))
+        download = row.download_median_mbps
+        series[position[row.month]] = None if download is None else float(download)
     return months, trend
 
 
