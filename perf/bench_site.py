@@ -44,17 +44,17 @@ def main() -> None:
         print(f"simulated {report.rows:,} tests; {len(stats.cells):,} cells, {stats.published:,} published")
         geo = geography()
         md = MonthData(
-            "2025-07",
-            "final",
-            dt.date(2025, 7, 31),
-            stats.method,
-            dt.datetime.now(dt.UTC),
-            stats.cells,
-            stats.changes,
-            months,
-            trend,
-            None,
-            geo,
+            month="2025-07",
+            status="final",
+            data_until=dt.date(2025, 7, 31),
+            method=stats.method,
+            built_at=dt.datetime.now(dt.UTC),
+            cells=stats.cells,
+            changes=stats.changes,
+            trend_months=months,
+            trend=trend,
+            export_tests=None,
+            geo=geo,
         )
         t0 = time.perf_counter()
         write_month_files(

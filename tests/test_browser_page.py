@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ispeed.core import method, submission
 from ispeed.core.store import open_store
 from tests.serve_process import ServeProcess
 
@@ -133,3 +134,37 @@ def test_vietnamese_by_default_with_an_english_switch(browser: Any, server: tupl
     ]
     assert errors == []
     page.close()
+
+
+def test_the_page_posts_only_fields_of_the_core_submission(browser: Any, server: tuple[ServeProcess, str]) -> None:
+    """Every key the page's engine sends is a field of core.submission, and it states core's method version."""
+    proc, _ = server
+    context = browser.new_context(
+        geolocation={"latitude": 21.03, "longitude": 105.85, "accuracy": 15}, permissions=["geolocation"]
+    )
+    page = context.new_page()
+    errors = _console_errors(page)
+    posted: list[Any] = []
+    answers: list[int] = []
+    page.on("request", lambda r: posted.append(r.post_data_json) if r.url.endswith("/api/v1/results") else None)
+    page.on("response", lambda r: answers.append(r.status) if r.url.endswith("/api/v1/results") else None)
+    page.goto(f"{proc.url}/?duration=1&streams=1")
+    engine = page.evaluate("document.querySelector('script[type=module]').src").replace("/app.js", "/engine.js")
+    assert page.evaluate("(url) => import(url).then((m) => m.METHOD_VERSION)", engine) == method.METHOD_VERSION
+    page.select_option("#network-type", "5g")
+    page.check("#use-location")
+    page.click("#start")
+    page.wait_for_function("document.getElementById('result').textContent.length > 0", timeout=60_000)
+    assert len(posted) == 1, posted
+    sent = posted[0]
+    unknown = set(sent) - set(submission.FIELDS)
+    assert not unknown, f"the page sends keys that are no field of core.submission: {sorted(unknown)}"
+    result = json.loads(page.text_content("#result") or "{}")
+    assert "error" not in result and answers == [201], (result, answers)
+    # the page's optional fields were all exercised: the check above covered them
+    for name in ("token", "download_mbps", "upload_mbps", "network_type", "lat", "lon", "accuracy_m", "device_id"):
+        assert name in sent, name
+    assert (sent["client_kind"], sent["method_version"], sent["network_type"]) == ("browser", "1", "5g")
+    assert (sent["lat"], sent["lon"], sent["accuracy_m"]) == (21.03, 105.85, 15)
+    assert errors == []
+    context.close()

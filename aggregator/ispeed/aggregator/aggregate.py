@@ -8,7 +8,7 @@ changes and histograms, over a few thousand cell rows — never over the month's
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.cells_sql import (
     CELL_COLUMNS,
-    EVIDENCE,
     HISTOGRAM_LEVELS,
+    PlaceRow,
     bin_edges_mbps,
     month_cells_query,
     places_query,
@@ -27,13 +27,12 @@ from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
 from ispeed.core.errors import StoreError
-from ispeed.core.stats import EVIDENCE_COLUMNS, FIGURE_COLUMNS, LEVELS
+from ispeed.core.stats import LEVELS, Cell, empty_cell
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds, utcnow
 
 log = logging.getLogger("ispeed.aggregator")
 Row = dict[str, Any]  # one `cells_query` row by column name (cells_sql.CELL_COLUMNS), places named
-EVIDENCE_COUNTS = tuple(name for name, _, _ in EVIDENCE)  # the counts behind EVIDENCE_COLUMNS, in order
 
 
 @dataclass
@@ -42,7 +41,7 @@ class MonthStats:
 
     month: str
     method: Methodology
-    cells: list[dict[str, Any]]
+    cells: list[Cell]
     histograms: list[dict[str, Any]]
     changes: list[dict[str, Any]]
 
@@ -80,7 +79,8 @@ def previous_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 
 
-def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _sort_key(method: Methodology) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The order of a month's rows (cells, histogram rows): network type, level, place, provider."""
     nt_order = {n: i for i, n in enumerate(method.network_types)}
     level_order = {n: i for i, n in enumerate(LEVELS)}
     return lambda c: (
@@ -92,24 +92,15 @@ def _sort_key(method: Methodology) -> Callable[[dict[str, Any]], tuple[Any, ...]
     )
 
 
-def _cell(month: str, row: Row, method: Methodology, k: int | None) -> dict[str, Any]:
+def _cell(month: str, row: Row, method: Methodology, k: int | None) -> Cell:
     samples = int(row["samples"])
     published = samples >= method.min_samples
-    cell: dict[str, Any] = {
-        "month": month,
-        "network_type": row["network_type"],
-        "level": row["level"],
-        "province_code": row["province_code"],
-        "commune_code": row["commune_code"],
-        "provider": row["provider"],
-        "tests": int(row["tests"]),
-        "samples": samples,
-        "devices": int(row["devices"]),
-        "rank": None,
-        "published": published,
-    }
-    for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS:
-        cell[name] = None
+    cell = empty_cell(
+        month, row["network_type"], row["level"], row["province_code"], row["commune_code"], row["provider"]
+    )
+    cell.update(
+        {"tests": int(row["tests"]), "samples": samples, "devices": int(row["devices"]), "published": published}
+    )
     if published:
         low, high = median_ci(
             samples,
@@ -121,6 +112,10 @@ def _cell(month: str, row: Row, method: Methodology, k: int | None) -> dict[str,
             k,
         )
         lat, jit = row["latency_median_ms"], row["jitter_median_ms"]
+
+        def share(count: str) -> float:
+            return int(row[count]) / samples
+
         cell.update(
             {
                 "download_median_mbps": float(row["download_median_mbps"]),
@@ -129,15 +124,28 @@ def _cell(month: str, row: Row, method: Methodology, k: int | None) -> dict[str,
                 "upload_median_mbps": float(row["upload_median_mbps"]),
                 "latency_median_ms": None if lat is None else float(lat),
                 "jitter_median_ms": None if jit is None else float(jit),
+                # the share of the cell's samples resting on each kind of evidence (spec/evidence.md),
+                # from the sample counts of cells_sql.EVIDENCE
+                "place_gps_share": share("ev_place_gps"),
+                "place_ip_share": share("ev_place_ip"),
+                "network_type_ip_share": share("ev_nt_ip"),
+                "network_type_device_share": share("ev_nt_device"),
+                "network_type_declared_share": share("ev_nt_declared"),
+                "device_issued_share": share("ev_dev_issued"),
             }
         )
-        # the share of the cell's samples resting on each kind of evidence (spec/evidence.md)
-        for column, count in zip(EVIDENCE_COLUMNS, EVIDENCE_COUNTS, strict=True):
-            cell[column] = int(row[count]) / samples
     return cell
 
 
-def _histograms(cell: dict[str, Any], row: Row) -> list[dict[str, Any]]:
+def _histograms(cell: Cell, row: Row) -> list[dict[str, Any]]:
+    place = {
+        "month": cell["month"],
+        "network_type": cell["network_type"],
+        "level": cell["level"],
+        "province_code": cell["province_code"],
+        "commune_code": cell["commune_code"],
+        "provider": cell["provider"],
+    }
     out = []
     for metric, hist in (("download", row["hist_dl"]), ("upload", row["hist_ul"])):
         keys, counts = hist
@@ -145,10 +153,7 @@ def _histograms(cell: dict[str, Any], row: Row) -> list[dict[str, Any]]:
             low, high = bin_edges_mbps(index)
             out.append(
                 {
-                    **{
-                        k: cell[k]
-                        for k in ("month", "network_type", "level", "province_code", "commune_code", "provider")
-                    },
+                    **place,
                     "metric": metric,
                     "bin": index,
                     "bin_low_mbps": low,
@@ -181,7 +186,7 @@ def compute_month(
     params = month_query_params(year, month, method)
     if progress:
         progress(f"{label}: {', '.join(types)} cells")
-    names = _place_names(store.query(places_query(), {**params, "network_types": types}))
+    names = _place_names(map(PlaceRow._make, store.query(places_query(), {**params, "network_types": types})))
     by_type: dict[str, list[Row]] = {network_type: [] for network_type in types}
     for result in store.query(month_cells_query(method.ci_level, len(types)), params):
         row = dict(zip(CELL_COLUMNS, result, strict=True))
@@ -191,7 +196,7 @@ def compute_month(
             provider=names[2][row["provider_h"]],
         )
         by_type[row["network_type"]].append(row)
-    cells: list[dict[str, Any]] = []
+    cells: list[Cell] = []
     histograms: list[dict[str, Any]] = []
     counts = sorted(
         {int(row["samples"]) for rows in by_type.values() for row in rows if int(row["samples"]) >= method.min_samples}
@@ -199,7 +204,7 @@ def compute_month(
     orders = dict(zip(counts, ci_orders(counts, method.ci_tail), strict=True))
     for network_type, rows in by_type.items():
         if not rows:
-            cells.append(_empty_national(label, network_type))
+            cells.append(empty_cell(label, network_type, "national"))
         for row in rows:
             cell = _cell(label, row, method, orders.get(int(row["samples"])))
             cells.append(cell)
@@ -212,13 +217,14 @@ def compute_month(
     return MonthStats(label, method, cells, histograms, [])
 
 
-def _place_names(rows: Sequence[Sequence[Any]]) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+def _place_names(rows: Iterable[PlaceRow]) -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
     """Hash → string for provinces, communes and providers (the cells query keys places by
     cityHash64: fixed-width keys group and compare faster than strings). Two strings of one
     column with the same hash would merge two places, so that stops the run."""
     maps: tuple[dict[int, str], dict[int, str], dict[int, str]] = ({0: ""}, {0: ""}, {0: ""})
     for row in rows:
-        for column, (text, digest) in enumerate(((row[0], row[3]), (row[1], row[4]), (row[2], row[5]))):
+        pairs = (row.province_code, row.province_h), (row.commune_code, row.commune_h), (row.provider, row.provider_h)
+        for column, (text, digest) in enumerate(pairs):
             seen = maps[column].setdefault(int(digest), text)
             if seen != text:
                 raise StoreError(
@@ -227,30 +233,10 @@ def _place_names(rows: Sequence[Sequence[Any]]) -> tuple[dict[int, str], dict[in
     return maps
 
 
-def _empty_national(month: str, network_type: str) -> dict[str, Any]:
-    cell: dict[str, Any] = {
-        "month": month,
-        "network_type": network_type,
-        "level": "national",
-        "province_code": "",
-        "commune_code": "",
-        "provider": "",
-        "tests": 0,
-        "samples": 0,
-        "devices": 0,
-        "rank": None,
-        "published": False,
-    }
-    cell.update({name: None for name in FIGURE_COLUMNS + EVIDENCE_COLUMNS})
-    return cell
-
-
-def month_changes(
-    current: Sequence[dict[str, Any]], previous: Sequence[dict[str, Any]], previous_label: str
-) -> list[dict[str, Any]]:
+def month_changes(current: Sequence[Cell], previous: Sequence[Cell], previous_label: str) -> list[dict[str, Any]]:
     """Changes of the published cells that were also published the month before."""
 
-    def key(c: dict[str, Any]) -> tuple[str, ...]:
+    def key(c: Cell) -> tuple[str, ...]:
         return (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"])
 
     before = {key(c): c for c in previous if c["published"]}
@@ -259,17 +245,22 @@ def month_changes(
         old = before.get(key(cell))
         if not cell["published"] or old is None:
             continue
-        row = {
-            k: cell[k] for k in ("month", "network_type", "level", "province_code", "commune_code", "provider", "rank")
+        row: dict[str, Any] = {
+            "month": cell["month"],
+            "network_type": cell["network_type"],
+            "level": cell["level"],
+            "province_code": cell["province_code"],
+            "commune_code": cell["commune_code"],
+            "provider": cell["provider"],
+            "rank": cell["rank"],
+            "previous_month": previous_label,
+            "previous_rank": old["rank"],
         }
-        row["previous_month"] = previous_label
-        row["previous_rank"] = old["rank"]
-        for name, short in (
-            ("download_median_mbps", "download"),
-            ("upload_median_mbps", "upload"),
-            ("latency_median_ms", "latency"),
+        for name, short, now, then in (
+            ("download_median_mbps", "download", cell["download_median_mbps"], old["download_median_mbps"]),
+            ("upload_median_mbps", "upload", cell["upload_median_mbps"], old["upload_median_mbps"]),
+            ("latency_median_ms", "latency", cell["latency_median_ms"], old["latency_median_ms"]),
         ):
-            now, then = cell[name], old[name]
             row[name] = now
             row[f"previous_{name}"] = then
             row[f"{short}_change_pct"] = (

@@ -59,6 +59,7 @@ group's minimum. A cell counts its samples at each rank (EVIDENCE); counts add u
 from __future__ import annotations
 
 from statistics import NormalDist
+from typing import NamedTuple
 
 CI_MARGIN = 8  # slack around the normal approximation (observed |k - k0| <= 1 up to n = 5e7)
 CI_WIDTH = 2 * CI_MARGIN + 2
@@ -427,6 +428,17 @@ FROM (
     )
 )
 """
+
+
+class PlaceRow(NamedTuple):
+    """A row of `places_query`, in its column order."""
+
+    province_code: str
+    commune_code: str
+    provider: str
+    province_h: int  # cityHash64 of each, as the cells query keys them
+    commune_h: int
+    provider_h: int
 
 
 def places_query() -> str:

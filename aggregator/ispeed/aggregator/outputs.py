@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ispeed.aggregator.methodology import Methodology
 from ispeed.core import files
 from ispeed.core.files import replacing
-from ispeed.core.stats import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, format_value
+from ispeed.core.stats import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, Cell, format_value
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "month",
@@ -54,9 +54,13 @@ HISTOGRAM_COLUMNS: tuple[str, ...] = (
 
 
 def write_csv(
-    path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]], extra: dict[str, Any], after: Sequence[str] = ()
+    path: Path,
+    columns: Sequence[str],
+    rows: Iterable[Mapping[str, Any]],
+    extra: dict[str, Any],
+    after: Sequence[str] = (),
 ) -> None:
-    """Write rows (dicts) atomically: a temporary file renamed over `path`. Each line holds the
+    """Write rows (dicts, cells) atomically: a temporary file renamed over `path`. Each line holds the
     row's `columns`, the file-wide `extra` values, then the row's `after` columns (columns added
     to a contract after its methodology columns)."""
     header = list(columns) + list(extra) + list(after)
@@ -73,7 +77,7 @@ def write_csv(
 def write_month_files(
     out_dir: Path,
     month: str,
-    cells: Sequence[dict[str, Any]],
+    cells: Sequence[Cell],
     changes: Sequence[dict[str, Any]],
     histograms: Sequence[dict[str, Any]],
     method: Methodology,

@@ -13,10 +13,11 @@ import bisect
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
-from typing import Any
+
+from ispeed.core.stats import Cell
 
 
-def rank_group(cell: dict[str, Any]) -> Hashable:
+def rank_group(cell: Cell) -> Hashable:
     """The comparison group of a cell, as a hashable key."""
     if cell["provider"]:
         return ("provider", cell["network_type"], cell["level"], cell["province_code"], cell["commune_code"])
@@ -25,9 +26,9 @@ def rank_group(cell: dict[str, Any]) -> Hashable:
     return ("place", cell["network_type"], cell["level"])
 
 
-def assign_ranks(cells: Sequence[dict[str, Any]]) -> None:
+def assign_ranks(cells: Sequence[Cell]) -> None:
     """Set `rank` on every cell: an int for published cells, None otherwise."""
-    groups: dict[Hashable, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[Hashable, list[Cell]] = defaultdict(list)
     for cell in cells:
         cell["rank"] = None
         if cell["published"]:
@@ -40,11 +41,11 @@ def assign_ranks(cells: Sequence[dict[str, Any]]) -> None:
             cell["rank"] = 1 + above
 
 
-def _low(cell: dict[str, Any]) -> float:
+def _low(cell: Cell) -> float:
     v = cell["download_ci_low_mbps"]
     return -math.inf if v is None else float(v)
 
 
-def _high(cell: dict[str, Any]) -> float:
+def _high(cell: Cell) -> float:
     v = cell["download_ci_high_mbps"]
     return math.inf if v is None else float(v)

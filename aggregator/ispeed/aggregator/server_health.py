@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
@@ -42,12 +42,35 @@ WHERE {_WHERE}
 GROUP BY server_id ORDER BY server_id
 """
 
+
+class _Totals(NamedTuple):
+    """A row of _TOTALS (its aliases, in order)."""
+
+    server_id: str
+    tests: int
+    valid_tests: int
+    download_median_mbps: float
+    tcp_min_rtt_median_ms: float
+    retrans_median: float
+    with_rtt: int
+    with_retrans: int
+
+
 _REASONS = f"""
 SELECT server_id, replaceRegexpAll(invalid_reason, '[0-9]+([.][0-9]+)?', 'N') AS reason, count() AS n
 FROM {{db}}.measurements FINAL
 WHERE {_WHERE} AND valid = 0
 GROUP BY server_id, reason ORDER BY server_id, n DESC, reason
 """
+
+
+class _Reason(NamedTuple):
+    """A row of _REASONS."""
+
+    server_id: str
+    reason: str
+    n: int
+
 
 # One row per (server, minute) a test's download overlapped; the Gbit/s it added to that minute.
 _MINUTES = f"""
@@ -78,6 +101,16 @@ FROM (
 )
 GROUP BY server_id ORDER BY server_id
 """
+
+
+class _Peaks(NamedTuple):
+    """A row of _PEAKS (its aliases, in order)."""
+
+    server_id: str
+    peak_tests_per_minute: int
+    peak_load_gbps: float
+    saturated_minutes: int
+    tests_in_saturated_minutes: int
 
 
 @dataclass
@@ -140,27 +173,28 @@ def server_health(
     capacity = dict(capacity_gbps or {})
     params = _params(year, month, include_simulated, capacity, saturation_share)
     out: dict[str, ServerHealth] = {}
-    for sid, tests, valid, dl, rtt, retrans, with_rtt, with_retrans in store.query(_TOTALS, params):
-        tests, valid = int(tests), int(valid)
-        out[sid] = ServerHealth(
-            server_id=sid,
+    for t in map(_Totals._make, store.query(_TOTALS, params)):
+        tests, valid = int(t.tests), int(t.valid_tests)
+        out[t.server_id] = ServerHealth(
+            server_id=t.server_id,
             tests=tests,
             valid_tests=valid,
             invalid_tests=tests - valid,
             invalid_share=(tests - valid) / tests if tests else 0.0,
-            download_median_mbps=float(dl) if valid else None,
-            tcp_min_rtt_median_ms=float(rtt) if with_rtt else None,
-            tcp_retrans_median=float(retrans) if with_retrans else None,
-            capacity_gbps=capacity.get(sid),
+            download_median_mbps=float(t.download_median_mbps) if valid else None,
+            tcp_min_rtt_median_ms=float(t.tcp_min_rtt_median_ms) if t.with_rtt else None,
+            tcp_retrans_median=float(t.retrans_median) if t.with_retrans else None,
+            capacity_gbps=capacity.get(t.server_id),
         )
-    for sid, reason, n in store.query(_REASONS, params):
-        if sid in out and len(out[sid].invalid_reasons) < top_reasons:
-            out[sid].invalid_reasons.append((reason, int(n)))
-    for sid, peak_tests, peak_load, sat_minutes, sat_tests in store.query(_PEAKS, params):
-        if sid in out:
-            h = out[sid]
-            h.peak_tests_per_minute, h.peak_load_gbps = int(peak_tests), round(float(peak_load), 3)
-            h.saturated_minutes, h.tests_in_saturated_minutes = int(sat_minutes), int(sat_tests)
+    for r in map(_Reason._make, store.query(_REASONS, params)):
+        if r.server_id in out and len(out[r.server_id].invalid_reasons) < top_reasons:
+            out[r.server_id].invalid_reasons.append((r.reason, int(r.n)))
+    for p in map(_Peaks._make, store.query(_PEAKS, params)):
+        if p.server_id in out:
+            h = out[p.server_id]
+            h.peak_tests_per_minute, h.peak_load_gbps = int(p.peak_tests_per_minute), round(float(p.peak_load_gbps), 3)
+            h.saturated_minutes = int(p.saturated_minutes)
+            h.tests_in_saturated_minutes = int(p.tests_in_saturated_minutes)
     return [out[k] for k in sorted(out)]
 
 

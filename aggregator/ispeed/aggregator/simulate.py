@@ -92,6 +92,31 @@ class _Devices:
     ip_hash: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every chunk of a month shares: its days, and lookup arrays indexed like `_Devices`'
+    (network type, provider, province, commune index → name, factor, weight, centroid)."""
+
+    days: int  # local days in the month
+    epoch0: int  # 00:00 UTC of the month's first day, Unix seconds (local midnight is 7 h earlier)
+    dates: np.ndarray  # dt.date per day (object)
+    network_names: np.ndarray  # per network index (object)
+    tech_median: np.ndarray  # median download, Mbps
+    tech_sigma: np.ndarray  # log-sigma of the download
+    tech_up: np.ndarray  # upload/download ratio
+    tech_latency: np.ndarray  # median idle latency, ms
+    provider_codes: np.ndarray  # per provider index (object)
+    provider_asn: np.ndarray  # int64
+    provider_factor: np.ndarray  # speed factor
+    province_codes: np.ndarray  # per province index (object)
+    province_factor: np.ndarray  # speed factor, 0.85-1.15 by population
+    province_server: np.ndarray  # test server id (object)
+    commune_codes: np.ndarray  # per commune index (object)
+    commune_weight: np.ndarray  # population weight
+    commune_province_idx: np.ndarray  # the commune's province index
+    commune_centroid: tuple[np.ndarray, np.ndarray] | None  # lat, lon, degrees (None: unknown, placed by IP)
+
+
 def _choice(rng: np.random.Generator, weights: np.ndarray, size: int) -> np.ndarray:
     cum = np.cumsum(weights, dtype=float)
     picked: np.ndarray = np.searchsorted(cum, rng.random(size) * cum[-1], side="right")
@@ -126,7 +151,7 @@ def _chunk(
     dev: _Devices,
     first: int,
     rows: int,
-    ctx: dict[str, Any],
+    ctx: _Context,
 ) -> dict[str, Any]:
     """Columns of `rows` tests numbered from `first`, in MEASUREMENT_COLUMNS order."""
     d = np.searchsorted(dev.cum_weight, rng.random(rows) * dev.cum_weight[-1], side="right")
@@ -134,17 +159,17 @@ def _chunk(
     provider = dev.provider[d]
     commune = dev.commune[d].copy()
     away = (network != 0) & (rng.random(rows) < cfg.away_share)
-    commune[away] = _choice(rng, ctx["commune_weight"], int(away.sum()))
-    province = ctx["commune_province_idx"][commune]
-    day = rng.integers(0, ctx["days"], rows)
+    commune[away] = _choice(rng, ctx.commune_weight, int(away.sum()))
+    province = ctx.commune_province_idx[commune]
+    day = rng.integers(0, ctx.days, rows)
     hour = _choice(rng, DIURNAL, rows)
-    started = ctx["epoch0"] + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, rows) - 7 * 3_600
+    started = ctx.epoch0 + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, rows) - 7 * 3_600
 
-    median = ctx["tech_median"][network] * ctx["provider_factor"][provider] * ctx["province_factor"][province]
-    download = median * dev.plan[d] * CONGESTION[hour] * rng.lognormal(0.0, ctx["tech_sigma"][network])
+    median = ctx.tech_median[network] * ctx.provider_factor[provider] * ctx.province_factor[province]
+    download = median * dev.plan[d] * CONGESTION[hour] * rng.lognormal(0.0, ctx.tech_sigma[network])
     download = np.round(np.clip(download, 0.2, 2_500.0), 3)
-    upload = np.round(np.clip(download * ctx["tech_up"][network] * rng.lognormal(0.0, 0.3, rows), 0.1, 2_500.0), 3)
-    latency = np.round(ctx["tech_latency"][network] * rng.lognormal(0.0, 0.45, rows) / CONGESTION[hour], 2)
+    upload = np.round(np.clip(download * ctx.tech_up[network] * rng.lognormal(0.0, 0.3, rows), 0.1, 2_500.0), 3)
+    latency = np.round(ctx.tech_latency[network] * rng.lognormal(0.0, 0.45, rows) / CONGESTION[hour], 2)
     jitter = np.round(latency * rng.lognormal(np.log(0.12), 0.6, rows), 2)
 
     bad = rng.random(rows) < cfg.invalid_share
@@ -164,20 +189,21 @@ def _chunk(
     lat = np.full(rows, None, dtype=object)
     lon = np.full(rows, None, dtype=object)
     source = np.full(rows, "ip", dtype=object)
-    if ctx["commune_lat"] is not None:
+    if ctx.commune_centroid is not None:
+        commune_lat, commune_lon = ctx.commune_centroid
         gps = rng.random(rows) < GPS_SHARE
         source[gps] = "gps"
-        lat[gps] = np.round(ctx["commune_lat"][commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
-        lon[gps] = np.round(ctx["commune_lon"][commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
+        lat[gps] = np.round(commune_lat[commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
+        lon[gps] = np.round(commune_lon[commune[gps]] + rng.normal(0, 0.004, int(gps.sum())), 2).tolist()
     columns: dict[str, Any] = {
         "test_id": [f"{tag}{i:010d}" for i in ids],
         "started_at": started,
-        "local_date": ctx["dates"][day],
-        "network_type": ctx["network_names"][network],
-        "provider": ctx["provider_codes"][provider],
-        "asn": ctx["provider_asn"][provider],
-        "province_code": ctx["province_codes"][province],
-        "commune_code": ctx["commune_codes"][commune],
+        "local_date": ctx.dates[day],
+        "network_type": ctx.network_names[network],
+        "provider": ctx.provider_codes[provider],
+        "asn": ctx.provider_asn[provider],
+        "province_code": ctx.province_codes[province],
+        "commune_code": ctx.commune_codes[commune],
         "location_source": source,
         "lat": lat,
         "lon": lon,
@@ -198,7 +224,7 @@ def _chunk(
         "duration_s": np.full(rows, duration),
         "tcp_min_rtt_ms": np.round(latency * 0.9, 2),
         "tcp_retrans_ratio": np.round(rng.beta(1.0, 200.0, rows), 5),
-        "server_id": ctx["province_server"][province],
+        "server_id": ctx.province_server[province],
         "client_kind": np.full(rows, "simulated", dtype=object),
         "client_version": np.full(rows, "sim-1", dtype=object),
         "method_version": np.full(rows, METHOD_VERSION, dtype=object),
@@ -207,7 +233,7 @@ def _chunk(
         "invalid_reason": reason,
         "received_at": started + 15,
     }
-    columns.update(_evidence(rng, ctx["network_names"][network], dev.device_hash[d]))
+    columns.update(_evidence(rng, ctx.network_names[network], dev.device_hash[d]))
     return columns
 
 
@@ -239,35 +265,38 @@ def _evidence(rng: np.random.Generator, network: np.ndarray, device_hash: np.nda
     }
 
 
-def _context(cfg: SimulationConfig, places: Places) -> dict[str, Any]:
+def _context(cfg: SimulationConfig, places: Places) -> _Context:
     start, end = month_bounds(cfg.year, cfg.month)
     days = (end - start).days
     province_index = {code: i for i, code in enumerate(places.province_codes)}
     pops = np.array(places.province_population)
     networks = [n for n, _ in NETWORK_SHARES]
-    return {
-        "days": days,
-        "epoch0": int(dt.datetime(start.year, start.month, 1, tzinfo=dt.UTC).timestamp()),
-        "dates": np.array([start + dt.timedelta(days=i) for i in range(days)], dtype=object),
-        "network_names": np.array(networks, dtype=object),
-        "tech_median": np.array([TECHNOLOGY[n][0] for n in networks]),
-        "tech_sigma": np.array([TECHNOLOGY[n][1] for n in networks]),
-        "tech_up": np.array([TECHNOLOGY[n][2] for n in networks]),
-        "tech_latency": np.array([TECHNOLOGY[n][3] for n in networks]),
-        "provider_codes": np.array([p.code for p in places.providers], dtype=object),
-        "provider_asn": np.array([p.asn for p in places.providers], dtype=np.int64),
-        "provider_factor": np.array([PROVIDER_FACTOR.get(p.code, 1.0) for p in places.providers]),
-        "province_codes": np.array(places.province_codes, dtype=object),
-        "province_factor": 0.85 + 0.3 * np.sqrt(pops / pops.max()),
-        "province_server": np.array(
+    return _Context(
+        days=days,
+        epoch0=int(dt.datetime(start.year, start.month, 1, tzinfo=dt.UTC).timestamp()),
+        dates=np.array([start + dt.timedelta(days=i) for i in range(days)], dtype=object),
+        network_names=np.array(networks, dtype=object),
+        tech_median=np.array([TECHNOLOGY[n][0] for n in networks]),
+        tech_sigma=np.array([TECHNOLOGY[n][1] for n in networks]),
+        tech_up=np.array([TECHNOLOGY[n][2] for n in networks]),
+        tech_latency=np.array([TECHNOLOGY[n][3] for n in networks]),
+        provider_codes=np.array([p.code for p in places.providers], dtype=object),
+        provider_asn=np.array([p.asn for p in places.providers], dtype=np.int64),
+        provider_factor=np.array([PROVIDER_FACTOR.get(p.code, 1.0) for p in places.providers]),
+        province_codes=np.array(places.province_codes, dtype=object),
+        province_factor=0.85 + 0.3 * np.sqrt(pops / pops.max()),
+        province_server=np.array(
             ["hn-1" if c < "40" else "dn-1" if c < "70" else "hcm-1" for c in places.province_codes], dtype=object
         ),
-        "commune_codes": np.array(places.commune_codes, dtype=object),
-        "commune_weight": np.array(places.commune_weight),
-        "commune_province_idx": np.array([province_index[p] for p in places.commune_province]),
-        "commune_lat": None if places.commune_lat is None else np.array(places.commune_lat),
-        "commune_lon": None if places.commune_lon is None else np.array(places.commune_lon),
-    }
+        commune_codes=np.array(places.commune_codes, dtype=object),
+        commune_weight=np.array(places.commune_weight),
+        commune_province_idx=np.array([province_index[p] for p in places.commune_province]),
+        commune_centroid=(
+            None
+            if places.commune_lat is None or places.commune_lon is None
+            else (np.array(places.commune_lat), np.array(places.commune_lon))
+        ),
+    )
 
 
 def generate(cfg: SimulationConfig, places: Places) -> Iterator[dict[str, Any]]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ispeed.aggregator.methodology import Methodology
-from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, decode_row
+from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Cell, decode_row
 from ispeed.core.store import Store
 
 TYPES: dict[str, str] = {
@@ -43,16 +43,15 @@ TYPES: dict[str, str] = {
 }
 
 
-def write_month(
-    store: Store, month: str, cells: Sequence[dict[str, Any]], method: Methodology, computed_at: dt.datetime
-) -> None:
+def write_month(store: Store, month: str, cells: Sequence[Cell], method: Methodology, computed_at: dt.datetime) -> None:
     """Replace the month's partition of monthly_stats with `cells` in one atomic step."""
     store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
     columns: dict[str, list[Any]] = {name: [] for name in TYPES}
     stamp = int(computed_at.timestamp())
     for cell in cells:
+        by_name: Mapping[str, Any] = cell  # walked by the contract's column names
         for name in STATS_COLUMNS + EVIDENCE_COLUMNS:
-            value = cell[name] if name in STATS_COLUMNS else cell.get(name)  # evidence: optional
+            value = by_name[name] if name in STATS_COLUMNS else by_name.get(name)  # evidence: optional
             if name == "rank":
                 value = value or 0
             elif name == "published":
@@ -70,7 +69,7 @@ def write_month(
     store.execute("ALTER TABLE {db}.monthly_stats_staging DROP PARTITION {month}", {"month": month})
 
 
-def read_month(store: Store, month: str) -> list[dict[str, Any]]:
+def read_month(store: Store, month: str) -> list[Cell]:
     """The month's stored cells (empty when the month was never aggregated), in table order."""
     names = list(STATS_CSV_COLUMNS)
     rows = store.query(
@@ -78,4 +77,4 @@ def read_month(store: Store, month: str) -> list[dict[str, Any]]:
         "ORDER BY network_type, level, province_code, commune_code, provider",
         {"month": month},
     )
-    return [dict(decode_row(names, row)) for row in rows]
+    return [decode_row(names, row) for row in rows]

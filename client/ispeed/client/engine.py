@@ -26,6 +26,7 @@ from ispeed.client import rawhttp
 from ispeed.client.config import TestConfig
 from ispeed.core import method
 from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachable
+from ispeed.core.submission import body as submission_body
 from ispeed.core.tcpinfo import OooCounter
 
 CHUNK_BYTES = 1 << 20
@@ -324,36 +325,38 @@ class Engine:
             "method_version": method.METHOD_VERSION,
             "submitted": False,
         }
-        submission = {
-            k: result[k]
-            for k in (
-                "test_id",
-                "latency_ms",
-                "jitter_ms",
-                "loaded_latency_down_ms",
-                "loaded_latency_up_ms",
-                "bytes_down",
-                "bytes_up",
-                "streams",
-                "duration_s",
-                "method_version",
-            )
-        }
+        # the body's names are the core table's (core.submission): a misspelt one fails here
+        optional: dict[str, Any] = {}
         if cfg.network_type:
-            submission["network_type"] = cfg.network_type
+            optional["network_type"] = cfg.network_type
         if device_type:
-            submission["network_type_device"] = device_type
-        # the client's own figures: the server checks them against its own and keeps them for audit
-        submission.update(download_mbps=result["download_mbps_client"], upload_mbps=result["upload_mbps_client"])
-        submission.update(
-            token=token, receipt=counters.get("receipt"), client_kind=cfg.client_kind, client_version=_version()
-        )
+            optional["network_type_device"] = device_type
         if cfg.device_id:
-            submission["device_id"] = cfg.device_id
+            optional["device_id"] = cfg.device_id
         if cfg.lat is not None:
-            submission.update(lat=cfg.lat, lon=cfg.lon)
+            optional.update(lat=cfg.lat, lon=cfg.lon)
             if cfg.accuracy_m is not None:
-                submission["accuracy_m"] = cfg.accuracy_m
+                optional["accuracy_m"] = cfg.accuracy_m
+        submission = submission_body(
+            test_id=result["test_id"],
+            latency_ms=result["latency_ms"],
+            jitter_ms=result["jitter_ms"],
+            loaded_latency_down_ms=result["loaded_latency_down_ms"],
+            loaded_latency_up_ms=result["loaded_latency_up_ms"],
+            bytes_down=result["bytes_down"],
+            bytes_up=result["bytes_up"],
+            streams=result["streams"],
+            duration_s=result["duration_s"],
+            method_version=result["method_version"],
+            # the client's own figures: the server checks them against its own and keeps them for audit
+            download_mbps=result["download_mbps_client"],
+            upload_mbps=result["upload_mbps_client"],
+            token=token,
+            receipt=counters.get("receipt"),
+            client_kind=cfg.client_kind,
+            client_version=_version(),
+            **optional,
+        )
         return result, submission
 
 

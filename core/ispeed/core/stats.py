@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 METHODOLOGY_VERSION = "1"  # of the statistics (aggregator/…/methodology.py); the measurement method is core.method's
 LEVELS: tuple[str, ...] = ("national", "province", "commune")
@@ -60,8 +60,13 @@ FIGURE_COLUMNS: tuple[str, ...] = (
 )
 
 
-class Cell(TypedDict, total=False):
-    """One cell of a month (a stats.csv row without the file-wide methodology columns)."""
+class Cell(TypedDict):
+    """One cell of a month (a stats.csv row without the file-wide methodology columns).
+
+    The aggregator writes every key but the methodology columns; the publisher and the server's
+    ISP portal read them. Code that walks the contract's column names reads a cell as a
+    `Mapping[str, Any]` (a TypedDict takes only literal keys).
+    """
 
     month: str
     network_type: str
@@ -87,10 +92,41 @@ class Cell(TypedDict, total=False):
     network_type_declared_share: float | None
     device_issued_share: float | None
     # the methodology columns, when a cell is read back from the store
-    methodology_version: str
-    min_samples: int
-    ci_level: float
-    include_simulated: bool
+    methodology_version: NotRequired[str]
+    min_samples: NotRequired[int]
+    ci_level: NotRequired[float]
+    include_simulated: NotRequired[bool]
+
+
+def empty_cell(
+    month: str, network_type: str, level: str, province_code: str = "", commune_code: str = "", provider: str = ""
+) -> Cell:
+    """A cell with no samples: suppressed, its figures and evidence shares empty."""
+    return {
+        "month": month,
+        "network_type": network_type,
+        "level": level,
+        "province_code": province_code,
+        "commune_code": commune_code,
+        "provider": provider,
+        "tests": 0,
+        "samples": 0,
+        "devices": 0,
+        "rank": None,
+        "published": False,
+        "download_median_mbps": None,
+        "download_ci_low_mbps": None,
+        "download_ci_high_mbps": None,
+        "upload_median_mbps": None,
+        "latency_median_ms": None,
+        "jitter_median_ms": None,
+        "place_gps_share": None,
+        "place_ip_share": None,
+        "network_type_ip_share": None,
+        "network_type_device_share": None,
+        "network_type_declared_share": None,
+        "device_issued_share": None,
+    }
 
 
 def format_value(value: Any) -> str:

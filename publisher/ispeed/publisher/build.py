@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import jinja2
 
 from ispeed.core import files
 from ispeed.core.assets import site_dir
-from ispeed.core.stats import STATS_COLUMNS, format_value
+from ispeed.core.stats import STATS_COLUMNS, Cell, format_value
 from ispeed.publisher import charts_svg, i18n
 from ispeed.publisher.model import TABLE_COLUMNS, MonthData, Table
 from ispeed.publisher.pages import home_page, month_pages, month_tables, national_table, provider_slug
@@ -46,13 +46,19 @@ def _write(path: Path, text: str) -> None:
     files.write_text(path, text)
 
 
-def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def _csv_text(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([format_value(row.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def _contract_rows(cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    """Cells cut to the stats.csv contract columns, in their order (the JSON downloads)."""
+    by_name: Sequence[Mapping[str, Any]] = cells  # walked by the contract's column names
+    return [{k: c[k] for k in STATS_COLUMNS} for c in by_name]
 
 
 def _json_text(meta: dict[str, Any], rows: Sequence[dict[str, Any]]) -> str:
@@ -128,9 +134,9 @@ class SiteBuilder:
             _write(base / "isp" / f"{slug}.csv", _csv_text(STATS_COLUMNS, rows))
             _write(
                 base / "isp" / f"{slug}.json",
-                _json_text({**meta, "provider": name}, [{k: c[k] for k in STATS_COLUMNS} for c in rows]),
+                _json_text({**meta, "provider": name}, _contract_rows(rows)),
             )
-        _write(base / "stats.json", _json_text(meta, [{k: c[k] for k in STATS_COLUMNS} for c in md.cells]))
+        _write(base / "stats.json", _json_text(meta, _contract_rows(md.cells)))
         _write(base / "changes.json", _json_text(meta, md.changes))
 
     # -- root pages -------------------------------------------------------------------------------

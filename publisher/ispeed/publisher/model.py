@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from ispeed.aggregator.methodology import Methodology
+from ispeed.core.stats import Cell, empty_cell
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "month",
@@ -83,16 +84,19 @@ class Geography:
         return sorted((c for c in self.communes.values() if c.province_code == province_code), key=lambda c: c.code)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MonthData:
-    """A month as published: cells, changes, the 12-month national trend, and how it was built."""
+    """A month as published: cells, changes, the 12-month national trend, and how it was built.
+
+    Built with keywords only (eleven fields, several of one type: a positional slip would pass).
+    """
 
     month: str
     status: str  # "final" or "provisional"
     data_until: dt.date  # last local day the figures cover
     method: Methodology
     built_at: dt.datetime
-    cells: list[dict[str, Any]]
+    cells: list[Cell]
     changes: list[dict[str, Any]]
     trend_months: list[str]
     trend: dict[tuple[str, str], list[float | None]]  # (network type, provider) -> download per month
@@ -101,7 +105,7 @@ class MonthData:
     servers: list[dict[str, Any]] = field(default_factory=list)  # per-test-server health (server_health)
 
     @cached_property
-    def index(self) -> dict[CellKey, dict[str, Any]]:
+    def index(self) -> dict[CellKey, Cell]:
         return {
             (c["network_type"], c["level"], c["province_code"], c["commune_code"], c["provider"]): c for c in self.cells
         }
@@ -134,7 +138,7 @@ class MonthData:
 
     def cell(
         self, network_type: str, level: str, province: str = "", commune: str = "", provider: str = ""
-    ) -> dict[str, Any] | None:
+    ) -> Cell | None:
         return self.index.get((network_type, level, province, commune, provider))
 
     def change(
@@ -145,7 +149,7 @@ class MonthData:
     # -- table rows ---------------------------------------------------------------------------
     def row(
         self,
-        cell: dict[str, Any] | None,
+        cell: Cell | None,
         network_type: str,
         level: str,
         province: str = "",
@@ -155,26 +159,8 @@ class MonthData:
         """A table row for a cell; a place with no tests at all becomes an empty, unpublished row."""
         from ispeed.aggregator.rank import rank_group
 
-        base = cell or {
-            "month": self.month,
-            "network_type": network_type,
-            "level": level,
-            "province_code": province,
-            "commune_code": commune,
-            "provider": provider,
-            "tests": 0,
-            "samples": 0,
-            "devices": 0,
-            "rank": None,
-            "published": False,
-            "download_median_mbps": None,
-            "download_ci_low_mbps": None,
-            "download_ci_high_mbps": None,
-            "upload_median_mbps": None,
-            "latency_median_ms": None,
-            "jitter_median_ms": None,
-        }
-        row = {k: base.get(k) for k in TABLE_COLUMNS}
+        base = cell or empty_cell(self.month, network_type, level, province, commune, provider)
+        row: dict[str, Any] = {k: base.get(k) for k in TABLE_COLUMNS}
         row["province_name"] = self.geo.province(province).name if province else ""
         row["commune_name"] = self.geo.commune(commune).full_name if commune else ""
         row["rank_shared"] = bool(cell and cell["published"] and (rank_group(cell), cell["rank"]) in self.shared_ranks)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ispeed.aggregator import stats_table
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
@@ -69,6 +69,15 @@ class DueMonth:
     @property
     def label(self) -> str:
         return month_text(self.year, self.month)
+
+
+class _TrendRow(NamedTuple):
+    """A row of `national_trend`'s query, in its column order."""
+
+    month: str
+    network_type: str
+    provider: str
+    download_median_mbps: float | None
 
 
 @lru_cache(maxsize=1)
@@ -121,15 +130,16 @@ def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str,
         months.append(month_text(year, mon))
     months.reverse()
     rows = store.query(
-        "SELECT month, network_type, provider, download_median_mbps FROM {db}.monthly_stats "
+        f"SELECT {', '.join(_TrendRow._fields)} FROM {{db}}.monthly_stats "
         "WHERE level = 'national' AND published = 1 AND month >= {first} AND month <= {last}",
         {"first": months[0], "last": months[-1]},
     )
     position = {m: i for i, m in enumerate(months)}
     trend: dict[tuple[str, str], list[float | None]] = {}
-    for m, network_type, provider, download in rows:
-        series = trend.setdefault((network_type, provider), [None] * len(months))
-        series[position[m]] = None if download is None else float(download)
+    for row in map(_TrendRow._make, rows):
+        series = trend.setdefault((row.network_type, row.provider), [None] * len(months))
+        download = row.download_median_mbps
+        series[position[row.month]] = None if download is None else float(download)
     return months, trend
 
 
@@ -175,17 +185,17 @@ def stored_month(
     changes = month_changes(cells, stats_table.read_month(store, prev), prev)
     months, trend = national_trend(store, due.label)
     return MonthData(
-        due.label,
-        due.status,
-        due.data_until,
-        method,
-        built_at,
-        cells,
-        changes,
-        months,
-        trend,
-        export_tests,
-        geography(),
+        month=due.label,
+        status=due.status,
+        data_until=due.data_until,
+        method=method,
+        built_at=built_at,
+        cells=cells,
+        changes=changes,
+        trend_months=months,
+        trend=trend,
+        export_tests=export_tests,
+        geo=geography(),
     )
 
 
@@ -226,17 +236,17 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
                 store, due.year, due.month, out / "data" / due.label / f"tests-{due.label}.csv.gz"
             )
         md = MonthData(
-            due.label,
-            due.status,
-            due.data_until,
-            stats.method,
-            now,
-            stats.cells,
-            stats.changes,
-            months,
-            trend,
-            export_tests,
-            geography(),
+            month=due.label,
+            status=due.status,
+            data_until=due.data_until,
+            method=stats.method,
+            built_at=now,
+            cells=stats.cells,
+            changes=stats.changes,
+            trend_months=months,
+            trend=trend,
+            export_tests=export_tests,
+            geo=geography(),
         )
         md.servers = [
             h.as_row()

@@ -18,6 +18,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields, replace
+from typing import NamedTuple
 
 from ispeed.core.store import Store
 
@@ -63,26 +64,42 @@ def write_entries(store: Store, entries: list[AuditEntry]) -> None:
     store.insert_columns("isp_audit", columns, AUDIT_TYPES)
 
 
+_SELECT_ENTRIES = (
+    "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status, requests"
+    " FROM {db}.isp_audit WHERE at >= {since} ORDER BY at, key_id"
+)
+
+
+class _AuditRow(NamedTuple):
+    """A row of _SELECT_ENTRIES, in its column order: AuditEntry's fields, the time as Unix seconds."""
+
+    at_s: int
+    key_id: str
+    provider: str
+    method: str
+    path: str
+    client_network: str
+    outcome: str
+    status: int
+    requests: int
+
+
 def read_entries(store: Store, since: dt.datetime | None = None) -> list[AuditEntry]:
     """Audit rows (oldest first), optionally from `since` on."""
-    rows = store.query(
-        "SELECT toUnixTimestamp(at), key_id, provider, method, path, client_network, outcome, status, requests"
-        " FROM {db}.isp_audit WHERE at >= {since} ORDER BY at, key_id",
-        {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.UTC)},
-    )
+    rows = store.query(_SELECT_ENTRIES, {"since": since or dt.datetime(1970, 1, 2, tzinfo=dt.UTC)})
     return [
         AuditEntry(
-            dt.datetime.fromtimestamp(int(r[0]), dt.UTC),
-            str(r[1]),
-            str(r[2]),
-            str(r[3]),
-            str(r[4]),
-            str(r[5]),
-            str(r[6]),
-            int(r[7]),
-            int(r[8]),
+            at=dt.datetime.fromtimestamp(int(r.at_s), dt.UTC),
+            key_id=str(r.key_id),
+            provider=str(r.provider),
+            method=str(r.method),
+            path=str(r.path),
+            client_network=str(r.client_network),
+            outcome=str(r.outcome),
+            status=int(r.status),
+            requests=int(r.requests),
         )
-        for r in rows
+        for r in map(_AuditRow._make, rows)
     ]
 
 

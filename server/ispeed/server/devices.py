@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from ispeed.core.fields import Field
 from ispeed.core.timeutil import VN_TZ, isoformat_utc
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, METRICS
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.proxy import client_ip
-from ispeed.server.validate import Field, check, read_json
+from ispeed.server.validate import check, read_json
 
 log = logging.getLogger("ispeed.server.devices")
 

@@ -62,9 +62,8 @@ def stats_groups(store: Store, month: str) -> list[tuple[str, str]]:
     )
     nt_order = {n: i for i, n in enumerate(NETWORK_TYPES)}
     lv_order = {n: i for i, n in enumerate(LEVELS)}
-    return sorted(
-        ((r[0], r[1]) for r in rows), key=lambda g: (nt_order.get(g[0], 99), g[0], lv_order.get(g[1], 99), g[1])
-    )
+    groups = [(network_type, level) for network_type, level in rows]
+    return sorted(groups, key=lambda g: (nt_order.get(g[0], 99), g[0], lv_order.get(g[1], 99), g[1]))
 
 
 def stats_page(

@@ -83,6 +83,6 @@ class KeyChecker:
         rows = cast(KeyRows, await self._run_in_store(key_rows))
         grouped: dict[str, KeyRows] = {}
         for row in rows:
-            grouped.setdefault(row[0].key_id, []).append(row)
+            grouped.setdefault(row.record.key_id, []).append(row)
         self._rows.update(grouped)  # keys are never deleted
         self._scanned_from = started

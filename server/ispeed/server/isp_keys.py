@@ -15,8 +15,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any, Literal, NamedTuple
 
 from ispeed.core.errors import ConfigError, UsageError
 from ispeed.core.store import Store
@@ -47,6 +47,18 @@ _SELECT_KEYS = (
 _SELECT_REVOKED = (
     "SELECT key_id, min(toUnixTimestamp(at)) FROM {db}.isp_key_events WHERE event = 'revoked' AND %s GROUP BY key_id"
 )
+
+
+class _KeyRow(NamedTuple):
+    """A row of _SELECT_KEYS, in its column order (times as Unix seconds)."""
+
+    key_id: str
+    provider: str
+    created_at_s: int
+    expires_at_s: int  # 0: never
+    note: str
+    salt: str
+    key_hash: str
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,15 @@ def key_hash(salt: str, key_id: str, provider: str, secret: str) -> str:
     return hmac.new(salt.encode(), f"{key_id}\n{provider}\n{secret}".encode(), hashlib.sha256).hexdigest()
 
 
-KeyRows = list[tuple[KeyRecord, str, str]]  # (record, salt, hash): what the store holds for one key id
+class StoredKey(NamedTuple):
+    """What the store holds for a key: its record, salt and hash."""
+
+    record: KeyRecord
+    salt: str
+    key_hash: str
+
+
+KeyRows = list[StoredKey]  # of one key id (one, unless a row was ever copied), or of every key
 
 
 def key_rows(store: Store, key_id: str | None = None) -> KeyRows:
@@ -122,9 +142,16 @@ def key_rows(store: Store, key_id: str | None = None) -> KeyRows:
     rows = store.query(_SELECT_KEYS % where, params)
     revoked = {kid: at for kid, at in store.query(_SELECT_REVOKED % where, params)} if rows else {}
     out = []
-    for kid, provider, created, expires, note, salt, digest in rows:
-        record = KeyRecord(kid, provider, _ts(created) or NEVER, _ts(expires), _ts(revoked.get(kid)), note)
-        out.append((record, salt, digest))
+    for row in map(_KeyRow._make, rows):
+        record = KeyRecord(
+            key_id=row.key_id,
+            provider=row.provider,
+            created_at=_ts(row.created_at_s) or NEVER,
+            expires_at=_ts(row.expires_at_s),
+            revoked_at=_ts(revoked.get(row.key_id)),
+            note=row.note,
+        )
+        out.append(StoredKey(record, row.salt, row.key_hash))
     return out
 
 
@@ -163,15 +190,12 @@ def list_keys(store: Store) -> list[KeyRecord]:
     from ispeed.server.audit import last_used
 
     used = last_used(store)
-    return [
-        KeyRecord(r.key_id, r.provider, r.created_at, r.expires_at, r.revoked_at, r.note, used.get(r.key_id))
-        for r, _, _ in key_rows(store)
-    ]
+    return [replace(stored.record, last_used_at=used.get(stored.record.key_id)) for stored in key_rows(store)]
 
 
 def find_key(store: Store, key_id: str) -> KeyRecord | None:
     found = key_rows(store, key_id) if KEY_ID_RE.fullmatch(key_id) else []
-    return found[0][0] if found else None
+    return found[0].record if found else None
 
 
 def revoke_key(store: Store, key_id_or_key: str, reason: str = "", now: dt.datetime | None = None) -> KeyRecord:
@@ -200,7 +224,7 @@ def judge(rows: KeyRows, key_id: str, secret: str, now: dt.datetime) -> Verdict:
         if hmac.compare_digest(key_hash(salt, key_id, record.provider, secret), digest):
             status = record.status(now)
             return Verdict("allowed" if status == "active" else status, key_id, record)
-    return Verdict("bad_secret", key_id, rows[0][0])
+    return Verdict("bad_secret", key_id, rows[0].record)
 
 
 def verify(store: Store, presented: str, now: dt.datetime | None = None) -> Verdict:

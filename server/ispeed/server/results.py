@@ -14,8 +14,9 @@ import logging
 
 from aiohttp import web
 
-from ispeed.core import method
-from ispeed.core.schema import NETWORK_TYPES, Measurement
+from ispeed.core import method, submission
+from ispeed.core.fields import Field
+from ispeed.core.schema import Measurement
 from ispeed.core.timeutil import local_date
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
@@ -25,36 +26,11 @@ from ispeed.server.privacy import ip_network, keyed_hash, round_coord
 from ispeed.server.proxy import client_ip
 from ispeed.server.receipts import Counters
 from ispeed.server.tokens import verify
-from ispeed.server.validate import Field, check, read_json
+from ispeed.server.validate import check, read_json
 
 log = logging.getLogger("ispeed.server.results")
 
-MBPS = Field(float, required=True, low=0, high=100_000)
-MS = Field(float, low=0, high=60_000)
-RESULT_FIELDS: dict[str, Field] = {
-    "token": Field(str, required=True, max_len=1024),
-    "test_id": Field(str, max_len=64),
-    "download_mbps": MBPS,
-    "upload_mbps": MBPS,
-    "latency_ms": MS,
-    "jitter_ms": MS,
-    "loaded_latency_down_ms": MS,
-    "loaded_latency_up_ms": MS,
-    "bytes_down": Field(int, low=0, high=1e15),
-    "bytes_up": Field(int, low=0, high=1e15),
-    "streams": Field(int, low=1, high=64),
-    "duration_s": Field(float, low=0, high=600),
-    "network_type": Field(str, choices=NETWORK_TYPES),  # declared by the user
-    "network_type_device": Field(str, choices=NETWORK_TYPES),  # reported by the client's OS or modem
-    "lat": Field(float, low=-90, high=90),
-    "lon": Field(float, low=-180, high=180),
-    "accuracy_m": Field(float, low=0, high=1e7),
-    "device_id": Field(str, max_len=128),
-    "client_kind": Field(str, choices=("cli", "agent", "browser")),
-    "client_version": Field(str, max_len=64),
-    "method_version": Field(str, max_len=16),
-    "receipt": Field(str, max_len=4096),
-}
+RESULT_FIELDS: dict[str, Field] = submission.FIELDS  # the one table, shared with the clients
 
 # Method v1 §4 (spec/method-v1.md): the stored figures are the server's own; the client's are
 # kept for audit. A client figure further than this from the server's flags the result (a broken

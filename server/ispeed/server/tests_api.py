@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ispeed.core.fields import Field
 from ispeed.core.method import METHOD_VERSION
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
@@ -12,7 +13,7 @@ from ispeed.server.measure import capacity_check
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.proxy import client_ip
 from ispeed.server.tokens import issue, verify
-from ispeed.server.validate import Field, check, read_json
+from ispeed.server.validate import check, read_json
 
 START_FIELDS = {
     "streams": Field(int, low=1, high=64),

@@ -1,4 +1,4 @@
-"""Validation of JSON bodies against a field table: types, ranges, lengths, unknown fields, storable text."""
+"""Validation of JSON bodies against a field table (core.fields): types, ranges, lengths, unknown names, text."""
 
 from __future__ import annotations
 
@@ -6,28 +6,17 @@ import asyncio
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
 from ispeed.core.errors import ValidationError
+from ispeed.core.fields import Field
 from ispeed.server.keys import CONFIG
 
 # C0 and C1 control characters and DEL: never part of an honest version string, id or token
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-@dataclass(frozen=True)
-class Field:
-    kind: type  # str, int, float, bool
-    required: bool = False
-    low: float | None = None
-    high: float | None = None
-    max_len: int = 256
-    choices: tuple[str, ...] = ()
-    nullable: bool = True
 
 
 def check(body: Any, fields: dict[str, Field]) -> dict[str, Any]:
