@@ -92,7 +92,7 @@ async def after_the_phase(started: float, duration_s: float) -> None:
 
 
 async def honest_phases(
-    http: aiohttp.ClientSession, url: str, ticket: dict[str, Any], seconds: float = 0.6
+    http: aiohttp.ClientSession, url: str, ticket: dict[str, Any], seconds: float = 0.95
 ) -> dict[str, Any]:
     """Both phases, paced over most of the phase; the server's counters once the phase is over."""
     started = asyncio.get_running_loop().time()

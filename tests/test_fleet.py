@@ -209,7 +209,7 @@ def test_two_servers_share_one_store(clickhouse_server, tmp_path: Path) -> None:
     assert health["hn-1"].invalid_tests + health["hcm-1"].invalid_tests == 6 - len(valid)
     assert all(h.invalid_reasons for h in health.values() if h.invalid_tests)
     assert health["hn-1"].capacity_gbps == 40.0 and health["hn-1"].saturated is False
-    assert all(h.peak_load_gbps > 0 and h.peak_tests_per_minute >= 1 for h in health.values())
+    assert all(h.peak_load_gbps > 0 and h.peak_tests_per_minute >= 1 for h in health.values()), health
 
 
 def _get(url: str) -> str:

@@ -227,8 +227,8 @@ async def _moved_ticket(http: aiohttp.ClientSession, url: str) -> dict[str, Any]
     status, ticket = await post(http, url + "/api/v1/tests", {"streams": 1, "duration_s": 1})
     assert status == 201
     await asyncio.gather(
-        paced_download(http, url, ticket["token"], 0.6, 16 << 10),
-        paced_upload(http, url, ticket["token"], 0.6, 16 << 10),
+        paced_download(http, url, ticket["token"], 0.95, 16 << 10),
+        paced_upload(http, url, ticket["token"], 0.95, 16 << 10),
     )
     return ticket
 
