@@ -21,6 +21,7 @@ from ispeed.server import (
     results,
     site_serving,
     tests_api,
+    udp_endpoint,
     webpage,
 )
 from ispeed.server.attribution import Attribution, GeoAttribution
@@ -38,7 +39,9 @@ from ispeed.server.keys import (
     RESULT_RATE,
     STATUS,
     TEST_RATE,
+    UDP,
     ServerStatus,
+    UdpListening,
 )
 from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
 from ispeed.server.metrics import Metrics
@@ -93,6 +96,7 @@ def make_app(
     app[CONFIG] = config
     app[REGISTRY] = Registry()
     app[STATUS] = ServerStatus()
+    app[UDP] = UdpListening()  # the port is bound in running()
     app[NDT7_RUNNING] = RunningCount()
     app[TEST_RATE] = RateLimiter(config.tests_per_min_per_network, max(1.0, config.tests_per_min_per_network / 2))
     app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network, max(1.0, config.results_per_min_per_network / 2))
@@ -169,9 +173,22 @@ async def running(
         site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
         await site.start()
         port = next((address[1] for address in runner.addresses if isinstance(address, tuple)), config.port)
+        if config.udp:  # method v2's UDP probes: the TCP port's number unless --udp-port says otherwise
+            udp_port = port if config.udp_port is None else config.udp_port
+            app[UDP].port, app[UDP].transports = await udp_endpoint.listen(
+                config.host,
+                udp_port,
+                app[REGISTRY],
+                config.secret,
+                app[METRICS],
+                # a TCP port chosen free: a free UDP one when its number is taken
+                fallback_free=config.udp_port is None and config.port == 0,
+            )
         host = config.host if ":" not in config.host else f"[{config.host}]"
         yield f"http://{host}:{port}", app
     finally:
+        for transport in app[UDP].transports:
+            transport.close()
         await runner.cleanup()
 
 

@@ -19,6 +19,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run a test server: measurement endpoints, result ingest, test page")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--udp-port",
+        default="",
+        metavar="PORT|off",
+        help="UDP port of the loss and delay probes (method v2; default: the TCP port's number; "
+        "0 picks a free one; off: no UDP probing, clients report udp as not offered)",
+    )
     add_setting(p, "store")
     add_setting(p, "secret")
     add_setting(p, "server-id")
@@ -111,6 +118,7 @@ def build_config(args: argparse.Namespace) -> object:
     parse_store_url(args.store)  # fail fast, before anything starts
     if not 0 <= args.port <= 65535:
         raise ConfigError("--port", args.port, "use a TCP port between 0 and 65535")
+    udp_port = _udp_port(args.udp_port)
     if args.rate_per_network <= 0 or args.max_tests_per_network < 1 or args.max_tests < 1:
         raise ConfigError(
             "--rate-per-network/--max-tests-per-network/--max-tests",
@@ -151,6 +159,8 @@ def build_config(args: argparse.Namespace) -> object:
     return ServerConfig(
         host=args.host,
         port=args.port,
+        udp=udp_port != "off",
+        udp_port=udp_port if isinstance(udp_port, int) else None,
         store_url=args.store,
         server_id=args.server_id,
         province_code=args.province,
@@ -176,6 +186,18 @@ def build_config(args: argparse.Namespace) -> object:
         device_ids_per_cellular_network=args.device_ids_per_cellular_network,
         device_id_previous_secrets=tuple(old.encode() for old in args.previous_secret),
     )
+
+
+def _udp_port(text: str) -> int | str | None:
+    """--udp-port: None (the TCP port's number), a port number, or 'off'."""
+    text = (text or "").strip().lower()
+    if text in ("", "same"):
+        return None
+    if text == "off":
+        return "off"
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigError("--udp-port", text, "use a UDP port between 0 and 65535, or off")
+    return int(text)
 
 
 def _check_connection_sources(connection_db: str, network_prefixes: str) -> None:

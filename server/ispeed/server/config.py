@@ -29,6 +29,9 @@ class ServerConfig:
     results_per_min_per_network: float = 240
     keepalive_timeout_s: float = 15.0  # idle or trickling (slowloris) connections close after this
     shutdown_grace_s: float = 30.0  # on SIGTERM: running tests may finish within this
+    # method v2's UDP probes (spec/method-v2.md): on the TCP port's number unless udp_port is given
+    udp: bool = True
+    udp_port: int | None = None
     # ingest
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05

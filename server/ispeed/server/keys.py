@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -20,6 +21,14 @@ class ServerStatus:
     draining: bool = False
 
 
+@dataclass
+class UdpListening:
+    """The UDP probe port once `running()` bound it (None: no UDP probing here), and its transports."""
+
+    port: int | None = None
+    transports: list[asyncio.DatagramTransport] = field(default_factory=list)
+
+
 CONFIG = web.AppKey("config", ServerConfig)
 REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
@@ -29,4 +38,5 @@ ATTRIBUTION = web.AppKey("attribution", object)
 TEST_RATE = web.AppKey("test_rate", RateLimiter)
 RESULT_RATE = web.AppKey("result_rate", RateLimiter)
 STATUS = web.AppKey("status", ServerStatus)
+UDP = web.AppKey("udp", UdpListening)  # method v2's UDP probe port (udp_endpoint.py)
 NDT7_RUNNING = web.AppKey("ndt7_running", RunningCount)  # ndt7 subtests per network, for capacity

@@ -41,6 +41,8 @@ class Counters:
     download_acked_bytes: int = 0
     upload_span_s: float = -1.0
     transfer_ip: str = ""  # the address that ran the transfers (the result is attributed to it)
+    # method v2: the UDP probes per phase as the server counted them (quality.SERVER_KEYS); None before
+    udp: dict[str, dict[str, int]] | None = None
 
 
 def sign(secret: bytes, counters: Counters) -> str:

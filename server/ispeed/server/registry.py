@@ -15,6 +15,7 @@ from ispeed.core.tcpinfo import OooCounter, TcpInfo
 from ispeed.server.receipts import Counters
 from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import TestClaims
+from ispeed.server.udp_counts import UdpTest
 
 IDLE_RELEASE_S = 5.0  # a test that moves nothing for this long gives its capacity slot back
 PHASE_GRACE_S = 2.0  # a phase's streams are cut this long after the token's duration
@@ -50,6 +51,7 @@ class TestState:
     last_activity: float = field(default_factory=time.monotonic)
     transfer_ip: str = ""  # the address that ran the transfers
     bytes_moved: int = 0  # both directions, for the per-test cap
+    udp: UdpTest | None = None  # its UDP probes, per phase (method v2; udp_endpoint.py)
 
     @property
     def deadline(self) -> float:
@@ -145,6 +147,7 @@ class TestState:
             download_acked_bytes=self.down.acked_bytes() if self.down else 0,
             upload_span_s=self.upload_span_s(),
             transfer_ip=self.transfer_ip,
+            udp=self.udp.summary() if self.udp else None,
         )
 
     def summary(self) -> dict[str, object]:
@@ -161,6 +164,7 @@ class TestState:
             "tcp_min_rtt_ms": self.min_rtt_ms(),
             "tcp_retrans_ratio": self.retrans_ratio(),
             "latency_probes": self.latency_probes,
+            "udp": self.udp.summary() if self.udp else None,
         }
 
 

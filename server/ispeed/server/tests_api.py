@@ -6,13 +6,15 @@ from aiohttp import web
 
 from ispeed.core.fields import Field
 from ispeed.core.method import METHOD_VERSION
+from ispeed.core.udp_probe import encode_key
 from ispeed.server import receipts
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE
+from ispeed.server.keys import CONFIG, METRICS, REGISTRY, STATUS, TEST_RATE, UDP
 from ispeed.server.measure import capacity_check
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.proxy import client_ip
 from ispeed.server.tokens import issue, verify
+from ispeed.server.udp_counts import UdpTest, udp_key
 from ispeed.server.validate import check, read_json
 
 START_FIELDS = {
@@ -47,8 +49,10 @@ async def start_test(request: web.Request) -> web.Response:
     capacity_check(request, network)
     net_hash = keyed_hash(cfg.secret, "net", network)
     claims, token = issue(cfg.secret, cfg.server_id, net_hash, streams, duration_s, cfg.token_ttl_s)
-    registry.add(claims, net_key=network)
+    state = registry.add(claims, net_key=network)
+    state.udp = UdpTest(udp_key(cfg.secret, claims.test_id), claims.test_id, duration_s)
     metrics.inc("tests_started_total")
+    udp_port = request.app[UDP].port
     return web.json_response(
         {
             "test_id": claims.test_id,
@@ -66,6 +70,8 @@ async def start_test(request: web.Request) -> web.Response:
                 "counters": f"/api/v1/tests/{claims.test_id}",
                 "results": "/api/v1/results",
             },
+            # method v2: where and with what key to send UDP probes (spec/method-v2.md); absent: no UDP here
+            **({"udp": {"port": udp_port, "key": encode_key(state.udp.key)}} if udp_port else {}),
         },
         status=201,
     )
