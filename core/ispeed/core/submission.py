@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ispeed.core.fields import Field
+from ispeed.core.quality import UDP_STATUSES
 from ispeed.core.schema import NETWORK_TYPES
 
 CLIENT_KINDS: tuple[str, ...] = ("cli", "agent", "browser")
@@ -43,6 +44,13 @@ FIELDS: dict[str, Field] = {
     "client_version": Field(str, max_len=64, doc="the client's name and version, e.g. ispeed-web/0.1.0"),
     "method_version": Field(str, max_len=16, doc="the measurement method the client followed (core.method)"),
     "receipt": Field(str, max_len=4096, doc="the server's signed counters at the end of the test, for late results"),
+    # method v2 (spec/method-v2.md, UDP loss and delay): the client's side of the UDP probes
+    "udp_status": Field(str, choices=UDP_STATUSES, doc="ok, or blocked: no echo of the UDP probes came back"),
+    "quality_phases": Field(
+        str,
+        max_len=2048,
+        doc="JSON {phase: counts}: the client's UDP probes and echoes per phase (core.quality.PHASE_FIELDS)",
+    ),
 }
 
 

@@ -19,7 +19,7 @@ from ispeed.core.fields import Field
 from ispeed.core.method import RAMP_MAX_FRACTION, SAMPLE_INTERVAL_S
 from ispeed.core.schema import Measurement
 from ispeed.core.timeutil import local_date
-from ispeed.server import receipts
+from ispeed.server import receipts, udp_result
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.labels import decide
@@ -114,6 +114,7 @@ async def submit_result(request: web.Request) -> web.Response:
         )
     values = check(await read_json(request, cfg.max_result_body_bytes), RESULT_FIELDS)
     receipt = values.pop("receipt")
+    udp_phases = udp_result.parse_phases(values["quality_phases"])  # 400 before anything else happens
     claims = verify(cfg.secret, values["token"], cfg.server_id, allow_expired=receipt is not None)
     if values["test_id"] not in (None, claims.test_id):
         raise json_error(400, "test_id does not match the token", "test_id")
@@ -159,7 +160,10 @@ async def submit_result(request: web.Request) -> web.Response:
     place = labels.place
     reason = reason or labels.invalid_reason
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.UTC)
+    # method v2's UDP loss and delay: the server's own counts, joined with the client's (udp_result.py)
+    udp = udp_result.stored(values["udp_status"], udp_phases, counters)
     flags = (["client_disagrees"] if reason.startswith("client_disagrees") else []) + list(labels.flags)
+    flags += udp.flags
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
@@ -192,7 +196,8 @@ async def submit_result(request: web.Request) -> web.Response:
         server_id=cfg.server_id,
         client_kind=values["client_kind"] or "cli",
         client_version=values["client_version"] or "",
-        method_version=method.METHOD_VERSION,  # the server measured: its method, whatever the client says
+        # the server measured: its method, whatever the client says; v1 for a client that did not probe
+        method_version=method.METHOD_VERSION if udp.udp_status else "1",
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
@@ -203,6 +208,7 @@ async def submit_result(request: web.Request) -> web.Response:
         connection_type=place.connection_type,
         device_source=labels.device_source,
         flags=",".join(flags),
+        **udp.columns(),
     )
     if state is not None:
         state.submitted = True
@@ -234,6 +240,10 @@ async def submit_result(request: web.Request) -> web.Response:
             "network_type_source": row.network_type_source,
             "device_source": row.device_source,
             "flags": list(flags),
+            "udp_status": row.udp_status,
+            "udp_probes": row.udp_probes,
+            "loss_up_pct": row.loss_up_pct,
+            "loss_down_pct": row.loss_down_pct,
         },
         status=201 if fresh else 200,
     )
