@@ -11,7 +11,7 @@
 //
 // No dependencies, no build step: served as an ES module from site/testpage/.
 
-export const METHOD_VERSION = '1';
+export const METHOD_VERSION = '2';
 export const CLIENT_VERSION = 'ispeed-web/0.1.0';
 const SAMPLE_INTERVAL_MS = 100;
 const RAMP_FRACTION = 0.25;

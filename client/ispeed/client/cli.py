@@ -32,6 +32,15 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--lat", type=float, help="latitude of this device (optional, for commune placement)")
     p.add_argument("--lon", type=float, help="longitude of this device")
+    p.add_argument(
+        "--udp-probes",
+        type=int,
+        default=300,
+        help="UDP loss and delay probes in the idle phase (default 300; 0: no UDP probes; spec/method-v2.md)",
+    )
+    p.add_argument(
+        "--udp-rate", type=float, default=100.0, help="idle-phase UDP probes per second (default 100, at most 200)"
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,6 +102,8 @@ def _test_config(args: argparse.Namespace, server: str, **extra: Any) -> Any:
         network_type=args.network_type,
         lat=args.lat,
         lon=args.lon,
+        udp_probes=args.udp_probes,
+        udp_rate_per_s=args.udp_rate,
         **extra,
     )
 
@@ -180,6 +191,19 @@ def run_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _udp_line(r: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f} %"
+
+    if r.get("udp") == "ok":
+        rtt = "n/a" if r.get("udp_rtt_ms") is None else f"{r['udp_rtt_ms']:.2f} ms (p90 {r['udp_rtt_p90_ms']:.2f})"
+        return (
+            f"  UDP       loss down {pct(r.get('loss_down_pct'))}, up {pct(r.get('loss_up_pct'))} "
+            f"({r.get('udp_probes')} probes), round trip {rtt}"
+        )
+    return "  UDP       blocked on this path" if r.get("udp") == "blocked" else "  UDP       not offered by this server"
+
+
 def format_result(r: dict[str, Any]) -> str:
     def ms(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f} ms"
@@ -190,6 +214,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"  upload    {r['upload_mbps']:10.1f} Mbps   (server-measured)",
         f"  latency   {ms(r['latency_ms'])}   jitter {ms(r['jitter_ms'])}",
         f"  loaded latency: download {ms(r['loaded_latency_down_ms'])}, upload {ms(r['loaded_latency_up_ms'])}",
+        _udp_line(r),
         "  result submitted" if r["submitted"] else "  result not submitted (--no-submit)",
     ]
     return "\n".join(lines) + "\n"

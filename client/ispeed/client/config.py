@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from ispeed.core.errors import ConfigError
 from ispeed.core.schema import NETWORK_TYPES
+from ispeed.core.udp_probe import IDLE_PROBES, IDLE_RATE_PER_S, MAX_CLIENT_RATE_PER_S, MAX_IDLE_PROBES
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class TestConfig:
     client_kind: str = "cli"
     latency_probes: int = 12
     connect_timeout_s: float = 10.0
+    udp_probes: int = IDLE_PROBES  # method v2: idle-phase UDP probes (0: no UDP probing)
+    udp_rate_per_s: float = IDLE_RATE_PER_S
 
     def __post_init__(self) -> None:
         check_server_url(self.server_url)
@@ -39,6 +42,14 @@ class TestConfig:
                 "--network-type",
                 self.network_type,
                 f"use one of {', '.join(NETWORK_TYPES)}, or leave it out to let the evidence decide",
+            )
+        if not 0 <= self.udp_probes <= MAX_IDLE_PROBES:
+            raise ConfigError(
+                "--udp-probes", self.udp_probes, f"use 0 (no UDP probes) to {MAX_IDLE_PROBES} idle-phase probes"
+            )
+        if not 1 <= self.udp_rate_per_s <= MAX_CLIENT_RATE_PER_S:
+            raise ConfigError(
+                "--udp-rate", self.udp_rate_per_s, f"use 1 to {MAX_CLIENT_RATE_PER_S:g} probes per second"
             )
         if (self.lat is None) != (self.lon is None):
             raise ConfigError("--lat/--lon", (self.lat, self.lon), "give both or neither")

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from ispeed.client import rawhttp
+from ispeed.client import rawhttp, udp
 from ispeed.client.config import TestConfig
 from ispeed.core import method
 from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachable
@@ -239,6 +239,7 @@ class Engine:
                 "location_source",
                 "device_source",
                 "flags",
+                "udp_status",
             ):
                 if key in answer:  # what the server stored, and the evidence behind it
                     result[key] = answer[key]
@@ -276,26 +277,42 @@ class Engine:
             )
             token = ticket["token"]
             ws_url = self.base.replace("http", "ws", 1) + "/api/v1/latency"
-            async with session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws:
+            # method v2: UDP loss and delay probes beside the WebSocket ones, in every phase (client/udp.py)
+            async with (
+                udp.probing(self.base, ticket.get("udp"), ticket["test_id"], cfg.udp_probes > 0) as probes,
+                session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws,
+            ):
                 prober = _Prober(ws)
+                idle_udp = asyncio.create_task(probes.idle(cfg.udp_probes, cfg.udp_rate_per_s)) if probes else None
                 idle = []
                 for _ in range(max(cfg.latency_probes, method.MIN_LATENCY_PROBES)):
                     rtt = await prober.probe()
                     if rtt is not None:
                         idle.append(rtt)
                     await asyncio.sleep(0.02)
+                if idle_udp:
+                    await idle_udp
                 self.progress("latency", 0.0, 0.0)
                 idle_rtt_ms = min(idle) if idle else None
                 ooo = OooCounter()
+                if probes:
+                    probes.start("download")
                 down = await self._phase(
                     "download", self._download_stream(session, token, ooo), prober, idle_rtt_ms, ooo
                 )
                 # upload streams reset their connections at the deadline: what still sits in the
                 # socket buffers is dropped, not flushed into the server's count after the phase
                 async with self._session(reset_on_close=True) as upload_session:
+                    if probes:
+                        await probes.stop()
+                        probes.start("upload")
                     up = await self._phase("upload", self._upload_stream(upload_session, token), prober, idle_rtt_ms)
+                if probes:
+                    await probes.stop()
+                    await probes.drain()
             await asyncio.sleep(0.2)  # let the server take in what was in flight
             counters = await self._json(session, "GET", f"/api/v1/tests/{ticket['test_id']}", params={"token": token})
+        udp_fields, udp_submission = udp.report(probes, counters.get("udp"))
         latency_ms, jitter_ms = method.latency_summary(idle)
         loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
         loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
@@ -322,7 +339,8 @@ class Engine:
             "network_type": cfg.network_type or device_type or "fixed",  # the server's answer replaces it
             "network_type_device": device_type or None,
             "tcp_min_rtt_ms": counters.get("tcp_min_rtt_ms"),
-            "method_version": method.METHOD_VERSION,
+            "method_version": method.METHOD_VERSION if probes else "1",
+            **udp_fields,
             "submitted": False,
         }
         # the body's names are the core table's (core.submission): a misspelt one fails here
@@ -355,6 +373,7 @@ class Engine:
             receipt=counters.get("receipt"),
             client_kind=cfg.client_kind,
             client_version=_version(),
+            **udp_submission,
             **optional,
         )
         return result, submission
