@@ -52,9 +52,11 @@ SERVICE_MODULES = frozenset(
         "test_ndt7_protocol",
         "test_packaging",
         "test_publish",
+        "test_quality_lab",
         "test_server_api",
         "test_site_browser",
         "test_store",
+        "test_udp",
         "test_upload_fast_path",
     }
 )

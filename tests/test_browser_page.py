@@ -164,7 +164,11 @@ def test_the_page_posts_only_fields_of_the_core_submission(browser: Any, server:
     # the page's optional fields were all exercised: the check above covered them
     for name in ("token", "download_mbps", "upload_mbps", "network_type", "lat", "lon", "accuracy_m", "device_id"):
         assert name in sent, name
-    assert (sent["client_kind"], sent["method_version"], sent["network_type"]) == ("browser", "1", "5g")
+    assert (sent["client_kind"], sent["method_version"], sent["network_type"]) == (
+        "browser",
+        method.METHOD_VERSION,
+        "5g",
+    )
     assert (sent["lat"], sent["lon"], sent["accuracy_m"]) == (21.03, 105.85, 15)
     assert errors == []
     context.close()
