@@ -3,7 +3,8 @@
  *   delayline IF_A IF_B DELAY_US LOSS MAX_SECONDS [SEED]
  *
  * Every Ethernet frame received on IF_A is sent out of IF_B (and B -> A) DELAY_US microseconds
- * later, or dropped with probability LOSS (0..1, each direction, independently per frame).
+ * later, or dropped with probability LOSS (0..1, independently per frame). LOSS is one probability
+ * for both directions, or two, `LOSS_AB,LOSS_BA` (A -> B, then B -> A): loss on one direction only.
  * Frames leave through the interface's qdisc, so a tbf/htb on IF_A/IF_B egress is the
  * bottleneck: a full tbf queue drops the frame (tail drop, counted as "qdrop").
  * Built by perf/netlab.py with gcc at run time; it runs in the middle network namespace of the
@@ -186,11 +187,13 @@ static void *run_line(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc < 6) {
-        fprintf(stderr, "usage: delayline IF_A IF_B DELAY_US LOSS MAX_SECONDS [SEED]\n");
+        fprintf(stderr, "usage: delayline IF_A IF_B DELAY_US LOSS|LOSS_AB,LOSS_BA MAX_SECONDS [SEED]\n");
         return 2;
     }
     uint64_t delay_ns = (uint64_t)(atof(argv[3]) * 1000.0);
-    double loss = atof(argv[4]);
+    double loss = atof(argv[4]);   /* A -> B; B -> A too unless a second value follows a comma */
+    const char *comma = strchr(argv[4], ',');
+    double loss_ba = comma ? atof(comma + 1) : loss;
     double max_s = atof(argv[5]);
     uint64_t seed = argc > 6 ? strtoull(argv[6], NULL, 10) * 2654435761ull + 1 : 88172645463325252ull;
     prctl(PR_SET_TIMERSLACK, 50000UL, 0, 0, 0);   /* wake-ups may coalesce within 50 us (inherited by threads) */
@@ -202,7 +205,7 @@ int main(int argc, char **argv) {
     uint64_t end = now_ns() + (uint64_t)(max_s * 1e9);
     struct line lines[2] = {
         {.in = a, .out = b, .delay_ns = delay_ns, .end_ns = end, .loss = loss, .rng = seed},
-        {.in = b, .out = a, .delay_ns = delay_ns, .end_ns = end, .loss = loss, .rng = seed ^ 0x9e3779b97f4a7c15ull},
+        {.in = b, .out = a, .delay_ns = delay_ns, .end_ns = end, .loss = loss_ba, .rng = seed ^ 0x9e3779b97f4a7c15ull},
     };
     pthread_t threads[2];
     for (int i = 0; i < 2; i++) {
@@ -214,7 +217,7 @@ int main(int argc, char **argv) {
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    fprintf(stderr, "delayline ready %s<->%s delay_us=%s loss=%g\n", argv[1], argv[2], argv[3], loss);
+    fprintf(stderr, "delayline ready %s<->%s delay_us=%s loss=%g,%g\n", argv[1], argv[2], argv[3], loss, loss_ba);
     while (!stop && now_ns() < end) {
         struct timespec nap = {0, 50000000L};
         nanosleep(&nap, NULL);   /* a signal cuts the nap short */

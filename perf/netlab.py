@@ -1,7 +1,7 @@
 """A three-namespace network lab: server | delay line + rate limit | client, torn down on exit.
 
     server ns            middle ns (delayline.c, tbf on both egresses)          client ns
-    s0 10.77.0.1 ──veth── ms ⇄ [delay RTT/2, loss p] ⇄ mc ──veth── c0 10.77.0.2
+    s0 10.77.0.1 ──veth── ms ⇄ [delay RTT/2, loss p each way] ⇄ mc ──veth── c0 10.77.0.2
 
 The bottleneck is a `tbf` on the middle namespace's egress toward each end (`mc`: download,
 `ms`: upload), with a queue of one bandwidth-delay product (at least 150 kB) that fills under
@@ -36,11 +36,25 @@ ALLOWED_CC_KEY = "net.ipv4.tcp_allowed_congestion_control"
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """One emulated path: bottleneck rate each way, added round-trip time, loss per direction."""
+    """One emulated path: bottleneck rate each way, added round-trip time, loss per direction.
+
+    `loss` drops frames both ways; `loss_down` (server → client) and `loss_up` (client → server),
+    when given, replace it for their direction: loss on one direction only.
+    """
 
     rate_mbit: float
     rtt_ms: float
     loss: float = 0.0
+    loss_down: float | None = None
+    loss_up: float | None = None
+
+    @property
+    def down_loss(self) -> float:
+        return self.loss if self.loss_down is None else self.loss_down
+
+    @property
+    def up_loss(self) -> float:
+        return self.loss if self.loss_up is None else self.loss_up
 
     @property
     def truth_mbps(self) -> float:
@@ -53,7 +67,12 @@ class LinkSpec:
         return max(int(QUEUE_BDPS * self.rate_mbit * 1e6 / 8 * self.rtt_ms / 1000), MIN_QUEUE_BYTES)
 
     def label(self) -> str:
-        loss = f" loss {self.loss * 100:g}%" if self.loss else ""
+        if self.down_loss == self.up_loss:
+            loss = f" loss {self.down_loss * 100:g}%" if self.down_loss else ""
+        else:
+            loss = "".join(
+                f" loss {p * 100:g}% {way}" for p, way in ((self.down_loss, "down"), (self.up_loss, "up")) if p
+            )
         return f"{self.rate_mbit:g} Mbit/s × {self.rtt_ms:g} ms{loss}"
 
 
@@ -224,7 +243,7 @@ class NetLab:
                 "mr",
                 "mq",
                 f"{delay_us:.1f}",
-                f"{link.loss}",
+                f"{link.down_loss},{link.up_loss}",  # A = mr (server side) -> B = mq: downstream first
                 "3600",
                 str(self.seed),
             ],
