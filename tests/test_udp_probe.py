@@ -154,3 +154,26 @@ def test_the_receipt_carries_the_udp_counts() -> None:
     udp = {"idle": {"probes": 300, "received": 299, "echoed": 299, "duplicates": 0, "reordered": 0, "refused": 0}}
     counters = _counters(udp)
     assert receipts.verify(b"s" * 20, receipts.sign(b"s" * 20, counters), counters.test_id).udp == udp
+
+
+def test_the_terminal_summary_says_what_udp_measured() -> None:
+    from ispeed.client.cli import format_result
+
+    base = {
+        "test_id": "t",
+        "server": "http://s",
+        "download_mbps": 1.0,
+        "upload_mbps": 1.0,
+        "streams": 1,
+        "duration_s": 1.0,
+        "latency_ms": 1.0,
+        "jitter_ms": 0.1,
+        "loaded_latency_down_ms": 2.0,
+        "loaded_latency_up_ms": 2.0,
+        "submitted": False,
+    }
+    ok = {"udp": "ok", "loss_down_pct": 1.0, "loss_up_pct": 0.0, "udp_probes": 300, "udp_rtt_ms": 40.5}
+    text = format_result({**base, **ok, "udp_rtt_p90_ms": 41.0})
+    assert "loss down 1.00 %, up 0.00 % (300 probes), round trip 40.50 ms (p90 41.00)" in text
+    assert "blocked on this path" in format_result({**base, "udp": "blocked"})
+    assert "not measured" in format_result({**base, "udp": None})

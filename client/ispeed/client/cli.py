@@ -8,6 +8,8 @@ import os
 import sys
 from typing import Any
 
+from ispeed.core.udp_probe import IDLE_PROBES, IDLE_RATE_PER_S, MAX_CLIENT_RATE_PER_S
+
 
 def _add_test_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -35,11 +37,15 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--udp-probes",
         type=int,
-        default=300,
-        help="UDP loss and delay probes in the idle phase (default 300; 0: no UDP probes; spec/method-v2.md)",
+        default=IDLE_PROBES,
+        help=f"UDP loss and delay probes in the idle phase (default {IDLE_PROBES}; 0: no UDP probes; "
+        "spec/method-v2.md)",
     )
     p.add_argument(
-        "--udp-rate", type=float, default=100.0, help="idle-phase UDP probes per second (default 100, at most 200)"
+        "--udp-rate",
+        type=float,
+        default=IDLE_RATE_PER_S,
+        help=f"idle-phase UDP probes per second (default {IDLE_RATE_PER_S:g}, at most {MAX_CLIENT_RATE_PER_S:g})",
     )
 
 
@@ -201,7 +207,9 @@ def _udp_line(r: dict[str, Any]) -> str:
             f"  UDP       loss down {pct(r.get('loss_down_pct'))}, up {pct(r.get('loss_up_pct'))} "
             f"({r.get('udp_probes')} probes), round trip {rtt}"
         )
-    return "  UDP       blocked on this path" if r.get("udp") == "blocked" else "  UDP       not offered by this server"
+    if r.get("udp") == "blocked":
+        return "  UDP       blocked on this path (no echo came back)"
+    return "  UDP       not measured (the server offers no UDP probes, or --udp-probes 0)"
 
 
 def format_result(r: dict[str, Any]) -> str:
