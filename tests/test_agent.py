@@ -56,12 +56,18 @@ def test_agent_runs_scheduled_tests_and_logs_them(tmp_path: Path) -> None:
     records = _log(tmp_path / "st" / "agent.jsonl")
     assert [r["event"] for r in records] == ["test", "test"]
     assert all(r["submitted"] and r["valid"] and r["download_mbps"] > 100 for r in records)  # type: ignore[operator]
+    # method v2: the log reports UDP loss and delay like `ispeed test --json`
+    assert all(
+        (r["udp"], r["udp_probes"], r["loss_down_pct"], r["loss_up_pct"]) == ("ok", 300, 0.0, 0.0) for r in records
+    )
+    assert all(set(r["phases"]) == {"idle", "download", "upload"} for r in records)  # type: ignore[arg-type]
     assert list((tmp_path / "st" / "outbox").glob("*.json")) == []
     device = (tmp_path / "st" / "device-id").read_text().strip()  # replaced by a server-issued id
     assert verify_device_id(SERVE_SECRET, device) == device
     with open_store(f"chdb:{tmp_path / 'var'}") as store:
-        rows = store.query("SELECT test_id, client_kind, device_hash FROM {db}.measurements")
+        rows = store.query("SELECT test_id, client_kind, device_hash, udp_status FROM {db}.measurements")
     assert {r[0] for r in rows} == {r["test_id"] for r in records}
+    assert {r[3] for r in rows} == {"ok"}
     assert {r[1] for r in rows} == {"agent"}
     assert {r[2] for r in rows} == {keyed_hash(SERVE_SECRET, "device", device)}  # one device: the issued id
 

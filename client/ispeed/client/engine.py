@@ -283,15 +283,16 @@ class Engine:
                 session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws,
             ):
                 prober = _Prober(ws)
-                idle_udp = asyncio.create_task(probes.idle(cfg.udp_probes, cfg.udp_rate_per_s)) if probes else None
+                if probes:
+                    probes.start_idle(cfg.udp_probes, cfg.udp_rate_per_s)
                 idle = []
                 for _ in range(max(cfg.latency_probes, method.MIN_LATENCY_PROBES)):
                     rtt = await prober.probe()
                     if rtt is not None:
                         idle.append(rtt)
                     await asyncio.sleep(0.02)
-                if idle_udp:
-                    await idle_udp
+                if probes:
+                    await probes.idle_done()
                 self.progress("latency", 0.0, 0.0)
                 idle_rtt_ms = min(idle) if idle else None
                 ooo = OooCounter()

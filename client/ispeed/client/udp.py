@@ -120,9 +120,17 @@ class UdpProber(asyncio.DatagramProtocol):
                 next_at = now
             await asyncio.sleep(max(0.0, next_at - now))
 
-    async def idle(self, count: int, rate_per_s: float) -> None:
-        """The idle phase: `count` probes at `rate_per_s`; then, if none came back yet, up to
-        BLOCKED_AFTER_S for the first echo."""
+    def start_idle(self, count: int, rate_per_s: float) -> None:
+        """Start the idle phase: `count` probes at `rate_per_s` (`idle_done()` waits for it)."""
+        self._sender = asyncio.create_task(self._idle(count, rate_per_s))
+
+    async def idle_done(self) -> None:
+        if self._sender is not None:
+            await self._sender
+            self._sender = None
+
+    async def _idle(self, count: int, rate_per_s: float) -> None:
+        """The idle probes; then, if none came back yet, up to BLOCKED_AFTER_S for the first echo."""
         await self.paced(0, rate_per_s, count)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + BLOCKED_AFTER_S
@@ -156,6 +164,10 @@ class UdpProber(asyncio.DatagramProtocol):
             await asyncio.sleep(0.02)
 
     def close(self) -> None:
+        """Stop sending (a test that failed midway) and close the socket."""
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
         if self.transport is not None:
             self.transport.close()
 
