@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ispeed.client import udp
 from ispeed.client.config import TestConfig
 from ispeed.client.engine import Engine
 from ispeed.core import udp_probe
@@ -258,6 +259,29 @@ def test_probes_of_a_submitted_test_get_no_answer(server: ServeProcess) -> None:
         assert p.ask(p.probe(0)) is None
     finally:
         p.close()
+
+
+def test_round_trips_end_when_the_echo_arrives_not_when_a_busy_client_reads_it(server: ServeProcess) -> None:
+    """The client's event loop is held for 200 ms while the echoes come in: their round trips are
+    still the path's (kernel receive times), not 200 ms."""
+
+    async def go() -> tuple[bool, list[float]]:
+        async with session() as http:
+            ticket = await start(http, server.url)
+        prober = await udp.open_prober(server.url, ticket["udp"], ticket["test_id"])
+        assert prober is not None
+        try:
+            for _ in range(20):
+                prober._send(0)
+            time.sleep(0.2)  # a busy client: nothing reads the socket meanwhile
+            await asyncio.sleep(0.05)
+            return getattr(prober, "kernel_stamps", False), list(prober.phases[0].rtt_by_seq.values())
+        finally:
+            prober.close()
+
+    stamped, rtts = run(go())
+    assert len(rtts) == 20 and max(rtts) < 100, rtts
+    assert stamped == (sys.platform == "linux")
 
 
 def test_ispeed_test_reports_udp_loss_and_delay(server: ServeProcess, tmp_path: Path) -> None:

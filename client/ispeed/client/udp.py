@@ -15,14 +15,18 @@ import contextlib
 import json
 import logging
 import socket
+import struct
+import sys
 import time
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from ispeed.core import quality, udp_probe
 from ispeed.core.udp_probe import BLOCKED_AFTER_S, LOADED_RATE_PER_S, PHASES, PROBE_BYTES
 
 log = logging.getLogger("ispeed.client.udp")
+SO_TIMESTAMPNS = 35  # Linux (asm-generic/socket.h): each datagram's kernel receive time, struct timespec
+_CMSG_BYTES = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 DRAIN_MIN_S = 0.5  # after the last probe, wait at least this for echoes still on their way ...
 DRAIN_MAX_S = 3.0  # ... and at most this (or 3 × the slowest round trip seen, if longer than the minimum)
 
@@ -63,45 +67,74 @@ class _Phase:
         }
 
 
-class UdpProber(asyncio.DatagramProtocol):
-    """Sends one test's probes on a connected UDP socket and takes its echoes."""
+class UdpProber:
+    """Sends one test's probes on a connected UDP socket and takes its echoes.
+
+    An echo's round trip ends at the kernel's receive time of the datagram (`SO_TIMESTAMPNS`, on
+    Linux), not when this process got round to reading it: a busy client machine does not
+    lengthen the path's round trip. Elsewhere the reading time stands in (`kernel_stamps` False).
+    """
 
     def __init__(self, key: bytes, test_id: str, size: int = PROBE_BYTES) -> None:
         self.key = key
         self.test_id = udp_probe.id_bytes(test_id)
         self.size = size
         self.phases = [_Phase() for _ in PHASES]
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None
+        self.kernel_stamps = False
         self.unreachable = False  # an ICMP error came back (port unreachable, ...)
         self.echoes = 0
         self.foreign = 0  # datagrams that were not genuine echoes of this test
+        self.unsent = 0  # probes the socket's buffer had no room for
         self.blocked = False
         self._sender: asyncio.Task[None] | None = None
 
-    # -- protocol --------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)  # not a subclass in every Python
+    # -- the socket ----------------------------------------------------------------------------
+    def attach(self, sock: socket.socket) -> None:
+        """Read echoes from `sock` (connected, non-blocking) as they arrive."""
+        self.sock = sock
+        if sys.platform == "linux":
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                self.kernel_stamps = True
+            except OSError:
+                pass
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
-    def error_received(self, exc: Exception) -> None:
-        self.unreachable = True
-        log.debug("UDP probe error: %s", exc)
+    def _readable(self) -> None:
+        assert self.sock is not None
+        for _ in range(64):  # bounded per wake-up: the sender gets its turn
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(udp_probe.MAX_PROBE_BYTES + 1, _CMSG_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as exc:  # an ICMP error on the connected socket: unreachable, refused
+                self.unreachable = True
+                log.debug("UDP probe error: %s", exc)
+                return
+            self._echo(data, _arrival_ns(ancillary))
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        now_ns = time.monotonic_ns()
+    def _echo(self, data: bytes, arrived_ns: int) -> None:
         probe = udp_probe.parse(data)
         if probe is None or not probe.is_echo or probe.test_id != self.test_id or not udp_probe.tag_ok(self.key, data):
             self.foreign += 1
             return
         self.echoes += 1
-        self.phases[probe.phase].echo(probe.seq, probe.arrival, (now_ns - probe.sent_ns) / 1e6)
+        self.phases[probe.phase].echo(probe.seq, probe.arrival, (arrived_ns - probe.sent_ns) / 1e6)
 
     # -- sending -----------------------------------------------------------------------------
     def _send(self, phase: int) -> None:
         p = self.phases[phase]
         data = udp_probe.pack(self.key, self.test_id, phase, p.sent, time.monotonic_ns(), self.size)
         p.sent += 1
-        assert self.transport is not None
-        self.transport.sendto(data)
+        assert self.sock is not None
+        try:
+            self.sock.send(data)
+        except BlockingIOError:
+            self.unsent += 1  # counted as sent: the server sees the gap as upstream loss, which it is, locally
+        except OSError as exc:
+            self.unreachable = True
+            log.debug("UDP probe error: %s", exc)
 
     async def paced(self, phase: int, rate_per_s: float, count: int | None = None) -> None:
         """Send probes of `phase` every 1/rate s (`count` of them, or until cancelled). A late wake-up
@@ -168,8 +201,10 @@ class UdpProber(asyncio.DatagramProtocol):
         if self._sender is not None:
             self._sender.cancel()
             self._sender = None
-        if self.transport is not None:
-            self.transport.close()
+        if self.sock is not None:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+            self.sock = None
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -194,13 +229,30 @@ async def open_prober(base_url: str, offer: Any, test_id: str) -> UdpProber | No
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, offer["port"], type=socket.SOCK_DGRAM)
-        family, _, _, _, address = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]  # IPv4 first
-        remote = (str(address[0]), int(address[1]))
-        await loop.create_datagram_endpoint(lambda: prober, remote_addr=remote, family=family)
+        family, _, proto, _, address = sorted(infos, key=lambda info: info[0] != socket.AF_INET)[0]  # IPv4 first
+        sock = socket.socket(family, socket.SOCK_DGRAM, proto)
+        try:
+            sock.setblocking(False)
+            sock.connect(address)  # UDP: no packet; ICMP errors now reach this socket
+        except OSError:
+            sock.close()
+            raise
+        prober.attach(sock)
     except OSError as exc:
         log.info("no UDP socket toward %s:%s (%s): UDP counts as blocked", host, offer["port"], exc)
         prober.blocked = True
     return prober
+
+
+def _arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The datagram's arrival on the monotonic clock: the kernel's receive time (realtime,
+    converted) when it came along, else now."""
+    now = time.monotonic_ns()
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+            seconds, nanoseconds = struct.unpack("@qq", value[:16])
+            return min(now, seconds * 1_000_000_000 + nanoseconds - (time.time_ns() - now))
+    return now
 
 
 def report(prober: UdpProber | None, server_udp: Any) -> tuple[dict[str, Any], dict[str, Any]]:
