@@ -156,6 +156,27 @@ def test_a_tagged_probe_gets_an_echo_of_its_own_size_and_the_ticket_names_the_po
         p.close()
 
 
+def test_a_udp_port_in_use_or_malformed_is_one_line_at_startup(tmp_path: Path) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        proc = ServeProcess(f"chdb:{tmp_path / 'store'}", ["--udp-port", str(port), "--site-dir", "none"])
+        with pytest.raises(RuntimeError, match=rf"--udp-port has value {port}: cannot listen on UDP there"):
+            proc.start()
+    finally:
+        taken.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", "serve", "--udp-port", "udp", "--secret", "x" * 20],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        out.returncode == 2 and "--udp-port has value 'udp': use a UDP port between 0 and 65535, or off" in out.stderr
+    )
+
+
 def test_untagged_forged_replayed_and_foreign_probes_get_no_answer(server: ServeProcess) -> None:
     ticket, other = ticket_from(server.url), ticket_from(server.url)
     p = Prober(server.url, ticket)
