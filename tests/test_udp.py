@@ -161,7 +161,9 @@ def test_a_udp_port_in_use_or_malformed_is_one_line_at_startup(tmp_path: Path) -
     taken.bind(("127.0.0.1", 0))
     try:
         port = taken.getsockname()[1]
-        proc = ServeProcess(f"chdb:{tmp_path / 'store'}", ["--udp-port", str(port), "--site-dir", "none"])
+        proc = ServeProcess(
+            f"chdb:{tmp_path / 'store'}", ["--udp-port", str(port), "--site-dir", "none", "--spool-dir", "none"]
+        )
         with pytest.raises(RuntimeError, match=rf"--udp-port has value {port}: cannot listen on UDP there"):
             proc.start()
     finally:
