@@ -46,6 +46,7 @@ struct line {                /* one direction: frames read from `in`, written to
     struct frame *ring;
     uint32_t head, tail;     /* tail: next to send; head: next free */
     uint64_t fwd, lost, full, qdrop, maxdepth, late_max_ns, late_1ms;
+    uint64_t probe_taken[3], probe_lost[3];   /* ispeed UDP probes/echoes per phase (method v2) */
 };
 
 static volatile sig_atomic_t stop;
@@ -87,6 +88,18 @@ static int open_if(const char *name) {
     return fd;
 }
 
+/* The phase (0 idle, 1 download, 2 upload) of an ispeed UDP probe or echo in this IPv4 frame, else -1:
+ * UDP payload byte 0 is the probe version (1), byte 1 the kind (phase | 0x80 in an echo). The lab
+ * counts what the line dropped of each phase's probes: the truth the measured loss is checked against. */
+static int probe_phase(const unsigned char *f, unsigned len) {
+    if (len < 14 + 20 + 8 + 42 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != 17) return -1;
+    unsigned ihl = (f[14] & 0x0fu) * 4u;
+    if (ihl < 20 || 14 + ihl + 8 + 42 > len) return -1;
+    const unsigned char *p = f + 14 + ihl + 8;
+    int phase = p[1] & 0x7f;
+    return p[0] == 1 && phase < 3 ? phase : -1;
+}
+
 static void take(struct line *l) {
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
@@ -114,8 +127,14 @@ static void take(struct line *l) {
         uint32_t head = l->head;
         for (int i = 0; i < got; i++) {
             if (from[i].sll_pkttype == PACKET_OUTGOING) continue;
-            if (l->loss > 0 && rnd(&l->rng) < l->loss) { l->lost++; continue; }
             struct frame *src = &l->ring[(l->head + (uint32_t)i) % SLOTS];
+            int phase = probe_phase(src->data, msgs[i].msg_len);
+            if (phase >= 0) l->probe_taken[phase]++;
+            if (l->loss > 0 && rnd(&l->rng) < l->loss) {
+                l->lost++;
+                if (phase >= 0) l->probe_lost[phase]++;
+                continue;
+            }
             struct frame *dst = &l->ring[head % SLOTS];
             if (dst != src) memcpy(dst->data, src->data, msgs[i].msg_len);
             dst->len = (uint16_t)msgs[i].msg_len;
@@ -226,10 +245,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) pthread_join(threads[i], NULL);
     for (int i = 0; i < 2; i++) {
         struct line *l = &lines[i];
-        fprintf(stderr, "delayline %s->%s fwd=%llu lost=%llu full=%llu qdrop=%llu maxdepth=%llu late_max_us=%.1f late_1ms=%llu\n",
+        fprintf(stderr, "delayline %s->%s fwd=%llu lost=%llu full=%llu qdrop=%llu maxdepth=%llu late_max_us=%.1f late_1ms=%llu"
+                " probes_taken=%llu/%llu/%llu probes_lost=%llu/%llu/%llu\n",
                 argv[1 + i], argv[2 - i], (unsigned long long)l->fwd, (unsigned long long)l->lost,
                 (unsigned long long)l->full, (unsigned long long)l->qdrop,
-                (unsigned long long)l->maxdepth, (double)l->late_max_ns / 1000.0, (unsigned long long)l->late_1ms);
+                (unsigned long long)l->maxdepth, (double)l->late_max_ns / 1000.0, (unsigned long long)l->late_1ms,
+                (unsigned long long)l->probe_taken[0], (unsigned long long)l->probe_taken[1],
+                (unsigned long long)l->probe_taken[2], (unsigned long long)l->probe_lost[0],
+                (unsigned long long)l->probe_lost[1], (unsigned long long)l->probe_lost[2]);
     }
     return 0;
 }
