@@ -251,7 +251,8 @@ def _arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
     for level, kind, value in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
             seconds, nanoseconds = struct.unpack("@qq", value[:16])
-            return min(now, seconds * 1_000_000_000 + nanoseconds - (time.time_ns() - now))
+            stamp_ns = int(seconds) * 1_000_000_000 + int(nanoseconds)
+            return min(now, stamp_ns - (time.time_ns() - now))
     return now
 
 
