@@ -20,6 +20,7 @@ from ispeed.server import (
     ndt7,
     results,
     site_serving,
+    sockets,
     tests_api,
     webpage,
 )
@@ -166,8 +167,9 @@ async def running(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
-        await site.start()
+        # made here, not by asyncio: `--host ::` takes IPv4 too (asyncio sets IPV6_V6ONLY)
+        for sock in sockets.listening_sockets(config.host, config.port):
+            await web.SockSite(runner, sock, backlog=1024).start()
         port = next((address[1] for address in runner.addresses if isinstance(address, tuple)), config.port)
         host = config.host if ":" not in config.host else f"[{config.host}]"
         yield f"http://{host}:{port}", app
