@@ -82,3 +82,16 @@ def test_an_ipv4_mapped_peer_is_the_ipv4_client_it_stands_for(peer: str, trusted
     from ispeed.server.proxy import forwarded_client, parse_trusted
 
     assert forwarded_client(peer, [], parse_trusted(trusted)) == client
+
+
+def test_the_ip_version_column_keeps_its_number() -> None:
+    """UInt8 holds flags and ip_version alike: 4 and 6 were written as 1 (true)."""
+    import datetime as dt
+
+    from ispeed.core.schema import Measurement, to_columns
+
+    started = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = [Measurement(f"t{v}", started, started.date(), "fixed", ip_version=v) for v in (0, 4, 6)]
+    columns = to_columns(rows)
+    assert columns["ip_version"] == [0, 4, 6]
+    assert columns["valid"] == [1, 1, 1] and columns["simulated"] == [0, 0, 0]

@@ -43,6 +43,10 @@ FIELDS: dict[str, Field] = {
     "client_version": Field(str, max_len=64, doc="the client's name and version, e.g. ispeed-web/0.1.0"),
     "method_version": Field(str, max_len=16, doc="the measurement method the client followed (core.method)"),
     "receipt": Field(str, max_len=4096, doc="the server's signed counters at the end of the test, for late results"),
+    "rpm_down": Field(
+        float, low=0, high=1e7, doc="responsiveness while downloading, round trips per minute (method v2)"
+    ),
+    "rpm_up": Field(float, low=0, high=1e7, doc="responsiveness while uploading, round trips per minute (method v2)"),
 }
 
 

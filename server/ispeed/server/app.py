@@ -19,6 +19,7 @@ from ispeed.server import (
     measure,
     ndt7,
     results,
+    rpm,
     site_serving,
     sockets,
     tests_api,
@@ -139,6 +140,7 @@ def make_app(
     app.router.add_get("/api/v1/download", measure.download)
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
+    app.router.add_get(rpm.PATH, rpm.probe)  # responsiveness: one foreign probe per new connection
     app.router.add_post("/api/v1/results", results.submit_result)
     devices.add_routes(app, is_cellular=attr.is_cellular)  # POST /api/v1/devices (spec/identity.md)
     ndt7.add_routes(app)

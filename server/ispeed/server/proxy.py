@@ -86,3 +86,9 @@ def client_ip(request: web.Request) -> str:
         )
         request[_CACHE] = cached
     return str(cached)
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the request's TCP peer is a configured trusted proxy (its connection is the proxy's)."""
+    peer = _address(request.remote or "")
+    return peer is not None and _trusted(peer, request.app[CONFIG].trusted_proxies)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from ispeed.core import method
 from ispeed.core.tcpinfo import OooCounter, TcpInfo
+from ispeed.server.privacy import ip_version
 from ispeed.server.receipts import Counters
+from ispeed.server.rpm_evidence import RpmEvidence, delay_p99
 from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import TestClaims
 
@@ -50,6 +52,8 @@ class TestState:
     last_activity: float = field(default_factory=time.monotonic)
     transfer_ip: str = ""  # the address that ran the transfers
     bytes_moved: int = 0  # both directions, for the per-test cap
+    rpm: RpmEvidence = field(default_factory=RpmEvidence)  # responsiveness probes (method v2)
+    probe_delays_ms: list[float] = field(default_factory=list)  # how long each probe waited in this server
 
     @property
     def deadline(self) -> float:
@@ -145,6 +149,11 @@ class TestState:
             download_acked_bytes=self.down.acked_bytes() if self.down else 0,
             upload_span_s=self.upload_span_s(),
             transfer_ip=self.transfer_ip,
+            rpm_down_probes=self.rpm.count("download"),
+            rpm_down_server=self.rpm.server_rpm("download") or -1.0,
+            rpm_up_probes=self.rpm.count("upload"),
+            rpm_up_server=self.rpm.server_rpm("upload") or -1.0,
+            server_delay_p99_ms=delay_p99(self.probe_delays_ms),
         )
 
     def summary(self) -> dict[str, object]:
@@ -161,6 +170,9 @@ class TestState:
             "tcp_min_rtt_ms": self.min_rtt_ms(),
             "tcp_retrans_ratio": self.retrans_ratio(),
             "latency_probes": self.latency_probes,
+            "ip_version": ip_version(self.transfer_ip),
+            "rpm_server": self.rpm.summary(),
+            "server_delay_p99_ms": delay_p99(self.probe_delays_ms),
         }
 
 

@@ -23,9 +23,10 @@ from ispeed.server import receipts
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.labels import decide
-from ispeed.server.privacy import ip_network, keyed_hash, round_coord
+from ispeed.server.privacy import ip_network, ip_version, keyed_hash, round_coord
 from ispeed.server.proxy import client_ip
 from ispeed.server.receipts import Counters
+from ispeed.server.rpm_evidence import SERVER_DELAY_BOUND_MS, disagreement
 from ispeed.server.tokens import verify
 from ispeed.server.validate import check, read_json
 
@@ -102,6 +103,31 @@ def consistency(values: dict[str, object], counters: Counters) -> str:
     return ""
 
 
+def quality_flags(values: dict[str, object], counters: Counters) -> list[str]:
+    """Method v2 flags: `rpm_disagrees` (a client RPM the server's handshakes contradict, or one
+    it saw too few probes for) and `server_delayed` (the probes waited here beyond the bound)."""
+    flags: list[str] = []
+    for phase, key, probes, server_rpm in (
+        ("download", "rpm_down", counters.rpm_down_probes, counters.rpm_down_server),
+        ("upload", "rpm_up", counters.rpm_up_probes, counters.rpm_up_server),
+    ):
+        claimed = values.get(key)
+        why = disagreement(
+            phase, claimed if isinstance(claimed, float) else None, probes, server_rpm if server_rpm > 0 else None
+        )
+        if why:
+            log.info("result %s: %s", counters.test_id, why)
+            if "rpm_disagrees" not in flags:
+                flags.append("rpm_disagrees")
+    if counters.server_delay_p99_ms is not None and counters.server_delay_p99_ms > SERVER_DELAY_BOUND_MS:
+        flags.append("server_delayed")
+    return flags
+
+
+def _rounded(value: object) -> float | None:
+    return round(value, 1) if isinstance(value, float) else None
+
+
 async def submit_result(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     metrics = request.app[METRICS]
@@ -160,6 +186,7 @@ async def submit_result(request: web.Request) -> web.Response:
     reason = reason or labels.invalid_reason
     started = dt.datetime.fromtimestamp(claims.issued_at, dt.UTC)
     flags = (["client_disagrees"] if reason.startswith("client_disagrees") else []) + list(labels.flags)
+    flags += quality_flags(values, counters)
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
@@ -203,6 +230,10 @@ async def submit_result(request: web.Request) -> web.Response:
         connection_type=place.connection_type,
         device_source=labels.device_source,
         flags=",".join(flags),
+        ip_version=ip_version(ip),  # of the address that ran the transfers (IPv4-mapped: 4)
+        rpm_down=_rounded(values["rpm_down"]),
+        rpm_up=_rounded(values["rpm_up"]),
+        server_delay_p99_ms=counters.server_delay_p99_ms,
     )
     if state is not None:
         state.submitted = True
@@ -234,6 +265,9 @@ async def submit_result(request: web.Request) -> web.Response:
             "network_type_source": row.network_type_source,
             "device_source": row.device_source,
             "flags": list(flags),
+            "ip_version": row.ip_version,
+            "rpm_down": row.rpm_down,
+            "rpm_up": row.rpm_up,
         },
         status=201 if fresh else 200,
     )
