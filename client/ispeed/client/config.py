@@ -27,6 +27,7 @@ class TestConfig:
     client_kind: str = "cli"
     latency_probes: int = 12
     connect_timeout_s: float = 10.0
+    ip_version: str = ""  # "4" or "6": every connection over that family; "" = the system's preference
 
     def __post_init__(self) -> None:
         check_server_url(self.server_url)
@@ -40,6 +41,8 @@ class TestConfig:
                 self.network_type,
                 f"use one of {', '.join(NETWORK_TYPES)}, or leave it out to let the evidence decide",
             )
+        if self.ip_version not in ("", "4", "6"):
+            raise ConfigError("--ip", self.ip_version, "use 4, 6 or both, or leave it out for the system's preference")
         if (self.lat is None) != (self.lon is None):
             raise ConfigError("--lat/--lon", (self.lat, self.lon), "give both or neither")
         if self.lat is not None and not -90 <= self.lat <= 90:
