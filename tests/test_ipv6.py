@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import urlopen
 
@@ -95,3 +99,135 @@ def test_the_ip_version_column_keeps_its_number() -> None:
     columns = to_columns(rows)
     assert columns["ip_version"] == [0, 4, 6]
     assert columns["valid"] == [1, 1, 1] and columns["simulated"] == [0, 0, 0]
+
+
+# -- `ispeed test --ip` against a dual-stack server ------------------------------------------
+NAME = "dual.ispeed.test"  # resolves to ::1 and 127.0.0.1 in the tests' own /etc/hosts
+
+
+def _hosts_namespace(tmp: Path) -> list[str] | None:
+    """A command prefix that runs its command with an /etc/hosts where NAME has both addresses
+    (a private mount namespace: nothing outside it changes); None where that is not permitted."""
+    hosts = tmp / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n::1 {NAME}\n127.0.0.1 {NAME}\n")
+    prefix = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+    try:
+        probe = subprocess.run([*prefix, "getent", "ahosts", NAME], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return prefix if probe.returncode == 0 and "::1" in probe.stdout and "127.0.0.1" in probe.stdout else None
+
+
+def _ispeed_test(url: str, tmp: Path, *extra: str, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "ispeed.cli.main", "test", "--server", url, "--json", "--streams", "1"]
+    argv += ["--duration", "1", "--state-dir", str(tmp / "state"), *extra]
+    return subprocess.run([*(prefix or []), *argv], capture_output=True, text=True, timeout=180)
+
+
+def _stored(store_url: str) -> dict[str, tuple[int, str, str]]:
+    from ispeed.core.store import open_store
+
+    store = open_store(store_url)
+    try:
+        rows = store.query("SELECT test_id, ip_version, ip_network, ip_hash FROM {db}.measurements FINAL")
+    finally:
+        store.close()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def test_ip_4_and_6_to_a_dual_stack_server_run_and_are_stored_over_their_family(tmp_path: Path) -> None:
+    from ispeed.server.privacy import keyed_hash
+    from tests.serve_process import SECRET
+
+    store_url = f"chdb:{tmp_path / 'store'}"
+    with ServeProcess(store_url, extra=["--host", "::", "--site-dir", "none"]) as server:
+        port = _port(server.url)
+        runs = {
+            4: _ispeed_test(f"http://127.0.0.1:{port}", tmp_path, "--ip", "4"),
+            6: _ispeed_test(f"http://[::1]:{port}", tmp_path, "--ip", "6"),
+        }
+        refused = _ispeed_test(f"http://127.0.0.1:{port}", tmp_path, "--ip", "6")
+    results = {}
+    for version, out in runs.items():
+        assert out.returncode == 0, out.stderr
+        results[version] = json.loads(out.stdout)
+        assert results[version]["ip_version"] == version and results[version]["valid"] is True
+    assert results[4]["server_address"] == "127.0.0.1" and results[6]["server_address"] == "::1"
+    # a family the server's address does not have: one line naming the flag, exit 2
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "--ip has value '6'" in refused.stderr and "IPv4 address" in refused.stderr
+    stored = _stored(store_url)
+    assert stored[results[4]["test_id"]] == (4, "127.0.0.0/24", keyed_hash(SECRET.encode(), "ip", "127.0.0.1"))
+    assert stored[results[6]["test_id"]][:2] == (6, "::/48")
+
+
+def test_ip_choices_with_a_name_of_both_families(tmp_path: Path) -> None:
+    """The name resolves to ::1 then 127.0.0.1 (the system prefers IPv6): no --ip runs over IPv6,
+    --ip 4 over IPv4, --ip both over IPv6 and then a short test over IPv4, both stored."""
+    prefix = _hosts_namespace(tmp_path)
+    if prefix is None:
+        pytest.skip("a private mount namespace (unshare --mount, as root) is needed for a test /etc/hosts")
+    store_url = f"chdb:{tmp_path / 'store'}"
+    with ServeProcess(store_url, extra=["--host", "::", "--site-dir", "none"]) as server:
+        url = f"http://{NAME}:{_port(server.url)}"
+        outs = {
+            "default": _ispeed_test(url, tmp_path, prefix=prefix),
+            "4": _ispeed_test(url, tmp_path, "--ip", "4", prefix=prefix),
+            "both": _ispeed_test(url, tmp_path, "--ip", "both", "--duration", "2", prefix=prefix),
+        }
+    results: dict[str, dict[str, Any]] = {}
+    for key, out in outs.items():
+        assert out.returncode == 0, (key, out.stderr)
+        results[key] = json.loads(out.stdout)
+    assert (results["default"]["ip_version"], results["default"]["server_address"]) == (6, "::1")
+    assert (results["4"]["ip_version"], results["4"]["server_address"]) == (4, "127.0.0.1")
+    both = results["both"]
+    other = both["other_family"]
+    assert (both["ip_version"], both["duration_s"], both["submitted"]) == (6, 2.0, True)
+    assert (other["ip_version"], other["server_address"], other["duration_s"], other["submitted"]) == (
+        4,
+        "127.0.0.1",
+        2.0,
+        True,
+    )
+    assert other["test_id"] != both["test_id"] and "other_family" not in other
+    stored = _stored(store_url)
+    expected = {results["default"]["test_id"]: 6, results["4"]["test_id"]: 4, both["test_id"]: 6, other["test_id"]: 4}
+    assert {test_id: stored[test_id][0] for test_id in expected} == expected
+
+
+def test_a_tests_requests_cannot_mix_families(tmp_path: Path) -> None:
+    """The token's network is an IPv6 /48 (or an IPv4 /24): the other family's streams, probes
+    and WebSocket are refused, so one test never mixes families."""
+    import asyncio
+
+    import aiohttp
+
+    from ispeed.server.app import running
+    from ispeed.server.config import ServerConfig
+
+    async def main() -> None:
+        config = ServerConfig(host="::", port=0, store_url=f"chdb:{tmp_path / 'store'}", secret=b"s" * 20)
+        connector = aiohttp.TCPConnector(force_close=True)  # a probe needs a new connection
+        async with running(config) as (url, _app), aiohttp.ClientSession(connector=connector) as http:
+            port = _port(url)
+            for took, other in (("[::1]", "127.0.0.1"), ("127.0.0.1", "[::1]")):
+                async with http.post(f"http://{took}:{port}/api/v1/tests", json={"duration_s": 2}) as r:
+                    assert r.status == 201
+                    token = (await r.json())["token"]
+                base = f"http://{other}:{port}/api/v1"
+                for path, params in (
+                    ("/download", {"token": token, "bytes": "1000"}),
+                    ("/rpm", {"token": token}),
+                    ("/latency", {"token": token}),
+                ):
+                    async with http.get(base + path, params=params) as r:
+                        assert r.status == 403, (took, path, r.status)
+                        assert "another network" in (await r.json())["error"]
+                async with http.post(base + "/upload", params={"token": token}, data=b"x" * 1000) as r:
+                    assert r.status == 403, (took, "upload")
+                # the family that took the token is served
+                async with http.get(f"http://{took}:{port}/api/v1/rpm", params={"token": token}) as r:
+                    assert r.status == 200 and await r.read() == b"1"
+
+    asyncio.run(main())
