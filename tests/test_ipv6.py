@@ -231,3 +231,22 @@ def test_a_tests_requests_cannot_mix_families(tmp_path: Path) -> None:
                     assert r.status == 200 and await r.read() == b"1"
 
     asyncio.run(main())
+
+
+def test_the_test_page_runs_against_a_dual_stack_server_over_both_families(browser: Any, tmp_path: Path) -> None:
+    store_url = f"chdb:{tmp_path / 'store'}"
+    results = {}
+    with ServeProcess(store_url, extra=["--host", "::", "--site-dir", "none"]) as server:
+        port = _port(server.url)
+        for version, host in ((4, "127.0.0.1"), (6, "[::1]")):
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://{host}:{port}/?autostart=1&duration=1&streams=1")
+            page.wait_for_function("document.getElementById('result').textContent.length > 0", timeout=60_000)
+            results[version] = json.loads(page.text_content("#result") or "{}")
+            context.close()
+    for version, result in results.items():
+        assert "error" not in result and result["valid"] is True, (version, result)
+    stored = _stored(store_url)
+    assert {stored[r["test_id"]][0] for r in results.values()} == {4, 6}
+    assert stored[results[4]["test_id"]][:2] == (4, "127.0.0.0/24")
