@@ -1,9 +1,10 @@
 """The client's responsiveness probes (method v2; draft-ietf-ippm-responsiveness-09).
 
 Foreign probes: `GET /api/v1/rpm?token=` on a new TCP connection each, to the test's pinned
-address; the client times the TCP handshake (`tcp_f`), the TLS handshake normalised to its
-round trips (`tls_f`, https only: one for TLS 1.3, two before) and the request to the end of the
-one-byte answer (`http_f`). During a transfer phase they start once its ramp-up is over (the
+address; the client times the TCP handshake (`tcp_f`: the kernel's own timing of it where the OS
+gives TCP_INFO, else the event loop's clock), the TLS handshake normalised to its round trips
+(`tls_f`, https only: one for TLS 1.3, two before) and the request to the end of the one-byte
+answer (`http_f`). During a transfer phase they start once its ramp-up is over (the
 load is then at working conditions), one every FOREIGN_INTERVAL_S, at most FOREIGN_MAX_PER_PHASE
 and FOREIGN_MAX_OUTSTANDING at once; probes still running when the phase ends are dropped.
 Self probes are the WebSocket round trips the engine makes on its loaded latency connection.
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ispeed.client.rawhttp import Origin
-from ispeed.core import responsiveness
+from ispeed.core import responsiveness, tcpinfo
 from ispeed.core.responsiveness import Responsiveness
 
 FOREIGN_INTERVAL_S = 0.2  # 5 probes/s: ~4 kbit/s of probe traffic, far under the draft's 5 % of capacity
@@ -114,6 +115,10 @@ async def foreign_probe(target: Target) -> tuple[float, float | None, float, int
     t0 = time.perf_counter()
     transport, _ = await loop.create_connection(lambda: answer, target.address, target.port)
     t1 = time.perf_counter()
+    # the handshake as this machine's kernel timed it (SYN out to SYN-ACK in: the connection's
+    # first RTT sample), free of this event loop's wake-up delays; the loop's clock elsewhere
+    info = tcpinfo.read_fields(transport.get_extra_info("socket"))
+    tcp_ms = info["RTT"] / 1000 if info and info["RTT"] else (t1 - t0) * 1000
     try:
         tls_ms = None
         if target.tls is not None:
@@ -132,7 +137,7 @@ async def foreign_probe(target: Target) -> tuple[float, float | None, float, int
         t3 = time.perf_counter()
     finally:
         transport.abort()  # nothing to flush; the server closes its side too
-    return (t1 - t0) * 1000, tls_ms, (t3 - t2) * 1000, status, answer.body()
+    return tcp_ms, tls_ms, (t3 - t2) * 1000, status, answer.body()
 
 
 class ForeignProber:
