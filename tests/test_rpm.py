@@ -32,9 +32,9 @@ SECRET = b"rpm-test-secret-0123456789"
 CLASSES = ("Excellent", "Good", "Fair", "Poor")
 
 
-def with_server(store_url: str, body: Callable[[str, aiohttp.ClientSession], Awaitable[Any]]) -> Any:
+def with_server(store_url: str, body: Callable[[str, aiohttp.ClientSession], Awaitable[Any]], **cfg: Any) -> Any:
     async def main() -> Any:
-        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=SECRET)
+        config = ServerConfig(host="127.0.0.1", port=0, store_url=store_url, secret=SECRET, **cfg)
         async with running(config) as (url, _app), aiohttp.ClientSession() as http:
             return await body(url, http)
 
@@ -181,6 +181,19 @@ def test_a_claimed_rpm_the_servers_evidence_contradicts_is_stored_flagged(tmp_pa
     for answer in (lied, unprobed):
         assert "rpm_disagrees" in answer["flags"] and answer["valid"] is True, answer  # speed figures stand
     assert lied["rpm_down"] == 1e7 and unprobed["rpm_up"] == 2000.0  # kept for audit
+
+
+def test_behind_a_trusted_proxy_the_server_has_no_handshake_evidence_and_checks_nothing(tmp_path: Path) -> None:
+    """The probes' connections are the proxy's: their handshakes say nothing of the client."""
+    from ispeed.server.proxy import parse_trusted
+
+    async def body(url: str, http: aiohttp.ClientSession) -> dict[str, Any]:
+        result: dict[str, Any] = await Engine(TestConfig(server_url=url, streams=1, duration_s=2)).run()
+        return result
+
+    result = with_server(f"chdb:{tmp_path / 'store'}", body, trusted_proxies=parse_trusted(["127.0.0.1"]))
+    assert result["rpm_down"] is not None and result["rpm_server"]["download"]["probes"] == -1
+    assert "rpm_disagrees" not in result["flags"], result
 
 
 def _counters(**rpm: Any) -> Counters:

@@ -61,7 +61,7 @@ async def probe(request: web.Request) -> web.StreamResponse:
     phase = phase_at(state, now)
     proxied = from_trusted_proxy(request)  # then the connection is the proxy's: its handshake is not the client's
     handshake_ms = info["RTT"] / 1000 if info is not None and info["RTT"] and not proxied else None
-    state.rpm.add_probe(phase, handshake_ms)
+    state.rpm.add_probe(phase, handshake_ms, proxied)
     if info is not None and not proxied:
         state.probe_delays_ms.append(float(info["LastDataRecv"]))  # the request's wait in this server
     metrics.inc("rpm_probes_total")
