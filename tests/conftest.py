@@ -54,6 +54,7 @@ SERVICE_MODULES = frozenset(
         "test_packaging",
         "test_publish",
         "test_rpm",
+        "test_rpm_lab",
         "test_server_api",
         "test_site_browser",
         "test_store",
