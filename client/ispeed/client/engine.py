@@ -144,7 +144,7 @@ class Engine:
                 if now >= stop_at:
                     break
                 if all(task.done() for task in tasks[: self.cfg.streams]):
-                    for task in tasks:
+                    for task in tasks[: self.cfg.streams]:  # the RPM probes may still run
                         exc = task.exception()
                         if exc:
                             raise exc
