@@ -250,3 +250,21 @@ def test_the_test_page_runs_against_a_dual_stack_server_over_both_families(brows
     stored = _stored(store_url)
     assert {stored[r["test_id"]][0] for r in results.values()} == {4, 6}
     assert stored[results[4]["test_id"]][:2] == (4, "127.0.0.0/24")
+
+
+@pytest.mark.parametrize(
+    "argv,hint",
+    [
+        (["test", "--server", "http://127.0.0.1:9", "--ip", "5"], "use 4, 6 or both"),
+        (["agent", "--server", "http://127.0.0.1:9", "--every", "1h", "--ip", "both"], "`both` is for `ispeed test`"),
+    ],
+)
+def test_a_bad_ip_choice_is_one_line_before_any_traffic(argv: list[str], hint: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ispeed.cli.main", *argv, "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--ip has value" in out.stderr, out.stderr
+    assert hint in out.stderr
