@@ -254,3 +254,53 @@ def test_the_probe_target_keeps_host_and_path() -> None:
         "[::1]:8080",
         None,
     )
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_foreign_probe_over_tls_times_the_handshake_apart(tmp_path: Path, loop: str) -> None:
+    """https: the TCP handshake, the TLS handshake (normalised to its round trips) and the request
+    are timed apart, with the URL's name for the certificate and the Host header."""
+    import shutil
+    import ssl
+    import subprocess
+
+    from ispeed.client.rpm import Target, foreign_probe
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"]
+        + ["-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    requests: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\n1")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[float, float | None, float, int, str]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=served)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            trusting = ssl.create_default_context(cafile=str(cert))
+            target = Target.of("127.0.0.1", port, f"localhost:{port}", "/api/v1/rpm", "tok", trusting, "localhost")
+            return await foreign_probe(target)
+
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            tcp_ms, tls_ms, http_ms, status, body = runner.run(main())
+    else:
+        tcp_ms, tls_ms, http_ms, status, body = asyncio.run(main())
+    assert (status, body) == (200, "1")
+    assert tcp_ms > 0 and http_ms > 0 and tls_ms is not None and tls_ms > 0
+    assert requests[0].startswith(b"GET /api/v1/rpm?token=tok HTTP/1.1\r\n")
+    assert b"\r\nHost: localhost:" in requests[0]

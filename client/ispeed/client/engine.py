@@ -355,7 +355,7 @@ class Engine:
             **rpm.fields(figures),
             "rpm_server": counters.get("rpm_server"),  # the server's own evidence (its handshake round trips)
             "server_delay_p99_ms": counters.get("server_delay_p99_ms"),
-            "ip_version": counters.get("ip_version") or (family.version_of(self.address) if self.address else None),
+            "ip_version": counters.get("ip_version"),  # the server's: the family its transfers arrived over
             "server_address": self.address or None,
         }
         if self.foreign is not None and self.foreign.stopped:

@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from ispeed.core.errors import ConfigError, ServerUnreachable
 
 FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6}
-CHOICES = ("4", "6", "both")
 TRY_TIMEOUT_S = 3.0  # per address while choosing; the next address is tried after it
 
 
@@ -111,7 +109,3 @@ class PinnedResolver(AbstractResolver):
 def other(version: int) -> str:
     """The other family of `version` ('6' for 4, '4' for 6)."""
     return "6" if version == 4 else "4"
-
-
-def describe(address: str) -> dict[str, Any]:
-    return {"server_address": address, "address_family": version_of(address)}
