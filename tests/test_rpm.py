@@ -304,3 +304,22 @@ def test_a_foreign_probe_over_tls_times_the_handshake_apart(tmp_path: Path, loop
     assert tcp_ms > 0 and http_ms > 0 and tls_ms is not None and tls_ms > 0
     assert requests[0].startswith(b"GET /api/v1/rpm?token=tok HTTP/1.1\r\n")
     assert b"\r\nHost: localhost:" in requests[0]
+
+
+def test_a_client_that_did_not_probe_sends_no_rpm_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server before method v2 lists no RPM probe and refuses unknown submission fields: a client
+    facing it (here: made to see no `paths.rpm`) submits what it did before, and its result is stored."""
+    from ispeed.client import rpm as client_rpm
+
+    monkeypatch.setattr(client_rpm, "prober", lambda *args: None)
+
+    async def body(url: str, http: aiohttp.ClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
+        engine = Engine(TestConfig(server_url=url, streams=1, duration_s=1))
+        result, submission = await engine.measure()
+        answer = await engine.submit(submission)
+        return result, {**submission, "answer": answer}
+
+    result, submission = with_server(f"chdb:{tmp_path / 'store'}", body)
+    assert result["rpm_down"] is None and result["rpm_label"] is None
+    assert "rpm_down" not in submission and "rpm_up" not in submission
+    assert submission["answer"]["valid"] is True

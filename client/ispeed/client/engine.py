@@ -368,6 +368,9 @@ class Engine:
             optional["network_type_device"] = device_type
         if cfg.device_id:
             optional["device_id"] = cfg.device_id
+        for key in ("rpm_down", "rpm_up"):  # only when measured: a server before method v2 knows no such field
+            if result[key] is not None:
+                optional[key] = result[key]
         if cfg.lat is not None:
             optional.update(lat=cfg.lat, lon=cfg.lon)
             if cfg.accuracy_m is not None:
@@ -388,8 +391,6 @@ class Engine:
             upload_mbps=result["upload_mbps_client"],
             token=token,
             receipt=counters.get("receipt"),
-            rpm_down=result["rpm_down"],
-            rpm_up=result["rpm_up"],
             client_kind=cfg.client_kind,
             client_version=_version(),
             **optional,

@@ -29,6 +29,7 @@ FOREIGN_INTERVAL_S = 0.2  # 5 probes/s: ~4 kbit/s of probe traffic, far under th
 FOREIGN_MAX_PER_PHASE = 60
 FOREIGN_MAX_OUTSTANDING = 4
 IDLE_FOREIGN_PROBES = 10
+IDLE_MAX_FAILED = 2  # the idle probes go one after another: a path that drops them must not hold the test
 PROBE_TIMEOUT_S = 5.0
 MAX_ANSWER_BYTES = 16 << 10
 
@@ -167,10 +168,10 @@ class ForeignProber:
             samples.tls_ms.append(tls_ms)
 
     async def idle(self, count: int = IDLE_FOREIGN_PROBES) -> None:
-        """`count` probes one after another on the idle link."""
+        """`count` probes one after another on the idle link (no more after IDLE_MAX_FAILED failures)."""
         samples = self.phases.setdefault("idle", ForeignSamples())
         for _ in range(count):
-            if self.stopped:
+            if self.stopped or samples.failed >= IDLE_MAX_FAILED:
                 return
             await self._one(samples)
             await asyncio.sleep(0.02)
