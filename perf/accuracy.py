@@ -82,6 +82,9 @@ ISPEED_KEYS = (
     "loaded_latency_down_ms",
     "loaded_latency_up_ms",
     "tcp_min_rtt_ms",
+    "rpm_idle",  # responsiveness (method v2; judged by perf/rpm_lab.py, listed here)
+    "rpm_down",
+    "rpm_up",
 )
 REPO = Path(__file__).resolve().parent.parent
 
@@ -315,13 +318,14 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "judged against the same target.",
         "",
         "| CC | link | runs | truth | download, server (err) | download, client (err) | upload, server (err) | "
-        "iperf3 down/up | idle RTT (err) | loaded down/up | ok |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "iperf3 down/up | idle RTT (err) | loaded down/up | RPM idle/down/up | ok |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['cc']} | {r['link']} | | | error: {r['error']} | | | | | | ✗ |")
+            lines.append(f"| {r['cc']} | {r['link']} | | | error: {r['error']} | | | | | | | ✗ |")
             continue
+        rpm = " / ".join("n/a" if r.get(k) is None else f"{r[k]:.0f}" for k in ("rpm_idle", "rpm_down", "rpm_up"))
         ip = f"{r['iperf_down_mbps']:.1f} / {r['iperf_up_mbps']:.1f}" if r.get("iperf_down_mbps") else ""
         runs = f"{r.get('repeats', 1)} × {r['duration_s']:g} s" + (" (median)" if r.get("repeats", 1) > 1 else "")
         if len(r.get("attempts", ())) > 1:
@@ -335,7 +339,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"({r.get('down_err', 0):+.1%}) | {client_cell} | {r['upload_mbps']:.1f} ({r.get('up_err', 0):+.1%}) "
             f"| {ip} | "
             f"{r['latency_ms']:.2f} ({r['latency_err_ms']:+.2f}) | {r['loaded_latency_down_ms']:.1f} / "
-            f"{r['loaded_latency_up_ms']:.1f} | {'✓' if r['ok'] else '✗ ' + failed} |"
+            f"{r['loaded_latency_up_ms']:.1f} | {rpm} | {'✓' if r['ok'] else '✗ ' + failed} |"
         )
     passed = sum(1 for r in rows if r.get("ok"))
     lines += ["", f"{passed}/{len(rows)} points meet their targets."]

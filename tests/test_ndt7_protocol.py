@@ -211,11 +211,11 @@ def test_upload_accepts_8_mib_messages_and_pairs_with_the_download(tmp_path: Pat
     with open_store(store) as s:
         rows = s.query(
             "SELECT test_id, download_mbps, upload_mbps, server_bytes_up, network_type, valid,"
-            " latency_ms FROM {db}.measurements"
+            " latency_ms, ip_version FROM {db}.measurements"
         )
     assert len(rows) == 1  # one paired result, keyed by the download's UUID
-    test_id, down, up, server_up, network, valid, latency = rows[0]
-    assert test_id == out["down_uuid"] and network == "mobile" and valid == 1
+    test_id, down, up, server_up, network, valid, latency, ip_version = rows[0]
+    assert test_id == out["down_uuid"] and network == "mobile" and valid == 1 and ip_version == 4
     assert down > 100 and up > 0 and server_up >= out["sent"] and latency is not None
 
 

@@ -47,6 +47,14 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
         default=IDLE_RATE_PER_S,
         help=f"idle-phase UDP probes per second (default {IDLE_RATE_PER_S:g}, at most {MAX_CLIENT_RATE_PER_S:g})",
     )
+    p.add_argument(
+        "--ip",
+        default="",
+        metavar="4|6|both",
+        help="IP version of every connection of the test (default: the address the system prefers); "
+        f"`both` (ispeed test only): the test on the preferred one, then a {BOTH_SECOND_DURATION_S:g} s-phase "
+        "test on the other, both submitted",
+    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +86,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a.add_argument("--count", type=int, default=None, help="stop after this many tests (default: run until stopped)")
     a.set_defaults(func=run_agent)
+
+
+BOTH_SECOND_DURATION_S = 3.0  # phases of the second, other-family test of `--ip both`
+
+
+def _ip_choice(args: argparse.Namespace, allow_both: bool) -> str:
+    """`--ip` as TestConfig takes it ('', '4', '6'); ConfigError for anything else."""
+    from ispeed.core.errors import ConfigError
+
+    if args.ip in ("", "4", "6") or (allow_both and args.ip == "both"):
+        return "" if args.ip == "both" else str(args.ip)
+    hint = "use 4, 6 or both" if allow_both else "use 4 or 6 (`both` is for `ispeed test`)"
+    raise ConfigError("--ip", args.ip, hint + ", or leave it out for the system's preference")
 
 
 def _default_state_dir() -> str:
@@ -114,6 +135,30 @@ def _test_config(args: argparse.Namespace, server: str, **extra: Any) -> Any:
     )
 
 
+async def _other_family(config: Any, first: dict[str, Any]) -> dict[str, Any]:
+    """`--ip both`: a short test over the family the first test did not use (its error, if it fails)."""
+    from dataclasses import replace
+
+    from ispeed.client import family
+    from ispeed.client.engine import Engine
+    from ispeed.client.progress import TerminalProgress
+    from ispeed.core.errors import IspeedError
+
+    version = first.get("ip_version") or (
+        family.version_of(first["server_address"]) if first.get("server_address") else 4
+    )
+    other = family.other(int(version))
+    second = replace(config, ip_version=other, duration_s=min(BOTH_SECOND_DURATION_S, config.duration_s))
+    progress = TerminalProgress(sys.stderr, second.duration_s)
+    try:
+        result: dict[str, Any] = await Engine(second, progress).run()
+    except IspeedError as exc:
+        return {"ip_version": int(other), "error": str(exc)}
+    finally:
+        progress.done()
+    return result
+
+
 def run_test(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -128,6 +173,7 @@ def run_test(args: argparse.Namespace) -> int:
         candidates[0] if candidates else "http://placeholder.invalid",
         submit=not args.no_submit,
         device_id=args.device_id,
+        ip_version=_ip_choice(args, allow_both=True),
     )
 
     async def main() -> dict[str, Any]:
@@ -145,10 +191,13 @@ def run_test(args: argparse.Namespace) -> int:
         if config.submit and not device_id:  # the id this server vouches for, or '' (counted by IP)
             device_id = await DeviceIdentity(Path(args.state_dir)).for_server(server)
         progress = TerminalProgress(sys.stderr, config.duration_s)
-        result = await Engine(replace(config, server_url=server, device_id=device_id), progress).run()
+        test_config = replace(config, server_url=server, device_id=device_id)
+        result = await Engine(test_config, progress).run()
         progress.done()
         if selection:
             result["server_selection"] = selection
+        if args.ip == "both":  # nested: the first test's figures keep their names
+            result["other_family"] = await _other_family(test_config, result)
         return result
 
     result = asyncio.run(main())
@@ -174,7 +223,12 @@ def run_agent(args: argparse.Namespace) -> int:
     state = Path(args.state_dir)
     state.mkdir(parents=True, exist_ok=True)
     cfg = AgentConfig(
-        test=_test_config(args, candidates[0] if candidates else "http://placeholder.invalid", client_kind="agent"),
+        test=_test_config(
+            args,
+            candidates[0] if candidates else "http://placeholder.invalid",
+            client_kind="agent",
+            ip_version=_ip_choice(args, allow_both=False),
+        ),
         every_s=every_s,
         log_path=Path(args.log) if args.log else state / "agent.jsonl",
         outbox_dir=state / "outbox",
@@ -216,6 +270,9 @@ def format_result(r: dict[str, Any]) -> str:
     def ms(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f} ms"
 
+    def rpm(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.0f}"
+
     lines = [
         f"test {r['test_id']} on {r['server']}",
         f"  download  {r['download_mbps']:10.1f} Mbps   ({r['streams']} streams, {r['duration_s']:g} s)",
@@ -223,6 +280,19 @@ def format_result(r: dict[str, Any]) -> str:
         f"  latency   {ms(r['latency_ms'])}   jitter {ms(r['jitter_ms'])}",
         f"  loaded latency: download {ms(r['loaded_latency_down_ms'])}, upload {ms(r['loaded_latency_up_ms'])}",
         _udp_line(r),
+        f"  responsiveness: {rpm(r.get('rpm_down'))} RPM downloading, {rpm(r.get('rpm_up'))} RPM uploading"
+        + (f" ({r['rpm_label']})" if r.get("rpm_label") else ""),
+        f"  over IPv{r.get('ip_version') or '?'}" + (f" to {r['server_address']}" if r.get("server_address") else ""),
         "  result submitted" if r["submitted"] else "  result not submitted (--no-submit)",
     ]
+    other = r.get("other_family")
+    if isinstance(other, dict):
+        if other.get("error"):
+            lines.append(f"  IPv{other.get('ip_version')}: not measured ({other['error']})")
+        else:
+            lines.append(
+                f"  IPv{other.get('ip_version')}: download {other['download_mbps']:.1f} Mbps, upload "
+                f"{other['upload_mbps']:.1f} Mbps, latency {ms(other.get('latency_ms'))}, "
+                f"{rpm(other.get('rpm_down'))} / {rpm(other.get('rpm_up'))} RPM ({other['duration_s']:g} s phases)"
+            )
     return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ class TestConfig:
     connect_timeout_s: float = 10.0
     udp_probes: int = IDLE_PROBES  # method v2: idle-phase UDP probes (0: no UDP probing)
     udp_rate_per_s: float = IDLE_RATE_PER_S
+    ip_version: str = ""  # "4" or "6": every connection over that family; "" = the system's preference
 
     def __post_init__(self) -> None:
         check_server_url(self.server_url)
@@ -51,6 +52,8 @@ class TestConfig:
             raise ConfigError(
                 "--udp-rate", self.udp_rate_per_s, f"use 1 to {MAX_CLIENT_RATE_PER_S:g} probes per second"
             )
+        if self.ip_version not in ("", "4", "6"):
+            raise ConfigError("--ip", self.ip_version, "use 4, 6 or both, or leave it out for the system's preference")
         if (self.lat is None) != (self.lon is None):
             raise ConfigError("--lat/--lon", (self.lat, self.lon), "give both or neither")
         if self.lat is not None and not -90 <= self.lat <= 90:

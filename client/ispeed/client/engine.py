@@ -6,6 +6,8 @@ copies and per-chunk wake-ups capped fast links), aiohttp only for base URLs or 
 leaves to a full client. Upload: N streams POST a generator of 1 MiB random chunks (with
 Content-Length, never chunked); the server's received-byte count is the upload truth.
 Latency: WebSocket round trips, idle before the transfers and repeated during them (loaded).
+Method v2: every connection goes to one address of one IP family (`family`); responsiveness
+(RPM) combines foreign probes on new connections (`rpm`) with those loaded round trips.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
-from ispeed.client import rawhttp, udp
+from ispeed.client import family, rawhttp, rpm, udp
 from ispeed.client.config import TestConfig
 from ispeed.core import method
 from ispeed.core.errors import MeasurementError, ServerRefused, ServerUnreachable
@@ -44,6 +46,8 @@ class PhaseResult:
     samples: list[tuple[float, int]] = field(default_factory=list)
     loaded_rtts_ms: list[float] = field(default_factory=list)
     ooo: list[int] | None = None  # the receiver's out-of-order packets at each sample, if read
+    loaded_at_s: list[float] = field(default_factory=list)  # when each loaded round trip ended, s into the phase
+    ramp_s: float = 0.0  # the phase's ramp-up: RPM counts the round trips after it
 
 
 class _Prober:
@@ -67,12 +71,15 @@ class _Prober:
         except TimeoutError:
             return None
 
-    async def loaded(self, stop_at: float, out: list[float]) -> None:
+    async def loaded(self, stop_at: float, out: list[float], at: list[float] | None = None) -> None:
+        """Round trips every LOADED_PROBE_INTERVAL_S until `stop_at`; `at` gets when each ended."""
         loop = asyncio.get_running_loop()
         while loop.time() < stop_at:
             rtt = await self.probe()
             if rtt is not None:
                 out.append(rtt)
+                if at is not None:
+                    at.append(loop.time())
             await asyncio.sleep(LOADED_PROBE_INTERVAL_S)
 
 
@@ -83,6 +90,9 @@ class Engine:
         self.cfg = config
         self.base = config.server_url.rstrip("/")
         self.progress = progress or (lambda phase, t, mbps: None)
+        self.origin = rawhttp.Origin.from_url(self.base)
+        self.address = ""  # the server address every connection of the test goes to (`family.choose`)
+        self.foreign: rpm.ForeignProber | None = None
         data = os.urandom(8 << 20)  # incompressible; one chunk repeated so slices wrap
         self._payload = memoryview(data + data[:CHUNK_BYTES])
 
@@ -113,14 +123,19 @@ class Engine:
         ooo: OooCounter | None = None,
     ) -> PhaseResult:
         """Run the streams for the phase's duration, sampling their total every 100 ms; `ooo`
-        (download: this end receives) adds the out-of-order count at each sample (method v1 §5)."""
+        (download: this end receives) adds the out-of-order count at each sample (method v1 §5).
+        Foreign RPM probes run from the end of the ramp-up (working conditions) to the end."""
         loop = asyncio.get_running_loop()
         counters = [0] * self.cfg.streams
         start = loop.time()
         stop_at = start + self.cfg.duration_s
+        ramp_s = method.ramp_seconds(self.cfg.duration_s, rtt_ms)
         tasks = [asyncio.create_task(stream_fn(i, counters, stop_at)) for i in range(self.cfg.streams)]
         rtts: list[float] = []
-        probe_task = asyncio.create_task(prober.loaded(stop_at, rtts)) if prober else None
+        rtts_at: list[float] = []
+        probe_task = asyncio.create_task(prober.loaded(stop_at, rtts, rtts_at)) if prober else None
+        if self.foreign is not None:
+            tasks.append(asyncio.create_task(self.foreign.loaded(name, start + ramp_s, stop_at)))
         samples = [(0.0, 0)]
         ooo_samples = [0]
         try:
@@ -128,8 +143,8 @@ class Engine:
                 now = loop.time()
                 if now >= stop_at:
                     break
-                if all(task.done() for task in tasks):
-                    for task in tasks:
+                if all(task.done() for task in tasks[: self.cfg.streams]):
+                    for task in tasks[: self.cfg.streams]:  # the RPM probes may still run
                         exc = task.exception()
                         if exc:
                             raise exc
@@ -152,10 +167,11 @@ class Engine:
         if total == 0:
             raise MeasurementError(f"{name}: no data moved in {self.cfg.duration_s:g} s")
         seen = ooo_samples if ooo is not None and ooo.known else None  # one reading per sample
-        return PhaseResult(method.steady_mbps(samples, rtt_ms, seen), total, samples, rtts, seen)
+        at_s = [t - start for t in rtts_at]
+        return PhaseResult(method.steady_mbps(samples, rtt_ms, seen), total, samples, rtts, seen, at_s, ramp_s)
 
     def _download_stream(self, session: aiohttp.ClientSession, token: str, ooo: OooCounter) -> Callable[..., Any]:
-        origin = rawhttp.Origin.from_url(self.base)
+        origin = self.origin and replace(self.origin, address=self.address)
         buffer = rawhttp.read_buffer()  # one for all streams: they share this event loop
 
         async def stream(i: int, counters: list[int], stop_at: float) -> None:
@@ -215,7 +231,10 @@ class Engine:
     # -- the whole test -----------------------------------------------------------------------
     def _session(self, reset_on_close: bool = False) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.cfg.connect_timeout_s)
-        connector = aiohttp.TCPConnector(limit=0, socket_factory=_reset_on_close_socket if reset_on_close else None)
+        pinned = family.PinnedResolver(self.origin.host, self.address) if self.origin and self.address else None
+        connector = aiohttp.TCPConnector(
+            limit=0, socket_factory=_reset_on_close_socket if reset_on_close else None, resolver=pinned
+        )
         return aiohttp.ClientSession(
             timeout=timeout, connector=connector, read_bufsize=READ_BUFSIZE, auto_decompress=False
         )
@@ -234,6 +253,9 @@ class Engine:
             )
             for key in (
                 "invalid_reason",
+                "ip_version",
+                "rpm_down",
+                "rpm_up",
                 "network_type",
                 "network_type_source",
                 "location_source",
@@ -249,16 +271,9 @@ class Engine:
         """What this computer's OS reports the connection to the server to be ('' when it cannot tell)."""
         from ispeed.client.netinfo import device_network
 
-        origin = rawhttp.Origin.from_url(self.base)
-        if origin is None:
+        if not self.address:
             return ""
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-        except OSError:
-            return ""
-        if not infos:
-            return ""
-        reported = await asyncio.to_thread(device_network, str(infos[0][4][0]))
+        reported = await asyncio.to_thread(device_network, self.address)
         return reported.network_type or ""
 
     async def submit(self, submission: dict[str, Any]) -> dict[str, Any]:
@@ -270,22 +285,29 @@ class Engine:
     async def measure(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the phases; returns the result and the body to submit (token and receipt included)."""
         cfg = self.cfg
+        if self.origin is not None:  # one address, one family for every connection of the test
+            wait_s = min(cfg.connect_timeout_s, family.TRY_TIMEOUT_S)
+            self.address = await family.choose(self.origin.host, self.origin.port, cfg.ip_version, wait_s)
         device_type = await self._device_network()
         async with self._session() as session:
             ticket = await self._json(
                 session, "POST", "/api/v1/tests", json={"streams": cfg.streams, "duration_s": cfg.duration_s}
             )
             token = ticket["token"]
+            self.foreign = rpm.prober(ticket.get("paths"), token, self.origin, self.address)
             ws_url = self.base.replace("http", "ws", 1) + "/api/v1/latency"
             # method v2: UDP loss and delay probes beside the WebSocket ones, in every phase (client/udp.py)
             async with (
-                udp.probing(self.base, ticket.get("udp"), ticket["test_id"], cfg.udp_probes > 0) as probes,
+                udp.probing(
+                    self.base, ticket.get("udp"), ticket["test_id"], cfg.udp_probes > 0, self.address
+                ) as probes,
                 session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws,
             ):
                 prober = _Prober(ws)
                 if probes:
                     probes.start_idle(cfg.udp_probes, cfg.udp_rate_per_s)
                 idle = []
+                idle_foreign = asyncio.create_task(self.foreign.idle()) if self.foreign else None
                 for _ in range(max(cfg.latency_probes, method.MIN_LATENCY_PROBES)):
                     rtt = await prober.probe()
                     if rtt is not None:
@@ -293,6 +315,8 @@ class Engine:
                     await asyncio.sleep(0.02)
                 if probes:
                     await probes.idle_done()
+                if idle_foreign is not None:
+                    await idle_foreign
                 self.progress("latency", 0.0, 0.0)
                 idle_rtt_ms = min(idle) if idle else None
                 ooo = OooCounter()
@@ -317,6 +341,11 @@ class Engine:
         latency_ms, jitter_ms = method.latency_summary(idle)
         loaded_down, _ = method.latency_summary(down.loaded_rtts_ms)
         loaded_up, _ = method.latency_summary(up.loaded_rtts_ms)
+        figures = {
+            "idle": rpm.phase(self.foreign, "idle", idle),
+            "download": rpm.phase(self.foreign, "download", down.loaded_rtts_ms, down.loaded_at_s, down.ramp_s),
+            "upload": rpm.phase(self.foreign, "upload", up.loaded_rtts_ms, up.loaded_at_s, up.ramp_s),
+        }
         # the server's own figures are the result (method v1 §4); an older server without a
         # download figure leaves the client's
         server_up = float(counters.get("upload_mbps") or 0.0)
@@ -343,7 +372,15 @@ class Engine:
             "method_version": method.METHOD_VERSION if probes else "1",
             **udp_fields,
             "submitted": False,
+            # method v2: responsiveness (the draft's RPM) per phase, and the IP version the server saw
+            **rpm.fields(figures),
+            "rpm_server": counters.get("rpm_server"),  # the server's own evidence (its handshake round trips)
+            "server_delay_p99_ms": counters.get("server_delay_p99_ms"),
+            "ip_version": counters.get("ip_version"),  # the server's: the family its transfers arrived over
+            "server_address": self.address or None,
         }
+        if self.foreign is not None and self.foreign.stopped:
+            result["rpm_error"] = self.foreign.stopped
         # the body's names are the core table's (core.submission): a misspelt one fails here
         optional: dict[str, Any] = {}
         if cfg.network_type:
@@ -352,6 +389,9 @@ class Engine:
             optional["network_type_device"] = device_type
         if cfg.device_id:
             optional["device_id"] = cfg.device_id
+        for key in ("rpm_down", "rpm_up"):  # only when measured: a server before method v2 knows no such field
+            if result[key] is not None:
+                optional[key] = result[key]
         if cfg.lat is not None:
             optional.update(lat=cfg.lat, lon=cfg.lon)
             if cfg.accuracy_m is not None:

@@ -55,6 +55,7 @@ class Origin:
     ssl: ssl.SSLContext | None
     host_header: str
     path_prefix: str  # the base URL's path without a trailing slash
+    address: str = ""  # the address to connect to, when the test pinned one (client/family.py)
 
     @classmethod
     def from_url(cls, base_url: str) -> Origin | None:
@@ -344,7 +345,7 @@ async def _connect(
             if isinstance(loop, asyncio.BaseEventLoop):
                 await loop.create_connection(
                     lambda: protocol,
-                    origin.host,
+                    origin.address or origin.host,
                     origin.port,
                     ssl=origin.ssl,
                     server_hostname=hostname,
@@ -352,7 +353,11 @@ async def _connect(
                 )
             else:  # uvloop (`ispeed demo` runs the client under it) has no happy eyeballs option
                 await loop.create_connection(
-                    lambda: protocol, origin.host, origin.port, ssl=origin.ssl, server_hostname=hostname
+                    lambda: protocol,
+                    origin.address or origin.host,
+                    origin.port,
+                    ssl=origin.ssl,
+                    server_hostname=hostname,
                 )
     except (OSError, TimeoutError) as exc:
         raise ServerUnreachable(

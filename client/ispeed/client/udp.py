@@ -215,9 +215,11 @@ class UdpProber:
         return {name: phase.counts() for name, phase in zip(PHASES, self.phases, strict=True) if phase.sent}
 
 
-async def open_prober(base_url: str, offer: Any, test_id: str) -> UdpProber | None:
+async def open_prober(base_url: str, offer: Any, test_id: str, server_address: str = "") -> UdpProber | None:
     """A prober toward the UDP port the server offered (`udp` of POST /api/v1/tests), None when it
-    offered none; a path where no UDP socket can even be opened counts as blocked."""
+    offered none; a path where no UDP socket can even be opened counts as blocked. `server_address`: the
+    server address the test's TCP connections are pinned to (the same IP family: the server
+    answers probes only from the network that took the token)."""
     if not isinstance(offer, dict) or not isinstance(offer.get("port"), int) or not isinstance(offer.get("key"), str):
         return None
     try:
@@ -225,7 +227,7 @@ async def open_prober(base_url: str, offer: Any, test_id: str) -> UdpProber | No
     except ValueError:
         log.info("the server's UDP key %r is not base64url: no UDP probes", offer["key"][:20])
         return None
-    host = urlsplit(base_url).hostname or ""
+    host = server_address or urlsplit(base_url).hostname or ""
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, offer["port"], type=socket.SOCK_DGRAM)
@@ -293,9 +295,9 @@ def report(prober: UdpProber | None, server_udp: Any) -> tuple[dict[str, Any], d
 
 
 @contextlib.asynccontextmanager
-async def probing(base_url: str, offer: Any, test_id: str, enabled: bool = True) -> Any:
+async def probing(base_url: str, offer: Any, test_id: str, enabled: bool = True, server_address: str = "") -> Any:
     """`open_prober` as a context: the socket is closed however the test ends."""
-    prober = await open_prober(base_url, offer, test_id) if enabled else None
+    prober = await open_prober(base_url, offer, test_id, server_address) if enabled else None
     try:
         yield prober
     finally:

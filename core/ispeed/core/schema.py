@@ -100,8 +100,8 @@ def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
             value = getattr(row, name)
             if ch_type.startswith("DateTime"):
                 value = int((value or now).timestamp())
-            elif ch_type == "UInt8":
-                value = int(bool(value))
+            elif ch_type == "UInt8":  # flags (bool) and small numbers (ip_version: 4, 6)
+                value = int(value) if isinstance(value, int) else int(bool(value))
             out[name].append(value)
     return out
 

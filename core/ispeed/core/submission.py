@@ -51,6 +51,10 @@ FIELDS: dict[str, Field] = {
         max_len=2048,
         doc="JSON {phase: counts}: the client's UDP probes and echoes per phase (core.quality.PHASE_FIELDS)",
     ),
+    "rpm_down": Field(
+        float, low=0, high=1e7, doc="responsiveness while downloading, round trips per minute (method v2)"
+    ),
+    "rpm_up": Field(float, low=0, high=1e7, doc="responsiveness while uploading, round trips per minute (method v2)"),
 }
 
 

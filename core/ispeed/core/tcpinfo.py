@@ -111,6 +111,7 @@ class TcpInfo:
     sndbuf_limited_us: int = 0
     bytes_sent: int = 0
     bytes_retrans: int = 0
+    rcv_rtt_us: int = 0  # the receiver's round-trip estimate (`tcpi_rcv_rtt`): an upload's working latency
 
 
 _KEEP = {
@@ -129,6 +130,7 @@ _KEEP = {
     "sndbuf_limited_us": "SndBufLimited",
     "bytes_sent": "BytesSent",
     "bytes_retrans": "BytesRetrans",
+    "rcv_rtt_us": "RcvRTT",
 }
 
 

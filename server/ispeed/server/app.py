@@ -19,7 +19,9 @@ from ispeed.server import (
     measure,
     ndt7,
     results,
+    rpm,
     site_serving,
+    sockets,
     tests_api,
     udp_endpoint,
     webpage,
@@ -142,6 +144,7 @@ def make_app(
     app.router.add_get("/api/v1/download", measure.download)
     app.router.add_post("/api/v1/upload", measure.upload)
     app.router.add_get("/api/v1/latency", measure.latency)
+    app.router.add_get(rpm.PATH, rpm.probe)  # responsiveness: one foreign probe per new connection
     app.router.add_post("/api/v1/results", results.submit_result)
     devices.add_routes(app, is_cellular=attr.is_cellular)  # POST /api/v1/devices (spec/identity.md)
     ndt7.add_routes(app)
@@ -170,8 +173,9 @@ async def running(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_address=True)
-        await site.start()
+        # made here, not by asyncio: `--host ::` takes IPv4 too (asyncio sets IPV6_V6ONLY)
+        for sock in sockets.listening_sockets(config.host, config.port):
+            await web.SockSite(runner, sock, backlog=1024).start()
         port = next((address[1] for address in runner.addresses if isinstance(address, tuple)), config.port)
         if config.udp:  # method v2's UDP probes: the TCP port's number unless --udp-port says otherwise
             udp_port = port if config.udp_port is None else config.udp_port

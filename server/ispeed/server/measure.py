@@ -183,6 +183,8 @@ async def download(request: web.Request) -> web.StreamResponse:
             if now >= next_info:
                 info = tcpinfo.read(sock) or info
                 next_info = now + tcpinfo.READ_INTERVAL_S
+                if info:  # the loaded connection's smoothed RTT: the server's view of working latency
+                    state.rpm.add_loaded("download", info.rtt_us / 1000)
             if now > phase_end or state.bytes_moved > max_bytes:  # the phase is over, or the cap is hit
                 metrics.inc("streams_cut_total")
                 if transport:
@@ -232,6 +234,8 @@ class _UpCount:
         if now >= self.next_info:
             self.info = tcpinfo.read(self.sock) or self.info
             self.next_info = now + tcpinfo.READ_INTERVAL_S
+            if self.info:  # the receiver's RTT estimate: the server's view of the upload's working latency
+                self.state.rpm.add_loaded("upload", self.info.rcv_rtt_us / 1000)
 
     def _cut(self) -> None:
         """The phase is over or the test's byte cap is reached: close this stream."""

@@ -40,7 +40,7 @@ from ispeed.core.timeutil import local_date
 from ispeed.server import ndt7_messages as m
 from ispeed.server.keys import CONFIG, INGEST, METRICS, NDT7_RUNNING
 from ispeed.server.labels import decide
-from ispeed.server.privacy import ip_network, keyed_hash
+from ispeed.server.privacy import ip_network, ip_version, keyed_hash
 
 log = logging.getLogger("ispeed.server.ndt7")
 
@@ -260,4 +260,5 @@ def build_measurement(app: web.Application, down: Subtest | None, up: Subtest | 
         connection_type=place.connection_type,
         device_source=labels.device_source,
         flags=",".join(labels.flags),
+        ip_version=ip_version(first.ip),
     )

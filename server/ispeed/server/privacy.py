@@ -24,5 +24,16 @@ def ip_network(ip: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
 
 
+def ip_version(ip: str) -> int:
+    """4 or 6 for an address (an IPv4-mapped IPv6 address is 4), 0 when `ip` is not one."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return 0
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        return 4
+    return addr.version
+
+
 def round_coord(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)

@@ -56,10 +56,16 @@ def _trusted(addr: Address, trusted: Sequence[Network]) -> bool:
 
 
 def forwarded_client(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
-    """The client address for a request from `peer` carrying these X-Forwarded-For header values."""
+    """The client address for a request from `peer` carrying these X-Forwarded-For header values.
+
+    An IPv4-mapped peer (`::ffff:a.b.c.d`, an IPv4 client of the dual-stack `--host ::` socket)
+    is its IPv4 address: one client has one hash, network and IP version on either socket.
+    """
     current = _address(peer) if peer else None
-    if current is None or not trusted or not _trusted(current, trusted):
+    if current is None:
         return peer
+    if not trusted or not _trusted(current, trusted):
+        return str(current) if ":" not in peer or current.version == 4 else peer
     chain = [part for value in forwarded_for for part in value.split(",") if part.strip()]
     for entry in reversed(chain):
         addr = _address(entry)
@@ -80,3 +86,9 @@ def client_ip(request: web.Request) -> str:
         )
         request[_CACHE] = cached
     return str(cached)
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the request's TCP peer is a configured trusted proxy (its connection is the proxy's)."""
+    peer = _address(request.remote or "")
+    return peer is not None and _trusted(peer, request.app[CONFIG].trusted_proxies)

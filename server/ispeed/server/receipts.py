@@ -43,6 +43,13 @@ class Counters:
     transfer_ip: str = ""  # the address that ran the transfers (the result is attributed to it)
     # method v2: the UDP probes per phase as the server counted them (quality.SERVER_KEYS); None before
     udp: dict[str, dict[str, int]] | None = None
+    # method v2's responsiveness evidence (rpm_evidence.py): foreign probes the server answered in
+    # each transfer phase and the RPM of their handshakes; -1 = a receipt from before method v2
+    rpm_down_probes: int = -1
+    rpm_down_server: float = -1.0
+    rpm_up_probes: int = -1
+    rpm_up_server: float = -1.0
+    server_delay_p99_ms: float | None = None  # the probes' wait in this server, 99th percentile
 
 
 def sign(secret: bytes, counters: Counters) -> str:

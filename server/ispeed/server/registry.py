@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from ispeed.core import method
 from ispeed.core.tcpinfo import OooCounter, TcpInfo
+from ispeed.server.privacy import ip_version
 from ispeed.server.receipts import Counters
+from ispeed.server.rpm_evidence import RpmEvidence, delay_p99
 from ispeed.server.timeline import DownloadTimeline
 from ispeed.server.tokens import TestClaims
 from ispeed.server.udp_counts import UdpTest
@@ -52,6 +54,8 @@ class TestState:
     transfer_ip: str = ""  # the address that ran the transfers
     bytes_moved: int = 0  # both directions, for the per-test cap
     udp: UdpTest | None = None  # its UDP probes, per phase (method v2; udp_endpoint.py)
+    rpm: RpmEvidence = field(default_factory=RpmEvidence)  # responsiveness probes (method v2)
+    probe_delays_ms: list[float] = field(default_factory=list)  # how long each probe waited in this server
 
     @property
     def deadline(self) -> float:
@@ -70,6 +74,11 @@ class TestState:
             else (self.up_started if direction == "upload" else None)
         )
         return None if started is None else started + self.claims.duration_s + PHASE_GRACE_S
+
+    def probe_delays(self) -> list[float]:
+        """How long each of the test's probes waited in this server, in ms: RPM probes (their
+        request's wait, from TCP_INFO) and UDP probes (receive to answer)."""
+        return self.probe_delays_ms + (self.udp.answer_delays_ms() if self.udp else [])
 
     def download_mbps(self) -> float:
         """Server-measured steady download (method v1 rule on this server's acknowledged bytes)."""
@@ -148,6 +157,11 @@ class TestState:
             upload_span_s=self.upload_span_s(),
             transfer_ip=self.transfer_ip,
             udp=self.udp.summary() if self.udp else None,
+            rpm_down_probes=self.rpm.count("download"),
+            rpm_down_server=self.rpm.server_rpm("download") or -1.0,
+            rpm_up_probes=self.rpm.count("upload"),
+            rpm_up_server=self.rpm.server_rpm("upload") or -1.0,
+            server_delay_p99_ms=delay_p99(self.probe_delays()),
         )
 
     def summary(self) -> dict[str, object]:
@@ -165,6 +179,9 @@ class TestState:
             "tcp_retrans_ratio": self.retrans_ratio(),
             "latency_probes": self.latency_probes,
             "udp": self.udp.summary() if self.udp else None,
+            "ip_version": ip_version(self.transfer_ip),
+            "rpm_server": self.rpm.summary(),
+            "server_delay_p99_ms": delay_p99(self.probe_delays()),
         }
 
 

@@ -23,9 +23,10 @@ from ispeed.server import receipts, udp_result
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, INGEST, METRICS, REGISTRY, RESULT_RATE
 from ispeed.server.labels import decide
-from ispeed.server.privacy import ip_network, keyed_hash, round_coord
+from ispeed.server.privacy import ip_network, ip_version, keyed_hash, round_coord
 from ispeed.server.proxy import client_ip
 from ispeed.server.receipts import Counters
+from ispeed.server.rpm_evidence import SERVER_DELAY_BOUND_MS, disagreement
 from ispeed.server.tokens import verify
 from ispeed.server.validate import check, read_json
 
@@ -102,6 +103,35 @@ def consistency(values: dict[str, object], counters: Counters) -> str:
     return ""
 
 
+def _measured_rpm(values: dict[str, object]) -> bool:
+    return values.get("rpm_down") is not None or values.get("rpm_up") is not None
+
+
+def quality_flags(values: dict[str, object], counters: Counters) -> list[str]:
+    """Method v2 flags: `rpm_disagrees` (a client RPM the server's handshakes contradict, or one
+    it saw too few probes for) and `server_delayed` (the probes waited here beyond the bound)."""
+    flags: list[str] = []
+    for phase, key, probes, server_rpm in (
+        ("download", "rpm_down", counters.rpm_down_probes, counters.rpm_down_server),
+        ("upload", "rpm_up", counters.rpm_up_probes, counters.rpm_up_server),
+    ):
+        claimed = values.get(key)
+        why = disagreement(
+            phase, claimed if isinstance(claimed, float) else None, probes, server_rpm if server_rpm > 0 else None
+        )
+        if why:
+            log.info("result %s: %s", counters.test_id, why)
+            if "rpm_disagrees" not in flags:
+                flags.append("rpm_disagrees")
+    if counters.server_delay_p99_ms is not None and counters.server_delay_p99_ms > SERVER_DELAY_BOUND_MS:
+        flags.append("server_delayed")
+    return flags
+
+
+def _rounded(value: object) -> float | None:
+    return round(value, 1) if isinstance(value, float) else None
+
+
 async def submit_result(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     metrics = request.app[METRICS]
@@ -164,6 +194,7 @@ async def submit_result(request: web.Request) -> web.Response:
     udp = udp_result.stored(values["udp_status"], udp_phases, counters)
     flags = (["client_disagrees"] if reason.startswith("client_disagrees") else []) + list(labels.flags)
     flags += udp.flags
+    flags += quality_flags(values, counters)
     row = Measurement(
         test_id=claims.test_id,
         started_at=started,
@@ -197,7 +228,8 @@ async def submit_result(request: web.Request) -> web.Response:
         client_kind=values["client_kind"] or "cli",
         client_version=values["client_version"] or "",
         # the server measured: its method, whatever the client says; v1 for a client that did not probe
-        method_version=method.METHOD_VERSION if udp.udp_status else "1",
+        # method v2 when its figures were measured (UDP probes or RPM); a v1 client's result stays v1
+        method_version=method.METHOD_VERSION if udp.udp_status or _measured_rpm(values) else "1",
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
@@ -209,6 +241,10 @@ async def submit_result(request: web.Request) -> web.Response:
         device_source=labels.device_source,
         flags=",".join(flags),
         **udp.columns(),
+        ip_version=ip_version(ip),  # of the address that ran the transfers (IPv4-mapped: 4)
+        rpm_down=_rounded(values["rpm_down"]),
+        rpm_up=_rounded(values["rpm_up"]),
+        server_delay_p99_ms=counters.server_delay_p99_ms,
     )
     if state is not None:
         state.submitted = True
@@ -244,6 +280,9 @@ async def submit_result(request: web.Request) -> web.Response:
             "udp_probes": row.udp_probes,
             "loss_up_pct": row.loss_up_pct,
             "loss_down_pct": row.loss_down_pct,
+            "ip_version": row.ip_version,
+            "rpm_down": row.rpm_down,
+            "rpm_up": row.rpm_up,
         },
         status=201 if fresh else 200,
     )

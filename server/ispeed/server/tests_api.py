@@ -67,6 +67,7 @@ async def start_test(request: web.Request) -> web.Response:
                 "download": "/api/v1/download",
                 "upload": "/api/v1/upload",
                 "latency": "/api/v1/latency",
+                "rpm": "/api/v1/rpm",
                 "counters": f"/api/v1/tests/{claims.test_id}",
                 "results": "/api/v1/results",
             },

@@ -23,6 +23,7 @@ from ispeed.core.errors import ConfigError
 from ispeed.server.metrics import Metrics
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.registry import Registry
+from ispeed.server.sockets import listening_sockets
 
 log = logging.getLogger("ispeed.server.udp")
 
@@ -95,34 +96,16 @@ def _unmapped(host: str) -> str:
 
 
 def udp_sockets(host: str, port: int) -> list[socket.socket]:
-    """Bound UDP sockets for every address of `host`, one port number (0: a free one); ConfigError
-    naming --udp-port when the kernel refuses.
-
-    One small function so the server's shared socket helper (dual-stack listening) can replace it.
-    """
+    """Bound UDP sockets for `host` (the dual-stack rule of `sockets.listening_sockets`), one port
+    number (0: a free one); ConfigError naming --udp-port when the kernel refuses."""
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigError("--host", host, f"cannot resolve it ({exc.strerror})") from exc
-    socks: list[socket.socket] = []
-    try:
-        infos.sort(key=lambda info: info[0] != socket.AF_INET6)  # a dual-stack `::` before 0.0.0.0
-        for family, kind, proto, _, address in dict.fromkeys((i[0], i[1], i[2], "", i[4]) for i in infos):
-            if address[0] == "0.0.0.0" and any(s.getsockname()[0] == "::" for s in socks):
-                continue  # the dual-stack wildcard takes IPv4 already
-            sock = socket.socket(family, kind, proto)
-            socks.append(sock)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 peers too (mapped)
-            bound_port = socks[0].getsockname()[1] if len(socks) > 1 else port  # the first one's number
-            sock.bind((address[0], bound_port, *address[2:]))
-            sock.setblocking(False)
-    except OSError as exc:
-        for sock in socks:
-            sock.close()
+        socks = listening_sockets(host, port, socket.SOCK_DGRAM)
+    except ConfigError as exc:
         raise ConfigError(
-            "--udp-port", port, f"cannot listen on UDP there ({exc.strerror or exc}); choose another port, or off"
+            "--udp-port", port, f"cannot listen on UDP there ({exc}); choose another port, or off"
         ) from exc
+    for sock in socks:
+        sock.setblocking(False)
     return socks
 
 
