@@ -91,7 +91,35 @@ KINDS: tuple[tuple[str, bool, bool, bool], ...] = (
     ("commune", True, True, False),
     ("commune", True, True, True),
 )
-_METRICS = (("dl", 4, False), ("ul", 5, False), ("lat", 6, True), ("jit", 7, True))  # positions in t
+# (name, position in a test's tuple, optional: -1 = missing); the optional ones are medians over the
+# samples that have them, written as the cell column MEDIAN_COLUMNS names
+_METRICS = (
+    ("dl", 4, False),
+    ("ul", 5, False),
+    ("lat", 6, True),
+    ("jit", 7, True),
+    ("ld", 10, True),  # UDP loss, server -> client, %
+    ("lu", 11, True),  # UDP loss, client -> server, %
+    ("r90", 12, True),  # UDP round trip p90, ms
+    ("rd", 13, True),  # RPM while downloading
+    ("ru", 14, True),  # RPM while uploading
+    ("pk", 15, True),  # download of a peak-hour test
+)
+MEDIAN_COLUMNS = {
+    "lat": "latency_median_ms",
+    "jit": "jitter_median_ms",
+    "ld": "loss_down_pct_median",
+    "lu": "loss_up_pct_median",
+    "r90": "rtt_p90_ms_median",
+    "rd": "rpm_down_median",
+    "ru": "rpm_up_median",
+    "pk": "peak_download_median_mbps",
+}
+# A test flagged server_delayed (the server held its probes back) counts for no delay, loss or RPM
+# figure (its speeds count): those figures of it read as missing.
+DELAYED = "position(concat(',', flags, ','), ',server_delayed,') > 0"
+# A test in the peak hours: bit h of the peak_mask parameter, h its Vietnam-local hour (UTC + 7).
+PEAK = "bitAnd(bitShiftRight(toUInt64({peak_mask}), intDiv((toUInt32(started_at) + 25200) % 86400, 3600)), 1) = 1"
 PURE = len(KINDS)  # kind of a pure device-day's sample, before it is expanded to the six kinds
 
 # Evidence ranks, weakest first (a sample rests on the weakest among its tests).
@@ -100,6 +128,7 @@ NETWORK_TYPE_RANK = (
     "multiIf(network_type_source = 'ip', 3, network_type_source = 'device', 2, network_type_source = 'declared', 1, 0)"
 )
 ISSUED_RANK = "toUInt8(device_source = 'issued')"
+IP_RANK = "multiIf(ip_version = 4, 1, ip_version = 6, 2, 3)"  # 3: unknown (method v1), never the weakest
 # (count column, evidence: place / nt / dev, rank): the samples of a cell whose weakest evidence is that rank
 EVIDENCE: tuple[tuple[str, str, int], ...] = (
     ("ev_place_gps", "place", 2),
@@ -108,6 +137,8 @@ EVIDENCE: tuple[tuple[str, str, int], ...] = (
     ("ev_nt_device", "nt", 2),
     ("ev_nt_declared", "nt", 1),
     ("ev_dev_issued", "dev", 1),
+    ("ev_ip_v4", "ip", 1),  # some test over IPv4
+    ("ev_ip_v6", "ip", 2),  # every test of a known IP version over IPv6
 )
 # The columns of a `cells_query` row, in order (the aggregator reads them by name).
 CELL_COLUMNS: tuple[str, ...] = (
@@ -129,8 +160,24 @@ CELL_COLUMNS: tuple[str, ...] = (
     "ci_hi_slice",
     "hist_dl",
     "hist_ul",
-) + tuple(name for name, _, _ in EVIDENCE)
-_EVIDENCE_BITS = {"place": "bitAnd(x.9, 3)", "nt": "bitAnd(bitShiftRight(x.9, 2), 3)", "dev": "bitShiftRight(x.9, 4)"}
+    *(name for name, _, _ in EVIDENCE),
+    *(MEDIAN_COLUMNS[name] for name, _, optional in _METRICS if optional and name not in ("lat", "jit")),
+    "peak_samples",
+    "download_bits",  # Σ of the samples in whole bit/s (the means)
+    "upload_bits",
+    "download_ge_100",  # samples at or above 100 Mbit/s
+    "download_ge_gigabit",  # … at or above the gigabit_mbps parameter
+    "p10_a",  # the order statistics either side of the 10th percentile (x_j, x_j+1; ispeed.aggregator.figures)
+    "p10_b",
+    "p90_a",
+    "p90_b",
+)
+_EVIDENCE_BITS = {
+    "place": "bitAnd(x.9, 3)",
+    "nt": "bitAnd(bitShiftRight(x.9, 2), 3)",
+    "dev": "bitAnd(bitShiftRight(x.9, 4), 1)",
+    "ip": "bitShiftRight(x.9, 5)",
+}
 
 # quantilesExact(level) returns the element at 0-based index floor(level * n) (n - 1 for level 1):
 # with these two levels, the two middle elements for even n and the middle one twice for odd n,
@@ -142,9 +189,19 @@ MEDIAN_LEVELS = f"{MEDIAN_LO!r}, {MEDIAN_HI!r}"
 # 0.5 -/+ (0.98 / sqrt(n) + CI_MARGIN / n), so a usable bracket leaves a band of at most
 # ~32 sqrt(n) samples to sort, and for n beyond 2^20 the finest, 2^-10, leaves n / 512 (8,000 at
 # n = 4 million, a national cell). Below n ~ 75 no level brackets and the band is every sample.
+# The 10th and 90th percentiles' order statistics are bracketed likewise, by levels p -/+ 2^-5 and
+# 2^-9: a band of at most ~n / 256 samples to sort for n beyond ~1,500, ~n / 16 below, every sample
+# below n ~ 50. (Each level costs an nth_element pass over the array above the previous level.)
 GRID_OFFSETS = (2, 6, 10)
+PERCENTILES = (("p10", 0.1), ("p90", 0.9))
+PERCENTILE_OFFSETS = (5, 9)
 GRID: tuple[float, ...] = tuple(
-    sorted({MEDIAN_LO, MEDIAN_HI} | {0.5 - 2.0**-j for j in GRID_OFFSETS} | {0.5 + 2.0**-j for j in GRID_OFFSETS})
+    sorted(
+        {MEDIAN_LO, MEDIAN_HI}
+        | {0.5 - 2.0**-j for j in GRID_OFFSETS}
+        | {0.5 + 2.0**-j for j in GRID_OFFSETS}
+        | {p + sign * 2.0**-j for _, p in PERCENTILES for j in PERCENTILE_OFFSETS for sign in (-1, 1)}
+    )
 )
 BELOW_ALL, ABOVE_ALL = "toFloat64(-1)", "1e308"  # band bounds when no level brackets (speeds are > 0)
 GRID_LEVELS = ", ".join(repr(x) for x in GRID)
@@ -177,16 +234,44 @@ def ci_band_sql(ci_level: float) -> str:
     no such level the band is open on that side (BELOW_ALL, ABOVE_ALL).
     """
     half_z = NormalDist().inv_cdf(1 - (1 - ci_level) / 2) / 2
-    n_grid = len(GRID)
     return f"""{ci_start_sql("samples", half_z, False)} AS ci_lo_start,
         {ci_start_sql("samples", half_z, True)} AS ci_hi_start,
         arrayMap(x -> toUInt64(x * samples) + 1, [{GRID_LEVELS}]) AS grid_ranks,
-        arrayCount(r -> r + 1 < ci_lo_start, grid_ranks) AS grid_below,
-        arrayCount(r -> r > ci_hi_start + {CI_WIDTH}, grid_ranks) AS grid_above,
-        if(grid_below = 0, {BELOW_ALL}, q_dl[greatest(1, grid_below)]) AS band_low,
-        if(grid_above = 0, {ABOVE_ALL}, q_dl[{n_grid} + 1 - greatest(1, grid_above)]) AS band_high,
-        arrayCount(x -> x < band_low, s_dl) AS below,
-        arraySort(arrayFilter(x -> x >= band_low AND x <= band_high, s_dl)) AS band"""
+        {_band_sql("", "ci_lo_start", f"ci_hi_start + {CI_WIDTH - 1}")}"""
+
+
+def _band_sql(prefix: str, first: str, last: str) -> str:
+    """SQL aliases <prefix>below and <prefix>band: the sorted samples between the two GRID
+    quantiles that bracket 1-based ranks first … last (`grid_ranks`, q_dl, s_dl as ci_band_sql);
+    band[r - below] is then the r-th smallest sample for every r in first … last."""
+    p = prefix
+    return f"""arrayCount(r -> r + 1 < {first}, grid_ranks) AS {p}grid_below,
+        arrayCount(r -> r > {last} + 1, grid_ranks) AS {p}grid_above,
+        if({p}grid_below = 0, {BELOW_ALL}, q_dl[greatest(1, {p}grid_below)]) AS {p}band_low,
+        if({p}grid_above = 0, {ABOVE_ALL}, q_dl[{len(GRID)} + 1 - greatest(1, {p}grid_above)]) AS {p}band_high,
+        arrayCount(x -> x < {p}band_low, s_dl) AS {p}below,
+        arraySort(arrayFilter(x -> x >= {p}band_low AND x <= {p}band_high, s_dl)) AS {p}band"""
+
+
+def percentile_bands_sql() -> str:
+    """SQL aliases, per percentile p of PERCENTILES (tag pNN): the 1-based ranks of x_j and x_j+1
+    for numpy's linear percentile, j = floor((n - 1) p) (the second capped at n), and their band.
+    Needs the columns of ci_band_sql and its grid_ranks alias."""
+    parts = []
+    for tag, p in PERCENTILES:
+        parts.append(f"toUInt64(floor((toInt64(samples) - 1) * {p!r})) + 1 AS {tag}_rank")
+        parts.append(f"least({tag}_rank + 1, samples) AS {tag}_rank_b")
+        parts.append(_band_sql(f"{tag}_", f"{tag}_rank", f"{tag}_rank_b"))
+    return ",\n        ".join(parts)
+
+
+def percentile_values_sql() -> str:
+    """SQL: pNN_a, pNN_b, the order statistics of percentile_bands_sql's ranks (0 when the cell
+    keeps no samples: suppressed)."""
+    return ", ".join(
+        f"{tag}_band[{tag}_rank - {tag}_below] AS {tag}_a, {tag}_band[{tag}_rank_b - {tag}_below] AS {tag}_b"
+        for tag, _ in PERCENTILES
+    )
 
 
 CI_SLICES = (
@@ -233,7 +318,7 @@ def _device_days() -> str:
     arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
     arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
     greatest(length(t_mixed), 1) AS m,
-    ev_place, ev_nt, ev_dev,
+    ev_place, ev_nt, ev_dev, ev_ip,
     {_pure_sample()}
 FROM (
     SELECT
@@ -241,14 +326,23 @@ FROM (
         local_date,
         groupArray((cityHash64(province_code), cityHash64(commune_code), cityHash64(provider),
                     download_mbps, upload_mbps,
-                    ifNull(latency_ms, -1.), ifNull(jitter_ms, -1.),
+                    {_delay_figure("latency_ms")}, {_delay_figure("jitter_ms")},
                     cityHash64(provider, province_code, commune_code, started_at, test_id),
-                    toUInt8({PLACE_RANK} + 4 * {NETWORK_TYPE_RANK} + 16 * {ISSUED_RANK}))) AS t0,
-        min({PLACE_RANK}) AS ev_place, min({NETWORK_TYPE_RANK}) AS ev_nt, min({ISSUED_RANK}) AS ev_dev
+                    toUInt8({PLACE_RANK} + 4 * {NETWORK_TYPE_RANK} + 16 * {ISSUED_RANK} + 32 * {IP_RANK}),
+                    {_delay_figure("loss_down_pct")}, {_delay_figure("loss_up_pct")},
+                    {_delay_figure("udp_rtt_p90_ms")}, {_delay_figure("rpm_down")}, {_delay_figure("rpm_up")},
+                    if({PEAK}, download_mbps, -1.))) AS t0,
+        min({PLACE_RANK}) AS ev_place, min({NETWORK_TYPE_RANK}) AS ev_nt, min({ISSUED_RANK}) AS ev_dev,
+        min({IP_RANK}) AS ev_ip
     FROM {{db}}.measurements
     WHERE {valid_tests("network_type = {network_type}")}
     GROUP BY device, local_date
 )"""
+
+
+def _delay_figure(column: str) -> str:
+    """SQL: a test's delay, loss or RPM figure, -1 when it is missing or the server delayed the test."""
+    return f"if({DELAYED}, -1., ifNull({column}, -1.))"
 
 
 def _kind_has(flag: int) -> str:
@@ -308,9 +402,11 @@ def _histogram_pairs(counts: str) -> str:
 
 
 def cells_query(ci_level: float) -> str:
-    """One network type's cells; parameters: start, end, network_type, include_simulated, min_samples."""
+    """One network type's cells; parameters: start, end, network_type, include_simulated, min_samples,
+    peak_mask (bit h: local hour h is a peak hour), gigabit_mbps."""
     level_names = ", ".join(f"'{k[0]}'" for k in KINDS)
     histogram_kinds = sum(1 for k in KINDS if k[0] in HISTOGRAM_LEVELS)  # the first kinds
+    optional_names = [name for name, _, optional in _METRICS if optional]
     states = []
     mixed_medians = []
     cell_values = []
@@ -335,10 +431,31 @@ def cells_query(ci_level: float) -> str:
             row_states.append(f"arrayReduce('quantilesExactState({MEDIAN_LEVELS})', v_{name}) AS qs_{name}")
         if optional:
             row_states.append(f"length(v_{name}) AS n_{name}")
+    # counts and sums add up exactly: the samples in whole bit/s (the means), at or above the thresholds
+    for name in ("dl", "ul"):
+        row_states.append(f"arraySum(arrayMap(x -> toUInt64(floor(x * 1e6 + 0.5)), v_{name})) AS bits_{name}")
+    row_states.append("toUInt64(arrayCount(x -> x >= 100., v_dl)) AS ge_100")
+    row_states.append("toUInt64(arrayCount(x -> x >= {gigabit_mbps}, v_dl)) AS ge_gigabit")
     states_sql = ",\n                            ".join(states)
     mixed_sql = ",\n                        ".join(mixed_medians)
     cell_sql = ",\n                    ".join(cell_values)
     row_sql = ",\n                ".join(row_states)
+    merged = ",\n            ".join(
+        [f"quantilesExactMerge({MEDIAN_LEVELS})(qs_{name}) AS q_{name}" for name, _, _ in _METRICS if name != "dl"]
+        + [f"sum(n_{name}) AS n_{name}" for name in optional_names]
+        + [f"sum(bits_{name}) AS {name}_bits" for name in ("dl", "ul")]
+        + ["sum(ge_100) AS dl_ge_100", "sum(ge_gigabit) AS dl_ge_gigabit"]
+    )
+    kept = ", ".join(
+        [f"q_{name}" for name, _, _ in _METRICS if name != "dl"]
+        + [f"n_{name}" for name in optional_names]
+        + ["dl_bits", "ul_bits", "dl_ge_100", "dl_ge_gigabit"]
+    )
+    medians = [
+        f"if(n_{name} = 0, NULL, (q_{name}[1] + q_{name}[2]) / 2) AS {MEDIAN_COLUMNS[name]}" for name in optional_names
+    ]
+    # latency and jitter in their first places; the medians added with method v2 after the evidence counts
+    first_medians, added_medians = ",\n    ".join(medians[:2]), ",\n    ".join(medians[2:])
     zeros = "[" + ", ".join("toUInt64(0)" for _ in BINS) + "]"
     evidence_names = ", ".join(name for name, _, _ in EVIDENCE)
     # a pure group counts its samples at each rank; a mixed group is one sample, at its minimum
@@ -357,16 +474,21 @@ SELECT
     tests, samples, devices,
     (q_dl[{LO_INDEX}] + q_dl[{LO_INDEX + 1}]) / 2 AS download_median_mbps,
     (q_ul[1] + q_ul[2]) / 2 AS upload_median_mbps,
-    if(n_lat = 0, NULL, (q_lat[1] + q_lat[2]) / 2) AS latency_median_ms,
-    if(n_jit = 0, NULL, (q_jit[1] + q_jit[2]) / 2) AS jitter_median_ms,
+    {first_medians},
     {CI_SLICES},
     {_histogram_pairs("h_dl")} AS hist_dl,
     {_histogram_pairs("h_ul")} AS hist_ul,
-    {evidence_names}
+    {evidence_names},
+    {added_medians},
+    n_pk AS peak_samples,
+    dl_bits AS download_bits, ul_bits AS upload_bits,
+    dl_ge_100 AS download_ge_100, dl_ge_gigabit AS download_ge_gigabit,
+    {percentile_values_sql()}
 FROM (
     SELECT
-        kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, q_ul, q_lat, n_lat, q_jit, n_jit,
+        kind, province_h, commune_h, provider_h, tests, samples, devices, q_dl, s_dl, {kept},
         {ci_band_sql(ci_level)},
+        {percentile_bands_sql()},
         h_dl, h_ul, {evidence_names}
     FROM (
         SELECT
@@ -376,9 +498,7 @@ FROM (
             uniqExactMerge(c_devices) AS devices,
             if(samples >= {{min_samples}}, groupArrayMerge(a_dl), emptyArrayFloat64()) AS s_dl,
             quantilesExactMerge({GRID_LEVELS})(qs_dl) AS q_dl,
-            quantilesExactMerge({MEDIAN_LEVELS})(qs_ul) AS q_ul,
-            quantilesExactMerge({MEDIAN_LEVELS})(qs_lat) AS q_lat, sum(n_lat) AS n_lat,
-            quantilesExactMerge({MEDIAN_LEVELS})(qs_jit) AS q_jit, sum(n_jit) AS n_jit,
+            {merged},
             sumForEach(if(kind < {histogram_kinds}, h_g_dl, {zeros})) AS h_dl,
             sumForEach(if(kind < {histogram_kinds}, h_g_ul, {zeros})) AS h_ul,
             {cell_evidence}
@@ -468,9 +588,10 @@ def device_days_query(network_types: int) -> str:
     part of the month query that any exact per-device-day method computes before its first cell
     statistic (perf/bench_aggregate.py times it as the aggregate's floor). Every column of
     `_device_days` feeds the sums, so none is pruned; parameters as month_cells_query."""
+    medians = " + ".join(f"m_{name}" for name, _, _ in _METRICS)
     branch = f"""
 SELECT {{network_type}} AS network_type, count() AS device_days, sum(n) AS tests,
-       sum(length(t_mixed)) AS mixed_tests, sum(m_dl + m_ul + m_lat + m_jit) AS medians_sum
+       sum(length(t_mixed)) AS mixed_tests, sum({medians}) AS medians_sum
 FROM ({_device_days()})
 """
     return _per_network_type(branch, network_types)
