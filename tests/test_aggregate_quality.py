@@ -184,3 +184,28 @@ def test_cli_peak_hours(store_url: str, tmp_path: Path, capsys: pytest.CaptureFi
     )
     header, first = (tmp_path / "2025-07" / "stats.csv").read_text().splitlines()[:2]
     assert dict(zip(header.split(","), first.split(","), strict=True))["peak_hours"] == "18-21"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 49, 50, 64, 65, 100, 300, 1025, 1600, 4097, 100_003, 1_000_000])
+def test_store_percentiles_match_numpy_for_any_sample_count(store: Store, n: int) -> None:
+    """The GRID brackets and bands give the order statistics either side of the 10th and 90th
+    percentiles, and their interpolation is numpy's to the bit; values repeat, in scrambled order."""
+    from ispeed.aggregator.cells_sql import GRID_QUANTILES, ci_band_sql, percentile_bands_sql, percentile_values_sql
+    from ispeed.aggregator.figures import linear_percentile
+
+    rows = store.query(f"""
+        SELECT samples, {percentile_values_sql()}, length(p10_band), length(p90_band), length(q_dl)
+        FROM (
+            SELECT *, {ci_band_sql(0.95)}, {percentile_bands_sql()}
+            FROM (
+                SELECT count() AS samples, groupArray(x) AS s_dl, arrayReduce('{GRID_QUANTILES}', s_dl) AS q_dl
+                FROM (SELECT toFloat64((number * 7919) % 997) / 7 AS x FROM numbers({n}))
+            )
+        )""")
+    samples, p10_a, p10_b, p90_a, p90_b, p10_band, p90_band, _ = rows[0]  # q_dl: 18.16 prunes it otherwise
+    values = ((np.arange(n, dtype=np.int64) * 7919) % 997).astype(np.float64) / 7
+    assert int(samples) == n
+    assert linear_percentile(n, 0.1, p10_a, p10_b) == np.percentile(values, 10)
+    assert linear_percentile(n, 0.9, p90_a, p90_b) == np.percentile(values, 90)
+    if n >= 100_000:  # the bands are a small part of the samples
+        assert max(p10_band, p90_band) < n / 100
