@@ -4,24 +4,28 @@ One UNION ALL branch per network type (`month_cells_query`; the table's sort key
 network_type). Inside a branch, from the innermost step out:
 
 1. valid tests of the month, one GROUP BY (device, local_date) keeping the day's tests as an
-   array of (province, commune, provider, download, upload, latency, jitter, row key) tuples: one
-   array, as one aggregate state per day costs less than two. No FINAL: 18.16 merges a FINAL
+   array of (province, commune, provider, download, upload, latency, jitter, row key, evidence
+   byte, loss down, loss up, UDP RTT p90, RPM down, RPM up, peak download) tuples (_METRICS gives
+   the figures' positions): one array, as one aggregate state per day costs less than two. No FINAL: 18.16 merges a FINAL
    read in one stream at ~1 CPU-s per million rows; instead a replayed row (same sort key:
    provider, province, commune, started_at, test_id) is dropped inside its device-day
    (arrayEnumerateUniq over the row keys, t0.8), which holds every copy, since the ingest writes
    a test's copies identical but for received_at.
 2. per device-day, with array functions only: `pure` = every test in the same commune × provider
-   cell. A pure day is one sample of kind PURE, kept as plain columns: up to two distinct tests
-   its medians are (a + b) / 2 of its first row and the first row of another test (a = b for
-   one test: (x + x) / 2 = x exactly; the even case is (a + b) / 2), else those of the sorted,
-   deduplicated values (`t_big`, empty unless a pure day has more than two tests). Only a mixed
-   day (a phone that moved, a device on two providers) keeps its deduplicated tests as an array
-   past this step (`t_mixed`, empty for pure days); `ARRAY JOIN … AS j` then gives a pure day one
-   row (j = 0) and a mixed day one row per test and cell kind, keyed by that kind's cell.
-3. GROUP BY (kind, cell, and for mixed-day entries also device and day): a group holds its values
-   as groupArray states and uniqExactState of its devices; a pure group is a finest cell's
-   samples, a mixed group is one device-day in one cell, whose medians are those of its sorted
-   values. A second GROUP BY (kind, cell) gathers a cell's mixed groups into one row of their
+   cell. A pure day of up to two distinct tests is one sample of kind PURE, kept as plain
+   columns: its medians are (a + b) / 2 of its first row and the first row of another test (a = b
+   for one test: (x + x) / 2 = x exactly; the even case is (a + b) / 2). Every other day keeps its
+   deduplicated tests as an array past this step (`t_many`): a mixed day (a phone that moved, a
+   device on two providers) and a pure day of three tests or more (their medians were array
+   functions here, which 18.16 runs on every row, empty arrays too: ~0.15 CPU-s per figure and
+   million device-days). `ARRAY JOIN … AS j` then gives a pure day of up to two tests one row
+   (j = 0), a pure day of more one row per test (kind PURE), and a mixed day one row per test
+   and cell kind, keyed by that kind's cell.
+3. GROUP BY (kind, cell, and for the per-test entries also device and day): a group holds its
+   values as groupArray states (a pure group's in g_<metric>, a device-day group's in
+   gm_<metric>: the pure groups' large arrays are never copied out to be skipped) and
+   uniqExactState of its devices; a pure group is a finest cell's samples, a device-day group
+   ("mixed": one device-day in one cell) has the medians of its sorted values. A second GROUP BY (kind, cell) gathers a cell's mixed groups into one row of their
    medians (a pure group stays one row), so the states below are built once per cell, not once
    per mixed device-day: each row turns its samples into the states its cells merge:
    quantilesExact states at MEDIAN_LEVELS for upload, latency and jitter, at GRID plus a
@@ -47,11 +51,21 @@ named again from `places_query`, which stops the run on a collision rather than 
 Only functions that ClickHouse 18.16 and chDB 26.x both have are used (no window functions;
 nested lambdas take arrays as arguments, and a column used only inside a lambda is also used
 outside one: 18.16 would not read it from the subquery otherwise).
-Missing latency/jitter travel as -1 and are dropped before their medians.
+Missing figures (latency, jitter, method v2's loss, UDP RTT p90, RPM; a peak download outside the
+peak hours) travel as -1 and are dropped before their medians; a test flagged server_delayed
+carries -1 for its delay, loss and RPM figures (DELAYED). The peak download is the download of a
+test whose Vietnam-local hour (UTC + 7) has its bit set in the `peak_mask` parameter (PEAK).
+
+Means, shares and percentiles (methodology.py's formulas): each row sums its download and upload
+samples in whole bit/s (UInt64: exact, so they add up across rows and kinds like the counts)
+and counts its download samples at or above 100 Mbit/s and the `gigabit_mbps` parameter; the
+10th and 90th percentiles' order statistics come from bands like the CI's (GRID holds levels
+around 0.1 and 0.9), and `ispeed.aggregator.figures` divides and interpolates in Python.
 
 Evidence (spec/evidence.md): each test carries its evidence ranks in one byte (t0.9: place
 0 none / 1 ip / 2 gps in bits 0-1, network type 0 none / 1 declared / 2 device / 3 ip in bits 2-3,
-an issued device id in bit 4). A sample rests on the weakest evidence among its tests (the
+an issued device id in bit 4), and its IP version in bits 5-6 (1 IPv4, 2 IPv6, 3 unknown: a
+sample with an IPv4 test is IPv4, one whose known tests all ran over IPv6 is IPv6). A sample rests on the weakest evidence among its tests (the
 minimum rank): a pure day's from the day's minimum (`ev_*`), a mixed day's per cell from its
 group's minimum. A cell counts its samples at each rank (EVIDENCE); counts add up like the others.
 """
@@ -282,30 +296,26 @@ GRID_QUANTILES = f"quantilesExact({GRID_LEVELS})"
 
 
 def _pure_sample() -> str:
-    """SQL: a pure device-day's sample medians. Up to two distinct tests, from its first row and
-    the first row of another test (`first`, `second`; the same row when there is one test):
-    (x + x) / 2 = x exactly, and (a + b) / 2 as for any even count, replayed copies ignored; an
-    optional figure (-1 = missing) is the one present value when the other is missing. More
-    tests: the median of the sorted, deduplicated values (`t_big`)."""
+    """SQL: the sample medians of a pure device-day of up to two distinct tests, from its first
+    row and the first row of another test (`first`, `second`; the same row when there is one
+    test): (x + x) / 2 = x exactly, and (a + b) / 2 as for any even count, replayed copies
+    ignored; an optional figure (-1 = missing) is the one present value when the other is
+    missing. (A day of more tests goes on as its tests, `t_many`: plain columns cost less per
+    row than array functions, which 18.16 runs on every row, empty arrays too.)"""
     parts = []
     for name, pos, optional in _METRICS:
         a, b = f"first.{pos}", f"second.{pos}"
-        values = f"arrayMap(x -> x.{pos}, t_big)"
-        if optional:  # -1 = missing
-            parts.append(f"arraySort(arrayFilter(v -> v >= 0, {values})) AS b_{name}")
-            small = f"multiIf({a} >= 0 AND {b} >= 0, ({a} + {b}) / 2, {a} >= 0, {a}, {b})"  # -1 if neither
-            big = f"if(length(b_{name}) = 0, -1., {median_of_sorted(f'b_{name}', None)})"
+        if optional:  # -1 = missing; -1 if neither
+            parts.append(f"multiIf({a} >= 0 AND {b} >= 0, ({a} + {b}) / 2, {a} >= 0, {a}, {b}) AS m_{name}")
         else:
-            parts.append(f"arraySort({values}) AS b_{name}")
-            small = f"({a} + {b}) / 2"
-            big = median_of_sorted(f"b_{name}", None)
-        parts.append(f"if(n <= 2, {small}, {big}) AS m_{name}")
-    return ",\n                                    ".join(parts)
+            parts.append(f"({a} + {b}) / 2 AS m_{name}")
+    return ",\n    ".join(parts)
 
 
 def _device_days() -> str:
-    """SQL, steps 1-2: the month's device-days of one network type, each with its pure flag, its
-    pure sample's medians (m_<metric>) and its mixed tests (t_mixed); parameters as cells_query."""
+    """SQL, steps 1-2: the month's device-days of one network type, each with its pure flag, a
+    pure sample's medians (m_<metric>, for up to two tests) or else its distinct tests (t_many:
+    a mixed day's, or a pure day's of three tests or more); parameters as cells_query."""
     return f"""SELECT
     device,
     toUInt16(local_date) AS day,
@@ -315,9 +325,9 @@ def _device_days() -> str:
     t0[if(n = 2, arrayFirstIndex(x -> x.8 != first_key, t0), 1)] AS second,
     first.1 AS P, first.2 AS C, first.3 AS I,
     arrayAll(x -> x.1 = P AND x.2 = C AND x.3 = I, t0) AS pure,
-    arrayFilter((x, v) -> v = 1 AND pure AND n > 2, t0, u) AS t_big,
-    arrayFilter((x, v) -> v = 1 AND NOT pure, t0, u) AS t_mixed,
-    greatest(length(t_mixed), 1) AS m,
+    NOT pure OR n > 2 AS many,
+    arrayFilter((x, v) -> v = 1 AND many, t0, u) AS t_many,
+    greatest(length(t_many), 1) AS m,
     ev_place, ev_nt, ev_dev, ev_ip,
     {_pure_sample()}
 FROM (
@@ -352,21 +362,22 @@ def _kind_has(flag: int) -> str:
 
 
 def _entry_columns() -> str:
-    """SQL: the grouped stream's columns after `ARRAY JOIN … AS j`: a pure device-day's one sample
-    (kind PURE, j = 0), or a mixed day's m tests once per cell kind (j = 0 … 6 m - 1: kind j / m,
-    test j % m + 1), each keyed by the cell of that kind and counted as one test."""
+    """SQL: the grouped stream's columns after `ARRAY JOIN … AS j`: a pure device-day of up to two
+    tests as its one sample (kind PURE, j = 0); a pure day of more tests as its m tests (kind
+    PURE, j = 0 … m - 1), a mixed day's m tests once per cell kind (j = 0 … 6 m - 1: kind j / m,
+    test j % m + 1), each keyed by the cell of that kind and its device-day, counted as one test."""
     cols = [
         f"if(pure, toUInt8({PURE}), toUInt8(intDiv(j, m))) AS g_kind",
-        "t_mixed[j % m + 1] AS x",  # a pure day's empty array gives the default tuple, unused
+        "t_many[j % m + 1] AS x",  # a day of up to two tests: the empty array's default tuple, unused
         f"if(pure, P, if({_kind_has(1)}, x.1, {NOT_KEPT})) AS g_p",
         f"if(pure, C, if({_kind_has(2)}, x.2, {NOT_KEPT})) AS g_c",
         f"if(pure, I, if({_kind_has(3)}, x.3, {NOT_KEPT})) AS g_i",
-        "if(pure, toUInt64(0), device) AS g_device",
-        "if(pure, toUInt16(0), day) AS g_day",
-        "if(pure, n, toUInt64(1)) AS e_tests",
+        "if(many, device, toUInt64(0)) AS g_device",
+        "if(many, day, toUInt16(0)) AS g_day",
+        "if(many, toUInt64(1), n) AS e_tests",
     ]
-    cols += [f"if(pure, m_{name}, x.{pos}) AS e_{name}" for name, pos, _ in _METRICS]
-    cols += [f"toUInt8(if(pure, ev_{kind}, {bits})) AS e_ev_{kind}" for kind, bits in _EVIDENCE_BITS.items()]
+    cols += [f"if(many, x.{pos}, m_{name}) AS e_{name}" for name, pos, _ in _METRICS]
+    cols += [f"toUInt8(if(many, {bits}, ev_{kind})) AS e_ev_{kind}" for kind, bits in _EVIDENCE_BITS.items()]
     return ",\n                                ".join(cols)
 
 
@@ -413,17 +424,19 @@ def cells_query(ci_level: float) -> str:
     row_states = []
     for name, _, optional in _METRICS:
         v = f"e_{name}"
-        states.append(
-            f"groupArrayIfState({v}, {v} >= 0) AS g_{name}" if optional else f"groupArrayState({v}) AS g_{name}"
-        )
+        present = f"{v} >= 0 AND " if optional else ""
+        # a pure group's samples, and a device-day group's tests (apart: 18.16 has no `if` over
+        # states, and copying every pure group's array out of one state to skip it cost ~0.1 CPU-s
+        # per metric and million samples)
+        states.append(f"groupArrayIfState({v}, {present}g_day = 0) AS g_{name}")
+        states.append(f"groupArrayIfState({v}, {present}g_day != 0) AS gm_{name}")
         # a mixed group is one device-day in one cell: its sample is the median of its tests
-        mixed_medians.append(f"arraySort(if(mixed, finalizeAggregation(g_{name}), emptyArrayFloat64())) AS ms_{name}")
+        mixed_medians.append(f"arraySort(finalizeAggregation(gm_{name})) AS ms_{name}")
         median = median_of_sorted(f"ms_{name}", "-1." if optional else "0.")
         mixed_medians.append(f"{median} AS mm_{name}")
         # a cell group's samples: its pure group's values, or its mixed groups' medians
         keep = f"mixed AND mm_{name} >= 0" if optional else "mixed"
-        merge = "groupArrayIfMergeIf" if optional else "groupArrayMergeIf"  # g_<name>'s function, merged
-        cell_values.append(f"arrayConcat({merge}(g_{name}, NOT mixed), groupArrayIf(mm_{name}, {keep})) AS v_{name}")
+        cell_values.append(f"arrayConcat(groupArrayIfMerge(g_{name}), groupArrayIf(mm_{name}, {keep})) AS v_{name}")
         if name == "dl":  # the CI band needs the samples themselves
             row_states.append(f"arrayReduce('groupArrayState', v_{name}) AS a_{name}")
             row_states.append(f"arrayReduce('quantilesExactState({GRID_LEVELS})', v_{name}) AS qs_{name}")
@@ -534,7 +547,7 @@ FROM (
                             FROM (
                                 {_device_days()}
                             )
-                            ARRAY JOIN range(if(pure, 1, {len(KINDS)} * m)) AS j
+                            ARRAY JOIN range(if(many, if(pure, m, {len(KINDS)} * m), 1)) AS j
                         )
                         GROUP BY g_kind, g_p, g_c, g_i, g_device, g_day
                     )
@@ -591,7 +604,7 @@ def device_days_query(network_types: int) -> str:
     medians = " + ".join(f"m_{name}" for name, _, _ in _METRICS)
     branch = f"""
 SELECT {{network_type}} AS network_type, count() AS device_days, sum(n) AS tests,
-       sum(length(t_mixed)) AS mixed_tests, sum({medians}) AS medians_sum
+       sum(if(pure, 0, length(t_many))) AS mixed_tests, sum({medians}) AS medians_sum
 FROM ({_device_days()})
 """
     return _per_network_type(branch, network_types)
