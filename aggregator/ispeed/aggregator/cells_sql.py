@@ -6,8 +6,9 @@ network_type). Inside a branch, from the innermost step out:
 1. valid tests of the month, one GROUP BY (device, local_date) keeping the day's tests as an
    array of (province, commune, provider, download, upload, latency, jitter, row key, evidence
    byte, loss down, loss up, UDP RTT p90, RPM down, RPM up, peak download) tuples (_METRICS gives
-   the figures' positions): one array, as one aggregate state per day costs less than two. No FINAL: 18.16 merges a FINAL
-   read in one stream at ~1 CPU-s per million rows; instead a replayed row (same sort key:
+   the figures' positions): one array, as one aggregate state per day costs less than two. No
+   FINAL: 18.16 merges a FINAL read in one stream at ~1 CPU-s per million rows; instead a
+   replayed row (same sort key:
    provider, province, commune, started_at, test_id) is dropped inside its device-day
    (arrayEnumerateUniq over the row keys, t0.8), which holds every copy, since the ingest writes
    a test's copies identical but for received_at.
@@ -25,10 +26,11 @@ network_type). Inside a branch, from the innermost step out:
    values as groupArray states (a pure group's in g_<metric>, a device-day group's in
    gm_<metric>: the pure groups' large arrays are never copied out to be skipped) and
    uniqExactState of its devices; a pure group is a finest cell's samples, a device-day group
-   ("mixed": one device-day in one cell) has the medians of its sorted values. A second GROUP BY (kind, cell) gathers a cell's mixed groups into one row of their
-   medians (a pure group stays one row), so the states below are built once per cell, not once
-   per mixed device-day: each row turns its samples into the states its cells merge:
-   quantilesExact states at MEDIAN_LEVELS for upload, latency and jitter, at GRID plus a
+   ("mixed": one device-day in one cell) has the medians of its sorted values. A second GROUP
+   BY (kind, cell) gathers a cell's mixed groups into one row of their medians (a pure group
+   stays one row), so the states below are built once per cell, not once per mixed device-day:
+   each row turns its samples into the states its cells merge: quantilesExact states at
+   MEDIAN_LEVELS for upload and the optional figures (latency, jitter, …), at GRID plus a
    groupArray for download, and its histogram counts (each row's samples counted below each bin
    edge), built per row with arrayReduce. (Building them in the GROUP BY instead, a row picking
    its state as `[mixed_state, pure_state][i]` since 18.16 has no `if` over states, was slower:
@@ -65,9 +67,10 @@ around 0.1 and 0.9), and `ispeed.aggregator.figures` divides and interpolates in
 Evidence (spec/evidence.md): each test carries its evidence ranks in one byte (t0.9: place
 0 none / 1 ip / 2 gps in bits 0-1, network type 0 none / 1 declared / 2 device / 3 ip in bits 2-3,
 an issued device id in bit 4), and its IP version in bits 5-6 (1 IPv4, 2 IPv6, 3 unknown: a
-sample with an IPv4 test is IPv4, one whose known tests all ran over IPv6 is IPv6). A sample rests on the weakest evidence among its tests (the
-minimum rank): a pure day's from the day's minimum (`ev_*`), a mixed day's per cell from its
-group's minimum. A cell counts its samples at each rank (EVIDENCE); counts add up like the others.
+sample with an IPv4 test is IPv4, one whose known tests all ran over IPv6 is IPv6). A sample
+rests on the weakest evidence among its tests (the minimum rank): a pure day's of up to two
+tests from the day's minimum (`ev_*`), any other day's per cell from its group's minimum. A cell
+counts its samples at each rank (EVIDENCE); counts add up like the others.
 """
 
 from __future__ import annotations
