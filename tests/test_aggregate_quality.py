@@ -171,13 +171,12 @@ def test_files_and_the_store_table_carry_the_new_columns(store: Store, tmp_path:
 
 
 def test_cli_peak_hours(store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    for bad in ("19", "19-24", "evening", "22-19-1"):
-        assert (
-            main(["aggregate", "--month", "2025-07", "--out", str(tmp_path), "--store", store_url, "--peak-hours", bad])
-            == 2
-        )
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "--peak-hours" in err[0] and bad in err[0], err
+    for command in ("aggregate", "publish"):
+        for bad in ("19", "19-24", "evening", "22-19-1"):
+            args = [command, "--out", str(tmp_path), "--store", store_url, "--peak-hours", bad]
+            assert main(args + (["--month", "2025-07"] if command == "aggregate" else [])) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "--peak-hours" in err[0] and bad in err[0], err
     assert (
         main(["aggregate", "--month", "2025-07", "--out", str(tmp_path), "--store", store_url, "--peak-hours", "18-21"])
         == 0
