@@ -20,7 +20,7 @@ from ispeed.aggregator.simulate import SimulationConfig, simulate
 from ispeed.cli.main import main
 from ispeed.core.errors import UsageError
 from ispeed.core.schema import Measurement
-from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS
+from ispeed.core.stats import DISTRIBUTION_COLUMNS, EVIDENCE_COLUMNS, QUALITY_COLUMNS, STATS_COLUMNS
 from ispeed.core.store import Store
 
 _n = iter(range(1_000_000))
@@ -41,12 +41,14 @@ def _test(
     simulated: bool = False,
     valid: bool = True,
     month: int = 7,
+    hour: int = 12,  # Vietnam local
+    quality: dict[str, object] | None = None,  # method v2 columns (ip_version, loss_down_pct, …, flags)
 ) -> Measurement:
-    started = dt.datetime(2025, month, day, 5, 0, tzinfo=dt.UTC)
+    started = dt.datetime(2025, month, day, hour, 0, tzinfo=dt.UTC) - dt.timedelta(hours=7)
     return Measurement(
         test_id=f"t{next(_n)}",
         started_at=started,
-        local_date=started.date(),
+        local_date=dt.date(2025, month, day),
         network_type=network,
         provider=provider,
         province_code=province,
@@ -59,6 +61,7 @@ def _test(
         jitter_ms=None if latency is None else 1.0,
         simulated=simulated,
         valid=valid,
+        **(quality or {}),  # type: ignore[arg-type]
     )
 
 
@@ -252,7 +255,11 @@ def test_outputs_store_table_and_reruns(store: Store, tmp_path: Path) -> None:
         "min_samples",
         "ci_level",
         "include_simulated",
+        "peak_hours",
+        "gigabit_threshold_mbps",
         *EVIDENCE_COLUMNS,
+        *QUALITY_COLUMNS,
+        *DISTRIBUTION_COLUMNS,
     ]
     meta = json.loads((tmp_path / "a/2025-07/methodology.json").read_text())
     assert meta["methodology_version"] == "1" and meta["min_samples"] == 40

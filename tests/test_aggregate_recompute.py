@@ -16,6 +16,7 @@ from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.places import load_places
 from ispeed.aggregator.simulate import SimulationConfig, generate, simulate
 from ispeed.core.schema import MEASUREMENT_COLUMNS
+from ispeed.core.stats import DISTRIBUTION_COLUMNS, METHOD_COLUMNS, QUALITY_COLUMNS
 from ispeed.core.store import Store
 
 KEYS = ["network_type", "level", "province_code", "commune_code", "provider"]
@@ -57,15 +58,57 @@ EVIDENCE_SHARES = {
 }
 
 
+# method v2's per-test figures (medians over the tests that have them, as latency) and their cell columns
+QUALITY_MEDIANS = {
+    "loss_down_pct": "loss_down_pct_median",
+    "loss_up_pct": "loss_up_pct_median",
+    "udp_rtt_p90_ms": "rtt_p90_ms_median",
+    "rpm_down": "rpm_down_median",
+    "rpm_up": "rpm_up_median",
+}
+DELAY_FIGURES = ("latency_ms", "jitter_ms", *QUALITY_MEDIANS)  # not counted for a server-delayed test
+SAMPLE_FIGURES = ["download_mbps", "upload_mbps", "latency_ms", "jitter_ms", *QUALITY_MEDIANS, "peak_download_mbps"]
+PEAK_HOURS = range(19, 23)  # the default: 19:00-22:59 Vietnam time
+GIGABIT_MBPS = 900.0
+
+
 def _valid_tests(export_csv: Path) -> pd.DataFrame:
-    """The export's valid tests with speeds above zero, each test once (replays dropped)."""
+    """The export's valid tests with speeds above zero, each test once (replays dropped); a
+    server-delayed test's delay, loss and RPM figures blanked; its download again as a peak-hour
+    figure when it started in the peak hours (Vietnam time: UTC + 7 h)."""
     tests = _read(export_csv)
-    for col in ("download_mbps", "upload_mbps", "latency_ms", "jitter_ms"):
+    for col in ("download_mbps", "upload_mbps", *DELAY_FIGURES):
         tests[col] = _num(tests[col])
     tests = tests[(tests["valid"] == "1") & (tests["download_mbps"] > 0) & (tests["upload_mbps"] > 0)]
     for rank, (column, ranks) in EVIDENCE_RANKS.items():
         tests[rank] = tests[column].map(ranks).fillna(0).astype(int)
+    delayed = tests["flags"].str.split(",").apply(lambda flags: "server_delayed" in flags)
+    tests.loc[delayed, list(DELAY_FIGURES)] = np.nan
+    hour = (pd.to_datetime(tests["started_at"], utc=True) + pd.Timedelta(hours=7)).dt.hour
+    tests["peak_download_mbps"] = tests["download_mbps"].where(hour.isin(PEAK_HOURS))
+    tests["r_ip"] = tests["ip_version"].map({"4": 1, "6": 2}).fillna(3).astype(int)  # a sample's weakest: v4
     return tests.drop_duplicates("test_id")
+
+
+def _mean_mbps(x: np.ndarray) -> float:
+    """The mean of samples in whole bit/s, summed as integers, divided once (Python's int / int)."""
+    bits = int(np.floor(x * 1e6 + 0.5).astype(np.int64).sum(dtype=np.int64))
+    return bits / (len(x) * 1_000_000)
+
+
+def _distribution(samples: pd.DataFrame) -> pd.Series:
+    """A cell's means, download percentiles (numpy's default) and shares from its samples."""
+    x = samples["download_mbps"].to_numpy()
+    return pd.Series(
+        {
+            "download_mean_mbps": _mean_mbps(x),
+            "upload_mean_mbps": _mean_mbps(samples["upload_mbps"].to_numpy()),
+            "download_p10_mbps": np.percentile(x, 10),
+            "download_p90_mbps": np.percentile(x, 90),
+            "share_ge_100_mbps": int((x >= 100.0).sum()) / len(x),
+            "share_ge_1000_mbps": int((x >= GIGABIT_MBPS).sum()) / len(x),
+        }
+    )
 
 
 def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -89,8 +132,8 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
         if keep_i:
             t = t[t["provider"] != ""]
         day = t.groupby(KEYS + ["device_hash", "local_date"], sort=False)
-        samples = day[["download_mbps", "upload_mbps", "latency_ms", "jitter_ms"]].median()
-        samples[list(EVIDENCE_RANKS)] = day[list(EVIDENCE_RANKS)].min()
+        samples = day[SAMPLE_FIGURES].median()
+        samples[[*EVIDENCE_RANKS, "r_ip"]] = day[[*EVIDENCE_RANKS, "r_ip"]].min()
         samples["n_tests"] = day.size()
         samples = samples.reset_index()
         if level in ("national", "province"):
@@ -108,8 +151,15 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
                 "upload_median_mbps": cell["upload_mbps"].median(),
                 "latency_median_ms": cell["latency_ms"].median(),
                 "jitter_median_ms": cell["jitter_ms"].median(),
+                **{name: cell[figure].median() for figure, name in QUALITY_MEDIANS.items()},
+                "peak_download_median_mbps": cell["peak_download_mbps"].median(),
+                "peak_samples": cell["peak_download_mbps"].count(),
             }
         )
+        ip_known = (samples["r_ip"] <= 2).groupby([samples[k] for k in KEYS], sort=False).sum()
+        ip_v6 = (samples["r_ip"] == 2).groupby([samples[k] for k in KEYS], sort=False).sum()
+        out["ipv6_share"] = (ip_v6 / ip_known).where(ip_known > 0)
+        out = out.join(cell[["download_mbps", "upload_mbps"]].apply(_distribution))
         for share, (rank, level_) in EVIDENCE_SHARES.items():
             out[share] = (samples[rank] == level_).groupby([samples[k] for k in KEYS], sort=False).sum() / out[
                 "samples"
@@ -129,6 +179,8 @@ def recompute(export_csv: Path, min_samples: int) -> tuple[pd.DataFrame, pd.Data
         frames.append(out.reset_index())
     cells = pd.concat(frames, ignore_index=True)
     cells["published"] = cells["samples"] >= min_samples
+    # the peak-hour median needs min_samples peak samples of its own
+    cells.loc[cells["peak_samples"] < min_samples, "peak_download_median_mbps"] = np.nan
     cells["rank"] = np.nan
     pub = cells[cells["published"]]
     group = np.where(
@@ -197,6 +249,25 @@ def test_every_cell_matches_an_independent_pandas_recompute(simulated_month: Sto
         assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
     shares = expected.loc[pub, list(EVIDENCE_SHARES)]
     assert ((shares > 0) & (shares < 1)).any().all()  # every share takes values strictly inside 0-1
+
+    # method v2's figures (issues #21, #22): exact to the bit, empty when suppressed or not measurable
+    for col in (*QUALITY_COLUMNS, *DISTRIBUTION_COLUMNS):
+        ours, theirs = _num(got[col])[pub], expected[col][pub].astype(float)
+        same = (ours == theirs) | (ours.isna() & theirs.isna())
+        assert same.all(), (col, ours[~same].head(), theirs[~same].head())
+        assert (got[col][~pub] == "").all(), f"{col} must be empty for suppressed cells"
+        assert ours.nunique() > 3, f"{col} takes several values"  # not vacuous
+    figures = expected.loc[pub]
+    assert figures["peak_download_median_mbps"].isna().any() and figures["peak_download_median_mbps"].notna().any()
+    assert (figures["peak_samples"] < figures["samples"]).all() and (figures["peak_samples"] >= 1).all()
+    assert figures["loss_down_pct_median"].gt(0).any()  # lossy cells exist beside the lossless
+    national = figures.xs(("national", ""), level=("level", "provider"))["ipv6_share"]
+    assert national.between(0.5, 0.7).all(), national  # the simulation's ~60 % of lines
+    for col in ("share_ge_100_mbps", "share_ge_1000_mbps"):
+        assert figures[col].between(0, 1, inclusive="neither").any(), col
+    assert (got[list(METHOD_COLUMNS)].drop_duplicates().to_numpy().tolist()) == [
+        ["1", str(MIN_SAMPLES), "0.95", "true", "19-22", "900.0"]
+    ]
 
     # histograms: published national and province cells, every non-empty bin, exact counts
     published = expected[pub].reset_index()[KEYS]

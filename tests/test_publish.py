@@ -214,3 +214,49 @@ def test_every_local_link_of_the_404_pages_resolves(built: tuple[Path, str, obje
         for link in local:
             assert (page.parent / link.split("#")[0]).resolve().is_file(), (page, link)
     assert 'lang="en"' in (out / "en" / "404.html").read_text(encoding="utf-8")
+
+
+def test_province_and_isp_pages_show_loss_rpm_ipv6_and_the_distribution(built: tuple[Path, str, object]) -> None:
+    """Method v2's figures (issues #21, #22) on the site: columns of every ranking table, each
+    value as stats.csv has it; a distribution line per place; the methodology page explains them."""
+    out, _, _ = built
+    stats = list(csv.DictReader(io.StringIO((out / "data" / "2025-07" / "stats.csv").read_text())))
+
+    def cell(level: str, province: str = "", provider: str = "") -> dict[str, str]:
+        return next(
+            r
+            for r in stats
+            if (r["network_type"], r["level"], r["province_code"], r["commune_code"], r["provider"])
+            == ("fixed", level, province, "", provider)
+        )
+
+    for page, row in (
+        ("province/79.html", cell("province", "79", "Viettel")),
+        ("isp/viettel.html", cell("province", "79", "Viettel")),
+        ("rankings.html", cell("province", "79")),
+    ):
+        html = (out / "en" / "2025-07" / page).read_text(encoding="utf-8")
+        for header in ("Download 19:00–22:59 (Mbps)", "Loss ↓/↑ (%)", "RPM ↓/↑", "IPv6"):
+            assert header in html, (page, header)
+        assert row["published"] == "true" and row["ipv6_share"] and row["rpm_down_median"], row
+        loss, rpm, share = (float(row[k]) for k in ("loss_down_pct_median", "rpm_down_median", "ipv6_share"))
+        assert f'data-v="{row["loss_down_pct_median"]}">{loss:.1f} / ' in html, page
+        assert f'data-v="{row["rpm_down_median"]}">{rpm:,.0f} / ' in html, page
+        assert f'data-v="{row["ipv6_share"]}">{share * 100:.0f} %</td>' in html, page
+    hcmc = cell("province", "79")
+    html = (out / "en" / "2025-07" / "province" / "79.html").read_text(encoding="utf-8")
+    mean, p10, p90 = (float(hcmc[k]) for k in ("download_mean_mbps", "download_p10_mbps", "download_p90_mbps"))
+    assert f"Mean {mean:,.1f} Mbps · 10th–90th percentile: {p10:,.1f}–{p90:,.1f} Mbps" in html
+    vi = (out / "2025-07" / "province" / "79.html").read_text(encoding="utf-8")
+    assert (
+        "Mất gói ↓/↑ (%)" in vi
+        and f"Trung bình {mean:,.1f}".replace(",", "\0").replace(".", ",").replace("\0", ".") in vi
+    )
+    # the downloadable tables carry every new column, as stats.csv writes it
+    table = list(csv.DictReader(io.StringIO((out / "data" / "2025-07" / "tables" / "provinces-fixed.csv").read_text())))
+    shown = next(r for r in table if r["province_code"] == "79")
+    assert all(shown[k] == hcmc[k] for k in ("ipv6_share", "peak_samples", "download_p90_mbps", "share_ge_1000_mbps"))
+    for lang, words in (("en", ("server_delayed", "QCVN 34", "(n − 1) · p", "19:00–22:59")), ("", ("Giờ cao điểm",))):
+        methodology = (out / lang / "2025-07" / "methodology.html").read_text(encoding="utf-8")
+        assert "<td>19-22</td>" in methodology and "<td>900.0</td>" in methodology
+        assert all(w in methodology for w in words), lang

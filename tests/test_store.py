@@ -84,6 +84,14 @@ def test_values_round_trip_exactly(store: Store) -> None:
     assert got == [(int(r.started_at.timestamp()), "2025-08-01", 21.028, 105.854, None, 1, 0, "it's \\ odd", 2**40 + 3)]
 
 
+def test_small_integer_columns_keep_their_value(store: Store) -> None:
+    """UInt8 holds flags (0/1) and numbers: an IP version of 6 is stored as 6, not as true."""
+    rows = [_row(ip_version=6, simulated=True), _row(ip_version=4), _row()]
+    store.insert_measurements(rows)
+    got = dict(store.query("SELECT test_id, (ip_version, simulated, valid) FROM {db}.measurements"))
+    assert [tuple(got[r.test_id]) for r in rows] == [(6, 1, 1), (4, 0, 1), (0, 0, 1)]
+
+
 def test_iter_query_streams_large_results(store: Store) -> None:
     rows = [_row() for _ in range(2500)]
     assert store.insert_measurements(rows).inserted == 2500

@@ -23,6 +23,7 @@ from ispeed.aggregator.cells_sql import (
     places_query,
 )
 from ispeed.aggregator.ci import ci_orders, median_ci
+from ispeed.aggregator.figures import added_figures
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.outputs import write_month_files
 from ispeed.aggregator.rank import assign_ranks
@@ -132,6 +133,7 @@ def _cell(month: str, row: Row, method: Methodology, k: int | None) -> Cell:
                 "network_type_device_share": share("ev_nt_device"),
                 "network_type_declared_share": share("ev_nt_declared"),
                 "device_issued_share": share("ev_dev_issued"),
+                **added_figures(row, samples, method),  # type: ignore[typeddict-item]
             }
         )
     return cell
@@ -172,6 +174,8 @@ def month_query_params(year: int, month: int, method: Methodology) -> dict[str, 
         "end": end,
         "include_simulated": int(method.include_simulated),
         "min_samples": method.min_samples,
+        "peak_mask": method.peak_mask,
+        "gigabit_mbps": method.gigabit_threshold_mbps,
     }  # suppressed cells' figures stay empty
     params.update({f"network_type_{i}": network_type for i, network_type in enumerate(method.network_types)})
     return params

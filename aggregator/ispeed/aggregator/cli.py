@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ispeed.core.errors import UsageError
-from ispeed.core.settings import add_setting
+from ispeed.core.settings import add_peak_hours, add_setting, parse_peak_hours
 from ispeed.core.timeutil import parse_month
 
 
@@ -63,11 +63,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_aggregate(args: argparse.Namespace) -> int:
     year, month = parse_month(args.month)
     min_samples = _positive_int("--min-samples", args.min_samples, 1)
+    peak_hours = parse_peak_hours(args.peak_hours)
     from ispeed.aggregator.aggregate import aggregate_month
     from ispeed.aggregator.methodology import Methodology
     from ispeed.core.store import open_store
 
-    method = Methodology(min_samples=min_samples, include_simulated=args.include_simulated)
+    method = Methodology(min_samples=min_samples, include_simulated=args.include_simulated, peak_hours=peak_hours)
     show = _progress(True)
     with open_store(args.store) as store:
         stats = aggregate_month(store, year, month, method, Path(args.out), progress=show)
@@ -109,5 +110,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
     )
+    add_peak_hours(a)
     add_setting(a, "store")
     a.set_defaults(func=cmd_aggregate)

@@ -16,7 +16,7 @@ from typing import Any
 from ispeed.aggregator.methodology import Methodology
 from ispeed.core import files
 from ispeed.core.files import replacing
-from ispeed.core.stats import EVIDENCE_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, Cell, format_value
+from ispeed.core.stats import ADDED_COLUMNS, METHOD_COLUMNS, STATS_COLUMNS, Cell, format_value
 
 CHANGE_COLUMNS: tuple[str, ...] = (
     "month",
@@ -88,7 +88,7 @@ def write_month_files(
     target.mkdir(parents=True, exist_ok=True)
     extra = method.method_values()
     assert tuple(extra) == METHOD_COLUMNS
-    write_csv(target / "stats.csv", STATS_COLUMNS, cells, extra, EVIDENCE_COLUMNS)
+    write_csv(target / "stats.csv", STATS_COLUMNS, cells, extra, ADDED_COLUMNS)
     write_csv(target / "changes.csv", CHANGE_COLUMNS, changes, extra)
     write_csv(target / "histograms.csv", HISTOGRAM_COLUMNS, histograms, extra)
     meta = {**extra, **summary}

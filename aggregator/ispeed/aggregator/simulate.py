@@ -234,6 +234,7 @@ def _chunk(
         "received_at": started + 15,
     }
     columns.update(_evidence(rng, ctx.network_names[network], dev.device_hash[d]))
+    columns.update(_quality(rng, columns, d, network))
     return columns
 
 
@@ -262,6 +263,73 @@ def _evidence(rng: np.random.Generator, network: np.ndarray, device_hash: np.nda
         "network_type_source": source,
         "connection_type": np.where(network == "fixed", "Cable/DSL", "Cellular").astype(object),
         "device_source": np.where(device_hash != "", "issued", "ip").astype(object),
+    }
+
+
+# Method v2 (spec/method-v2.md) in simulated months: the share of tests measured with UDP and RPM,
+# so months mix v1 and v2 results as they will while clients update.
+V2_SHARE = 0.6
+# IPv6 per provider (the share of its lines with IPv6). Vietnam reaches Google over IPv6 for about
+# 60 % of its users (Google's per-country IPv6 statistics, 2025; APNIC Labs measured 44 % IPv6
+# capable in 2020, VNNIC reported); the spread between providers here is illustrative, not measured.
+IPV6_SHARE = {
+    "Viettel": 0.72,
+    "VNPT": 0.6,
+    "FPT Telecom": 0.65,
+    "CMC Telecom": 0.35,
+    "SCTV": 0.2,
+    "MobiFone": 0.5,
+    "Vietnamobile": 0.3,
+}
+IPV4_FALLBACK = 0.04  # tests of an IPv6 line that run over IPv4 (a dual-stack client falling back)
+UDP_BLOCKED = 0.03  # v2 tests whose UDP probes never got through (loss and UDP delay missing)
+UDP_PROBES = 100  # idle-phase probes per test
+SERVER_DELAYED = 0.01  # v2 tests whose probes the server delayed beyond its bound (flags)
+# Median probe loss probability per network type (idle phase), log-normal across tests.
+LOSS = {"fixed": 0.001, "5g": 0.004, "mobile": 0.01}
+
+
+def _nullable(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    out = np.full(len(values), None, dtype=object)
+    out[present] = values[present].tolist()
+    return out
+
+
+def _quality(rng: np.random.Generator, columns: dict[str, Any], d: np.ndarray, network: np.ndarray) -> dict[str, Any]:
+    """The method v2 columns of simulated tests: drawn after every other column, so the figures of a
+    seed stay what they were before these columns existed (their method_version becomes "2")."""
+    rows = len(d)
+    v2 = rng.random(rows) < V2_SHARE
+    blocked = v2 & (rng.random(rows) < UDP_BLOCKED)
+    udp = v2 & ~blocked
+    delayed = v2 & (rng.random(rows) < SERVER_DELAYED)
+    # IPv6 is a property of the line: a fixed uniform per device (Knuth's multiplicative hash of its index)
+    line_u = (d.astype(np.uint64) * np.uint64(2654435761) % np.uint64(2**32)).astype(float) / 2**32
+    share = np.array([IPV6_SHARE.get(str(p), 0.5) for p in columns["provider"]])
+    ipv6 = (line_u < share) & (rng.random(rows) >= IPV4_FALLBACK)
+    p_loss = np.array([LOSS[n] for n in ("fixed", "mobile", "5g")])[network] * rng.lognormal(0.0, 1.0, rows)
+    p_loss = np.clip(p_loss, 0.0, 0.5)
+    loss_down = rng.binomial(UDP_PROBES, p_loss) * (100.0 / UDP_PROBES)
+    loss_up = rng.binomial(UDP_PROBES, p_loss) * (100.0 / UDP_PROBES)
+    latency = np.asarray(columns["latency_ms"], dtype=float)
+    rtt = np.round(latency * rng.lognormal(0.0, 0.1, rows), 2)
+    rtt_p90 = np.round(rtt * (1.0 + rng.lognormal(np.log(0.3), 0.5, rows)), 2)
+    rpm_down = np.round(60_000.0 / (columns["loaded_latency_down_ms"] * rng.lognormal(0.0, 0.1, rows)), 1)
+    rpm_up = np.round(60_000.0 / (columns["loaded_latency_up_ms"] * rng.lognormal(0.0, 0.1, rows)), 1)
+    server_delay = np.where(delayed, rng.uniform(25.0, 80.0, rows), rng.lognormal(np.log(0.4), 0.5, rows))
+    return {
+        "method_version": np.where(v2, "2", columns["method_version"]).astype(object),
+        "ip_version": np.where(v2, np.where(ipv6, 6, 4), 0).astype(np.int64),
+        "udp_status": np.where(udp, "ok", np.where(blocked, "blocked", "")).astype(object),
+        "udp_probes": np.where(udp, UDP_PROBES, 0).astype(np.int64),
+        "loss_down_pct": _nullable(loss_down, udp),
+        "loss_up_pct": _nullable(loss_up, udp),
+        "udp_rtt_ms": _nullable(rtt, udp),
+        "udp_rtt_p90_ms": _nullable(rtt_p90, udp),
+        "rpm_down": _nullable(rpm_down, v2),
+        "rpm_up": _nullable(rpm_up, v2),
+        "server_delay_p99_ms": _nullable(np.round(server_delay, 2), v2),
+        "flags": np.where(delayed, "server_delayed", "").astype(object),
     }
 
 

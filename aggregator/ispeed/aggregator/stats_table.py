@@ -7,7 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ispeed.aggregator.methodology import Methodology
-from ispeed.core.stats import EVIDENCE_COLUMNS, STATS_COLUMNS, STATS_CSV_COLUMNS, Cell, decode_row
+from ispeed.core.stats import (
+    ADDED_COLUMNS,
+    DISTRIBUTION_COLUMNS,
+    QUALITY_COLUMNS,
+    STATS_COLUMNS,
+    STATS_CSV_COLUMNS,
+    Cell,
+    decode_row,
+)
 from ispeed.core.store import Store
 
 TYPES: dict[str, str] = {
@@ -40,6 +48,11 @@ TYPES: dict[str, str] = {
     "network_type_device_share": "Nullable(Float64)",
     "network_type_declared_share": "Nullable(Float64)",
     "device_issued_share": "Nullable(Float64)",
+    # migration 0008: method v2's quality and distribution figures, and two methodology columns
+    "peak_hours": "String",
+    "gigabit_threshold_mbps": "Nullable(Float64)",
+    **{name: "Nullable(Float64)" for name in QUALITY_COLUMNS + DISTRIBUTION_COLUMNS if name != "peak_samples"},
+    "peak_samples": "Nullable(UInt64)",
 }
 
 
@@ -50,8 +63,8 @@ def write_month(store: Store, month: str, cells: Sequence[Cell], method: Methodo
     stamp = int(computed_at.timestamp())
     for cell in cells:
         by_name: Mapping[str, Any] = cell  # walked by the contract's column names
-        for name in STATS_COLUMNS + EVIDENCE_COLUMNS:
-            value = by_name[name] if name in STATS_COLUMNS else by_name.get(name)  # evidence: optional
+        for name in STATS_COLUMNS + ADDED_COLUMNS:
+            value = by_name[name] if name in STATS_COLUMNS else by_name.get(name)  # added since: optional
             if name == "rank":
                 value = value or 0
             elif name == "published":
@@ -61,6 +74,8 @@ def write_month(store: Store, month: str, cells: Sequence[Cell], method: Methodo
         columns["min_samples"].append(method.min_samples)
         columns["ci_level"].append(method.ci_level)
         columns["include_simulated"].append(int(method.include_simulated))
+        columns["peak_hours"].append(method.peak_hours_text)
+        columns["gigabit_threshold_mbps"].append(method.gigabit_threshold_mbps)
         columns["computed_at"].append(stamp)
     store.insert_columns("monthly_stats_staging", columns, TYPES)
     store.execute(

@@ -91,6 +91,10 @@ MEASUREMENT_COLUMNS: tuple[tuple[str, str], ...] = tuple(
 )
 
 
+# UInt8 columns that hold a flag (0/1), as their bool defaults say; the others (ip_version) are numbers
+FLAG_COLUMNS = frozenset(f.name for f in dataclasses.fields(Measurement) if isinstance(f.default, bool))
+
+
 def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
     """Columnar form of `rows` for a batched insert; timestamps become UTC epoch seconds."""
     out: dict[str, list[Any]] = {name: [] for name, _ in MEASUREMENT_COLUMNS}
@@ -100,8 +104,8 @@ def to_columns(rows: list[Measurement]) -> dict[str, list[Any]]:
             value = getattr(row, name)
             if ch_type.startswith("DateTime"):
                 value = int((value or now).timestamp())
-            elif ch_type == "UInt8":  # flags (bool) and small numbers (ip_version: 4, 6)
-                value = int(value) if isinstance(value, int) else int(bool(value))
+            elif name in FLAG_COLUMNS:
+                value = int(bool(value))
             out[name].append(value)
     return out
 

@@ -75,3 +75,30 @@ def parse_min_samples(text: str) -> int:
     if value < 1:
         raise UsageError(f"--min-samples {value} must be at least 1")
     return value
+
+
+def add_peak_hours(parser: argparse.ArgumentParser) -> None:
+    """`--peak-hours FIRST-LAST` (`ispeed aggregate`, `ispeed publish`); parse it with parse_peak_hours."""
+    from ispeed.core.stats import PEAK_HOURS
+
+    parser.add_argument(
+        "--peak-hours",
+        default=f"{PEAK_HOURS[0]}-{PEAK_HOURS[1]}",
+        metavar="FIRST-LAST",
+        help="Vietnam local hours of the peak-hour download median, inclusive "
+        f"(default {PEAK_HOURS[0]}-{PEAK_HOURS[1]}: {PEAK_HOURS[0]}:00-{PEAK_HOURS[1]}:59)",
+    )
+
+
+def parse_peak_hours(text: str) -> tuple[int, int]:
+    """`--peak-hours FIRST-LAST`: Vietnam local hours 0-23, inclusive (`19-22` is 19:00-22:59;
+    `22-1` wraps past midnight); UsageError naming it otherwise."""
+    from ispeed.core.errors import UsageError
+
+    parts = text.split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UsageError(f"--peak-hours {text!r} is not FIRST-LAST: give local hours, e.g. 19-22")
+    first, last = (int(p) for p in parts)
+    if not (0 <= first <= 23 and 0 <= last <= 23):
+        raise UsageError(f"--peak-hours {text!r}: hours go from 0 to 23, e.g. 19-22")
+    return first, last

@@ -13,6 +13,8 @@ from typing import Any, NotRequired, TypedDict
 
 METHODOLOGY_VERSION = "1"  # of the statistics (aggregator/…/methodology.py); the measurement method is core.method's
 LEVELS: tuple[str, ...] = ("national", "province", "commune")
+PEAK_HOURS: tuple[int, int] = (19, 22)  # the default peak: 19:00-22:59 Vietnam time, the evening peak of home use
+GIGABIT_THRESHOLD_MBPS = 900.0  # the 1 Gbit/s class in TCP goodput (aggregator/…/methodology.py says why)
 
 # stats.csv, in order: the original contract, then the methodology columns (one value per file)...
 STATS_COLUMNS: tuple[str, ...] = (
@@ -34,7 +36,16 @@ STATS_COLUMNS: tuple[str, ...] = (
     "rank",
     "published",
 )
-METHOD_COLUMNS: tuple[str, ...] = ("methodology_version", "min_samples", "ci_level", "include_simulated")
+METHOD_COLUMNS: tuple[str, ...] = (
+    "methodology_version",
+    "min_samples",
+    "ci_level",
+    "include_simulated",
+    # added with the quality and distribution figures (issues #21, #22): the peak hours (Vietnam
+    # local hours, inclusive, e.g. `19-22`) and the goodput counted as the 1 Gbit/s class
+    "peak_hours",
+    "gigabit_threshold_mbps",
+)
 # ...then the columns added since (per cell, empty when the cell is suppressed). The share (0-1) of a
 # published cell's samples whose every test rests on that evidence (spec/evidence.md; a sample
 # rests on its weakest test): placed by GPS / by IP; network type from the IP classification / the
@@ -47,7 +58,32 @@ EVIDENCE_COLUMNS: tuple[str, ...] = (
     "network_type_declared_share",
     "device_issued_share",
 )
-ADDED_COLUMNS: tuple[str, ...] = EVIDENCE_COLUMNS
+# Quality beyond speed (method v2; issue #21), medians over device-day samples as for speed: a
+# sample's value over its tests that have the figure (method v1 results lack them; a test the
+# server delayed counts for none of them), a cell's median over its samples that have one, empty
+# when none; the share of samples over IPv6; the median download of the peak hours' samples
+# (empty below min_samples peak samples) and their count.
+QUALITY_COLUMNS: tuple[str, ...] = (
+    "loss_down_pct_median",
+    "loss_up_pct_median",
+    "rtt_p90_ms_median",
+    "rpm_down_median",
+    "rpm_up_median",
+    "ipv6_share",
+    "peak_download_median_mbps",
+    "peak_samples",
+)
+# The distribution of the download samples (issue #22): means (QCVN 34's average speed), the 10th
+# and 90th percentiles, the shares at or above 100 Mbit/s and the 1 Gbit/s class.
+DISTRIBUTION_COLUMNS: tuple[str, ...] = (
+    "download_mean_mbps",
+    "upload_mean_mbps",
+    "download_p10_mbps",
+    "download_p90_mbps",
+    "share_ge_100_mbps",
+    "share_ge_1000_mbps",
+)
+ADDED_COLUMNS: tuple[str, ...] = EVIDENCE_COLUMNS + QUALITY_COLUMNS + DISTRIBUTION_COLUMNS
 STATS_CSV_COLUMNS: tuple[str, ...] = STATS_COLUMNS + METHOD_COLUMNS + ADDED_COLUMNS
 # the figures of a cell, empty (None) when it is suppressed
 FIGURE_COLUMNS: tuple[str, ...] = (
@@ -91,11 +127,27 @@ class Cell(TypedDict):
     network_type_device_share: float | None
     network_type_declared_share: float | None
     device_issued_share: float | None
+    loss_down_pct_median: float | None
+    loss_up_pct_median: float | None
+    rtt_p90_ms_median: float | None
+    rpm_down_median: float | None
+    rpm_up_median: float | None
+    ipv6_share: float | None
+    peak_download_median_mbps: float | None
+    peak_samples: int | None
+    download_mean_mbps: float | None
+    upload_mean_mbps: float | None
+    download_p10_mbps: float | None
+    download_p90_mbps: float | None
+    share_ge_100_mbps: float | None
+    share_ge_1000_mbps: float | None
     # the methodology columns, when a cell is read back from the store
     methodology_version: NotRequired[str]
     min_samples: NotRequired[int]
     ci_level: NotRequired[float]
     include_simulated: NotRequired[bool]
+    peak_hours: NotRequired[str]
+    gigabit_threshold_mbps: NotRequired[float | None]
 
 
 def empty_cell(
@@ -126,6 +178,20 @@ def empty_cell(
         "network_type_device_share": None,
         "network_type_declared_share": None,
         "device_issued_share": None,
+        "loss_down_pct_median": None,
+        "loss_up_pct_median": None,
+        "rtt_p90_ms_median": None,
+        "rpm_down_median": None,
+        "rpm_up_median": None,
+        "ipv6_share": None,
+        "peak_download_median_mbps": None,
+        "peak_samples": None,
+        "download_mean_mbps": None,
+        "upload_mean_mbps": None,
+        "download_p10_mbps": None,
+        "download_p90_mbps": None,
+        "share_ge_100_mbps": None,
+        "share_ge_1000_mbps": None,
     }
 
 

@@ -31,7 +31,7 @@ from ispeed.publisher import charts_svg, i18n
 from ispeed.publisher.model import TABLE_COLUMNS, MonthData, Table
 from ispeed.publisher.pages import home_page, month_pages, month_tables, national_table, provider_slug
 
-BUILDER_VERSION = "2"  # bump when templates change what a built month looks like
+BUILDER_VERSION = "3"  # bump when templates change what a built month looks like
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,7 @@ class SiteBuilder:
             "other_lang_href": other,
             "num": lambda v, d=1: i18n.number(v, lang, d),
             "pct": lambda v: i18n.signed_pct(v, lang),
+            "share": lambda v, d=0: i18n.percent(v, lang, d),
             "test_url": self.test_url,
             "page": rel,
             "month_prefix": "",

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ispeed.core.errors import UsageError
-from ispeed.core.settings import add_setting, parse_min_samples
+from ispeed.core.settings import add_peak_hours, add_setting, parse_min_samples, parse_peak_hours
 
 
 def _today(text: str | None) -> dt.date | None:
@@ -32,7 +32,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     for month in args.month:
         parse_month(month)
-    method = Methodology(min_samples=parse_min_samples(args.min_samples), include_simulated=args.include_simulated)
+    method = Methodology(
+        min_samples=parse_min_samples(args.min_samples),
+        include_simulated=args.include_simulated,
+        peak_hours=parse_peak_hours(args.peak_hours),
+    )
     options = PublishOptions(
         Path(args.out),
         method,
@@ -75,6 +79,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--min-samples", default="300", help="samples (device-days) a cell needs to be published (default 300)"
     )
+    add_peak_hours(p)
     p.add_argument(
         "--month",
         action="append",

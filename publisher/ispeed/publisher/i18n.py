@@ -262,6 +262,107 @@ METHOD_TEXT: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Method v2's figures (issues #21, #22): table columns, the distribution line, the methodology page.
+FIGURES_TEXT: dict[str, tuple[str, str]] = {
+    "col_peak": ("Tải xuống {first}:00–{last}:59 (Mbps)", "Download {first}:00–{last}:59 (Mbps)"),
+    "col_peak_title": (
+        "Trung vị tải xuống trong giờ cao điểm {first}:00–{last}:59 (giờ Việt Nam)",
+        "Median download in the peak hours {first}:00–{last}:59 (Vietnam time)",
+    ),
+    "col_loss": ("Mất gói ↓/↑ (%)", "Loss ↓/↑ (%)"),
+    "col_loss_title": (
+        "Trung vị tỷ lệ mất gói UDP chiều xuống / chiều lên, khi mạng rảnh",
+        "Median UDP packet loss, download / upload direction, idle line",
+    ),
+    "col_rpm": ("RPM ↓/↑", "RPM ↓/↑"),
+    "col_rpm_title": (
+        "Trung vị độ phản hồi (số lượt khứ hồi mỗi phút) khi tải xuống / tải lên",
+        "Median responsiveness (round trips per minute) while downloading / uploading",
+    ),
+    "col_ipv6": ("IPv6", "IPv6"),
+    "col_ipv6_title": (
+        "Tỷ lệ mẫu đo qua IPv6, trong các mẫu biết phiên bản IP",
+        "Share of samples measured over IPv6, among those with a known IP version",
+    ),
+    "figures_line": (
+        "Trung bình {mean} Mbps · phân vị 10–90: {p10}–{p90} Mbps · mẫu ≥ 100 Mbps: {s100} · "
+        "≥ 1 Gbps: {s1000} · giờ cao điểm: {peak} Mbps ({peak_n} mẫu)",
+        "Mean {mean} Mbps · 10th–90th percentile: {p10}–{p90} Mbps · samples ≥ 100 Mbps: {s100} · "
+        "≥ 1 Gbps: {s1000} · peak hours: {peak} Mbps ({peak_n} samples)",
+    ),
+    "quality_title": ("Chất lượng và phân bố (phương pháp đo phiên bản 2)", "Quality and distribution (method 2)"),
+    "q1": (
+        "Mất gói UDP (chiều xuống, chiều lên; khi mạng rảnh), RTT UDP phân vị 90 và RPM (độ phản hồi: số lượt "
+        "khứ hồi mỗi phút khi tải xuống, tải lên) chỉ có ở kết quả của phương pháp đo phiên bản 2; một tháng có "
+        "thể gồm cả hai phiên bản. Giá trị của một mẫu là trung vị các lượt đo có số liệu đó; của ô là trung vị "
+        "các mẫu có số liệu; để trống khi không mẫu nào có.",
+        "UDP loss (download and upload direction, idle line), the UDP round trip's 90th percentile and RPM "
+        "(responsiveness: round trips per minute while downloading, uploading) exist only for results of "
+        "measurement method 2; a month may hold both versions. A sample's value is the median of its tests "
+        "that have the figure; a cell's, the median of its samples that have one; empty when none has.",
+    ),
+    "q2": (
+        "Lượt đo mà chính máy chủ làm trễ gói thăm dò quá giới hạn (cờ server_delayed) không được tính cho độ "
+        "trễ, độ dao động, mất gói và RPM; tốc độ của nó vẫn được tính.",
+        "A test whose probes the server itself delayed beyond its bound (flag server_delayed) counts for no "
+        "latency, jitter, loss or RPM figure; its speeds still count.",
+    ),
+    "q3": (
+        "IPv6: trong các mẫu có lượt đo biết phiên bản IP (máy chủ xác định theo kết nối), tỷ lệ mẫu mà mọi "
+        "lượt đo đó chạy qua IPv6. Chỉ một lượt qua IPv4 là mẫu tính IPv4, như mẫu dựa trên bằng chứng yếu nhất.",
+        "IPv6: among the samples with a test of known IP version (the server decides it from the "
+        "connection), the share whose every such test ran over IPv6. One test over IPv4 makes an IPv4 "
+        "sample, as a sample rests on its weakest evidence.",
+    ),
+    "q4": (
+        "Giờ cao điểm: {first}:00–{last}:59 giờ Việt Nam (giờ bắt đầu UTC + 7). Mẫu giờ cao điểm của một "
+        "thiết bị-ngày là trung vị tải xuống các lượt đo của nó trong giờ cao điểm; trung vị của các mẫu này "
+        "chỉ được công bố khi ô có ít nhất {min_samples} mẫu giờ cao điểm (peak_samples).",
+        "Peak hours: {first}:00–{last}:59 Vietnam time (start time UTC + 7). A device-day's peak sample is "
+        "the median download of its tests in the peak hours; their median is published only when the cell "
+        "has at least {min_samples} peak samples (peak_samples).",
+    ),
+    "q5": (
+        "Tốc độ trung bình, công bố cạnh trung vị (QCVN 34 định nghĩa tốc độ trung bình là trung bình cộng): "
+        "mỗi mẫu tính bằng bit/s nguyên, b = ⌊x · 10⁶ + 0,5⌋ với x tính bằng Mbps; trung bình = Σb / (n · 10⁶), "
+        "làm tròn một lần. Tổng là số nguyên nên ai tính lại cũng được đúng từng bit.",
+        "Mean speed, published beside the median (QCVN 34 defines average speed as the arithmetic mean): "
+        "each sample in whole bit/s, b = ⌊x · 10⁶ + 0.5⌋ for x in Mbps; mean = Σb / (n · 10⁶), rounded "
+        "once. The sum is an integer, so any recomputation agrees to the bit.",
+    ),
+    "q6": (
+        "Phân vị 10 và 90 của tải xuống (nội suy tuyến tính, mặc định của numpy): các mẫu xếp tăng "
+        "x₀ … xₙ₋₁; h = (n − 1) · p, j = ⌊h⌋, g = h − j; giá trị = xⱼ + (xⱼ₊₁ − xⱼ) · g (numpy tính "
+        "xⱼ₊₁ − (xⱼ₊₁ − xⱼ) · (1 − g) khi g ≥ 0,5).",
+        "10th and 90th percentiles of download (linear interpolation, numpy's default): samples sorted "
+        "x₀ … xₙ₋₁; h = (n − 1) · p, j = ⌊h⌋, g = h − j; value = xⱼ + (xⱼ₊₁ − xⱼ) · g (numpy computes "
+        "xⱼ₊₁ − (xⱼ₊₁ − xⱼ) · (1 − g) when g ≥ 0.5).",
+    ),
+    "q7": (
+        "Tỷ lệ mẫu tải xuống ≥ 100 Mbps và ≥ {gigabit} Mbps (hạng 1 Gbps). Đường Ethernet 1 Gbps chỉ mang "
+        "tối đa khoảng 941 Mbps dữ liệu TCP (khoảng 936 qua PPPoE, cách truy cập cáp quang phổ biến ở Việt "
+        "Nam), nên hạng 1 Gbps dùng ngưỡng {gigabit} Mbps: vẫn tính đường 1 Gbps mất thêm vài phần trăm "
+        "(VLAN, thời gian tăng tốc của lượt đo), không tính đường nào chậm hơn {gigabit} Mbps.",
+        "Share of download samples ≥ 100 Mbps and ≥ {gigabit} Mbps (the 1 Gbps class). A 1 Gbps Ethernet "
+        "line carries at most ~941 Mbps of TCP data (~936 over PPPoE, the usual fibre access in Vietnam), "
+        "so the 1 Gbps class is counted from {gigabit} Mbps of goodput: a gigabit line that loses a few "
+        "percent more (VLAN tags, the test's ramp) still counts, no line slower than {gigabit} Mbps does.",
+    ),
+    "q8": (
+        "Mọi số liệu này tính trên cùng các mẫu thiết bị-ngày như trung vị và chỉ cho ô được công bố "
+        "(stats.csv: loss_down_pct_median … share_ge_1000_mbps; cột phương pháp peak_hours, "
+        "gigabit_threshold_mbps).",
+        "All of these use the same device-day samples as the medians, for published cells only (stats.csv: "
+        "loss_down_pct_median … share_ge_1000_mbps; methodology columns peak_hours, gigabit_threshold_mbps).",
+    ),
+}
+TEXT.update(FIGURES_TEXT)
+
+
+def percent(share: float | None, lang: str, digits: int = 0) -> str:
+    """A share 0-1 as `62 %` ('–' when missing)."""
+    return "–" if share is None else number(share * 100.0, lang, digits) + " %"
+
 
 def translator(lang: str) -> Callable[..., str]:
     """`t(key, **fields)` for one language; an unknown key raises (a template typo must fail the build)."""

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from ispeed.aggregator.methodology import Methodology
-from ispeed.core.stats import Cell, empty_cell
+from ispeed.core.stats import DISTRIBUTION_COLUMNS, QUALITY_COLUMNS, Cell, empty_cell
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "month",
@@ -38,6 +38,9 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "rank",
     "rank_shared",
     "published",
+    # added with method v2's figures (issues #21, #22), as stats.csv names them
+    *QUALITY_COLUMNS,
+    *DISTRIBUTION_COLUMNS,
 )
 CellKey = tuple[str, str, str, str, str]  # network type, level, province, commune, provider
 

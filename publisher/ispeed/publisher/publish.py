@@ -26,6 +26,7 @@ from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_chang
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.server_health import server_health
 from ispeed.core import files
+from ispeed.core.settings import parse_peak_hours
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ, month_bounds, parse_month, utcnow
 from ispeed.publisher.build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
@@ -181,6 +182,12 @@ def stored_month(
         include_simulated=bool(first["include_simulated"]),
         version=str(first["methodology_version"]),
     )
+    if first.get("peak_hours"):  # months aggregated before migration 0008 have none
+        method = dataclasses.replace(
+            method,
+            peak_hours=parse_peak_hours(str(first["peak_hours"])),
+            gigabit_threshold_mbps=float(first.get("gigabit_threshold_mbps") or method.gigabit_threshold_mbps),
+        )
     prev = month_text(*previous_month(due.year, due.month))
     changes = month_changes(cells, stats_table.read_month(store, prev), prev)
     months, trend = national_trend(store, due.label)

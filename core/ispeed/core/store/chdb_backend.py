@@ -127,8 +127,11 @@ class ChdbStore(Store):
 
         frame = pd.DataFrame({name: list(values) for name, values in columns.items()})
         for name in frame.columns:
-            if types.get(name) == "Date":
+            ch_type = types.get(name, "")
+            if ch_type == "Date":
                 frame[name] = frame[name].astype(str)
+            elif ch_type.startswith(("Nullable(UInt", "Nullable(Int")):  # None would make the column float NaN
+                frame[name] = frame[name].astype(ch_type[len("Nullable(") : -1])  # pandas nullable UInt64, …
         names = ", ".join(frame.columns)
         self._run(f"INSERT INTO {table} ({names}) SELECT * FROM Python(frame)")
 
