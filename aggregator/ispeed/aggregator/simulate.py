@@ -26,7 +26,7 @@ import numpy as np
 
 from ispeed.aggregator.places import Places, load_places
 from ispeed.core.errors import UsageError
-from ispeed.core.method import METHOD_VERSION
+from ispeed.core.method import METHOD_VERSION, SPEED_ONLY_VERSION
 from ispeed.core.schema import MEASUREMENT_COLUMNS
 from ispeed.core.store import Store
 from ispeed.core.timeutil import month_bounds
@@ -227,7 +227,7 @@ def _chunk(
         "server_id": ctx.province_server[province],
         "client_kind": np.full(rows, "simulated", dtype=object),
         "client_version": np.full(rows, "sim-1", dtype=object),
-        "method_version": np.full(rows, METHOD_VERSION, dtype=object),
+        "method_version": np.full(rows, SPEED_ONLY_VERSION, dtype=object),
         "simulated": np.ones(rows, dtype=np.int64),
         "valid": (~flagged).astype(np.int64),
         "invalid_reason": reason,
@@ -318,7 +318,7 @@ def _quality(rng: np.random.Generator, columns: dict[str, Any], d: np.ndarray, n
     rpm_up = np.round(60_000.0 / (columns["loaded_latency_up_ms"] * rng.lognormal(0.0, 0.1, rows)), 1)
     server_delay = np.where(delayed, rng.uniform(25.0, 80.0, rows), rng.lognormal(np.log(0.4), 0.5, rows))
     return {
-        "method_version": np.where(v2, "2", columns["method_version"]).astype(object),
+        "method_version": np.where(v2, METHOD_VERSION, columns["method_version"]).astype(object),
         "ip_version": np.where(v2, np.where(ipv6, 6, 4), 0).astype(np.int64),
         "udp_status": np.where(udp, "ok", np.where(blocked, "blocked", "")).astype(object),
         "udp_probes": np.where(udp, UDP_PROBES, 0).astype(np.int64),

@@ -28,6 +28,7 @@ import statistics
 from collections.abc import Sequence
 
 METHOD_VERSION = "2"  # method v2 (spec/method-v2.md) adds UDP loss and delay; results without them keep "1"
+SPEED_ONLY_VERSION = "1"  # a result measured without method v2's quality probes (method v1)
 SAMPLE_INTERVAL_S = 0.1
 RAMP_FRACTION = 0.25
 RAMP_MIN_S = 0.5

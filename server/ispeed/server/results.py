@@ -229,7 +229,7 @@ async def submit_result(request: web.Request) -> web.Response:
         client_version=values["client_version"] or "",
         # the server measured: its method, whatever the client says; v1 for a client that did not probe
         # method v2 when its figures were measured (UDP probes or RPM); a v1 client's result stays v1
-        method_version=method.METHOD_VERSION if udp.udp_status or _measured_rpm(values) else "1",
+        method_version=method.METHOD_VERSION if udp.udp_status or _measured_rpm(values) else method.SPEED_ONLY_VERSION,
         simulated=False,
         valid=not reason,
         invalid_reason=reason,
