@@ -65,7 +65,7 @@ class Summary:
 
     network_type: str
     size: int
-    cells: int
+    cells: int  # (network type, commune) cells validated
     outcomes: int
     rmse_estimate: float  # of ln(estimate / truth)
     rmse_raw: float  # of ln(raw median / truth)
@@ -136,7 +136,7 @@ def summarise(outcomes: Sequence[Outcome]) -> list[Summary]:
             Summary(
                 network_type=network_type,
                 size=size,
-                cells=len({(o.estimate.province_code, o.estimate.commune_code) for o in items}),
+                cells=len({(o.network_type, o.estimate.commune_code) for o in items}),
                 outcomes=len(items),
                 rmse_estimate=float(np.sqrt(np.mean((est - truth) ** 2))),
                 rmse_raw=float(np.sqrt(np.mean((raw - truth) ** 2))),
