@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ispeed.aggregator.cli_export",
     "ispeed.aggregator.cli",
     "ispeed.publisher.cli",
+    "ispeed.publisher.cli_report",
     "ispeed.cli.demo_cli",
     "ispeed.admin_geo.cli",
 )
