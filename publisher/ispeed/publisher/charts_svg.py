@@ -238,6 +238,8 @@ def dot_map(dots: Sequence[Dot], title: str, desc: str, links: bool = True) -> M
     paths: dict[tuple[float, str], list[str]] = {}  # (radius, paint) -> the path's circles, in drawing order
     # grey (no data) dots first, then estimates' rings, so published dots stay visible on top
     for dot in sorted(dots, key=lambda d: (d.value is not None, not d.estimated)):
+        if not (_LAT[0] <= dot.lat <= _LAT[1] and _LON[0] <= dot.lon <= _LON[1]):
+            continue  # the island zones off the box (Hoàng Sa, Trường Sa) would float beside the map
         cx = (dot.lon - _LON[0]) * k * scale
         cy = (_LAT[1] - dot.lat) * scale
         if dot.estimated and dot.value is not None:

@@ -150,13 +150,10 @@ def _target_view(md: MonthData) -> dict[str, Any]:
         def figures(province: str, t: targets.Target = target) -> list[targets.Value]:
             return [targets.value(t, by_month[m], province, md.method.min_samples) for m in months]
 
-        views.append(
-            {
-                "target": target,
-                "national": figures(""),
-                "provinces": [(p, figures(p.code)) for p in sorted(md.geo.provinces.values(), key=lambda p: p.code)],
-            }
-        )
+        national = figures("")
+        provinces = [(p, figures(p.code)) for p in sorted(md.geo.provinces.values(), key=lambda p: p.code)]
+        figured = any(v.value is not None for values in [national] + [f for _, f in provinces] for v in values)
+        views.append({"target": target, "national": national, "provinces": provinces, "figured": figured})
     return {
         "targets_file": md.targets,
         "views": views,
