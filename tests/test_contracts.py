@@ -14,6 +14,7 @@ import pytest
 from ispeed.aggregator import server_health
 from ispeed.aggregator.aggregate import month_query_params
 from ispeed.aggregator.cells_sql import CELL_COLUMNS, PlaceRow, month_cells_query, places_query
+from ispeed.aggregator.estimates_sql import SAMPLES_QUERY, SampleRow
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.places import load_places
 from ispeed.aggregator.simulate import SimulationConfig, generate
@@ -104,6 +105,7 @@ def test_named_rows_are_their_queries_columns_in_order(store: Store) -> None:
         (server_health._PEAKS, health, server_health._Peaks._fields),
         (audit._SELECT_ENTRIES, {"since": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)}, audit._AuditRow._fields),
         (isp_keys._SELECT_KEYS % "1", {}, isp_keys._KeyRow._fields),
+        (SAMPLES_QUERY, {**month, "network_types": list(method.network_types)}, SampleRow._fields),
     ]
     for sql, params, fields in cases:
         columns = _column_names(store, sql, params)
