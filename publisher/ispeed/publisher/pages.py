@@ -96,7 +96,7 @@ def _bar_charts(md: MonthData, tables: dict[str, Table]) -> Callable[[Callable[.
     return charts
 
 
-def _map_charts(md: MonthData, nt: str, links: bool = True) -> Callable[[Callable[..., str]], dict[str, Markup]]:
+def map_charts(md: MonthData, nt: str, links: bool = True) -> Callable[[Callable[..., str]], dict[str, Markup]]:
     def charts(t: Callable[..., str]) -> dict[str, Markup]:
         dots = []
         for code, c in sorted(md.geo.communes.items()):
@@ -137,7 +137,7 @@ def _map_charts(md: MonthData, nt: str, links: bool = True) -> Callable[[Callabl
     return charts
 
 
-def _target_view(md: MonthData) -> dict[str, Any]:
+def target_view(md: MonthData) -> dict[str, Any]:
     """The Targets page's figures (language-neutral): per target, the national and province values
     of the months shown, the latest month's status."""
     if md.targets is None:
@@ -162,7 +162,7 @@ def _target_view(md: MonthData) -> dict[str, Any]:
     }
 
 
-def _target_charts(md: MonthData, view: dict[str, Any]) -> Callable[[Callable[..., str]], dict[str, Markup]]:
+def target_charts(md: MonthData, view: dict[str, Any]) -> Callable[[Callable[..., str]], dict[str, Markup]]:
     def charts(t: Callable[..., str]) -> dict[str, Markup]:
         out = {}
         for item in view["views"]:
@@ -197,7 +197,7 @@ def home_page(md: MonthData, national: Table) -> Page:
 
 def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
     """Every page of the month (paths relative to the month folder)."""
-    target_view = _target_view(md)
+    targets_view = target_view(md)
     pages = [
         home_page(md, tables["national"]),
         Page(
@@ -207,12 +207,12 @@ def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
             _bar_charts(md, tables),
         ),
         Page("methodology.html", "methodology.html"),
-        Page("targets.html", "targets.html", target_view, _target_charts(md, target_view)),
+        Page("targets.html", "targets.html", targets_view, target_charts(md, targets_view)),
         Page("servers.html", "servers.html", {"servers": md.servers}),
         Page("downloads.html", "downloads.html", {"table_ids": sorted(tables)}),
     ]
     for nt in md.network_types:
-        pages.append(Page(f"map/{nt}.html", "map.html", {"nt": nt}, _map_charts(md, nt)))
+        pages.append(Page(f"map/{nt}.html", "map.html", {"nt": nt}, map_charts(md, nt)))
     for code, place in sorted(md.geo.provinces.items()):
         pages.append(
             Page(

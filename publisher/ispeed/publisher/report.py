@@ -24,7 +24,7 @@ from ispeed.core.method import METHOD_VERSION
 from ispeed.publisher import charts_svg, i18n
 from ispeed.publisher.build import SiteBuilder
 from ispeed.publisher.model import MonthData
-from ispeed.publisher.pages import _map_charts, _target_charts, _target_view, provider_slug
+from ispeed.publisher.pages import map_charts, provider_slug, target_charts, target_view
 
 METHOD_KEYS = ("m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "method_estimates")
 
@@ -86,8 +86,8 @@ def _commune(cell: Any, network_type: str) -> bool:
 def report_context(md: MonthData, lang: str, provenance: Provenance) -> dict[str, Any]:
     """Everything `report.html` shows."""
     t = i18n.translator(lang)
-    maps = {nt: _map_charts(md, nt, links=False)(t) for nt in md.network_types}
-    view = _target_view(md)
+    maps = {nt: map_charts(md, nt, links=False)(t) for nt in md.network_types}
+    view = target_view(md)
     isp_tables = {nt: md.provider_rows(nt) for nt in md.network_types}
     bars = {
         nt: charts_svg.ci_bars(
@@ -135,7 +135,7 @@ def report_context(md: MonthData, lang: str, provenance: Provenance) -> dict[str
         "by_province": by_province,
         "maps": maps,
         "trend": trend,
-        "target_charts": _target_charts(md, view)(t) if view["views"] else {},
+        "target_charts": target_charts(md, view)(t) if view["views"] else {},
         **view,
         "coverage": _coverage(md),
         "method_keys": METHOD_KEYS,
