@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Install what ispeed needs on a fresh Debian 12 machine, then the project into ./.venv.
-#   scripts/setup.sh run    the platform on the embedded store: ispeed[all] (no Debian packages needed)
+#   scripts/setup.sh run    the platform on the embedded store: ispeed[all], and the report's Debian libraries and fonts
 #   scripts/setup.sh test   also what the tests use: ispeed[all,test], Debian's clickhouse-server, test tools
 #   scripts/setup.sh dev    ispeed[all,test] only (`make check`: no Debian packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${1:-run}"
 
+# the monthly report's PDF (WeasyPrint): Pango and HarfBuzz, and fonts with every Vietnamese glyph
+report_packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
 debian_packages=()
 case "$profile" in
-  run|dev) ;;
+  run) debian_packages=("${report_packages[@]}") ;;
+  dev) ;;
   test)
     # a real ClickHouse server (and ZooKeeper for replicated tables), a real browser,
-    # M-Lab's ndt7 client (npm, needs Node >= 18), and the network tools of the accuracy harness
-    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light)
+    # M-Lab's ndt7 client (npm, needs Node >= 18), the network tools of the accuracy harness,
+    # and poppler-utils (pdftotext, pdffonts) to read the report's PDF back
+    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light
+                     poppler-utils "${report_packages[@]}")
     command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
     ;;
   *) echo "scripts/setup.sh: unknown profile '$profile': use run, test or dev" >&2; exit 2 ;;

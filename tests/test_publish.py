@@ -260,3 +260,48 @@ def test_province_and_isp_pages_show_loss_rpm_ipv6_and_the_distribution(built: t
         methodology = (out / lang / "2025-07" / "methodology.html").read_text(encoding="utf-8")
         assert "<td>19-22</td>" in methodology and "<td>900.0</td>" in methodology
         assert all(w in methodology for w in words), lang
+
+
+def test_targets_page_estimates_and_reports_are_published(built: tuple[Path, str, object]) -> None:
+    """The Targets page in both languages, the estimates on the map and in the commune tables,
+    marked and never ranked, estimates.csv and the final months' PDF reports in the downloads."""
+    out, _, _ = built
+    data = out / "data" / "2025-07"
+    estimates = list(csv.DictReader(io.StringIO((data / "estimates.csv").read_text(encoding="utf-8"))))
+    assert estimates and all(int(r["samples"]) < MIN_SAMPLES for r in estimates)
+    assert {r["grade"] for r in estimates} <= {"A", "B", "C"} and {r["level"] for r in estimates} == {"commune"}
+    stats = list(csv.DictReader(io.StringIO((data / "stats.csv").read_text(encoding="utf-8"))))
+    published = {
+        (r["network_type"], r["commune_code"]) for r in stats if r["level"] == "commune" and r["published"] == "true"
+    }
+    assert not published & {(r["network_type"], r["commune_code"]) for r in estimates if not r["provider"]}
+    for month, status in (("2025-06", "final"), ("2025-07", "final"), ("2025-08", "provisional")):
+        pdfs = sorted(p.name for p in (out / "data" / month).glob("report-*.pdf"))
+        assert pdfs == ([f"report-{month}-en.pdf", f"report-{month}-vi.pdf"] if status == "final" else []), month
+    for prefix, words in (
+        ("", ("Tiến độ các mục tiêu quốc gia", "CHỈ SỐ THAY THẾ")),
+        ("en/", ("Progress towards", "PROXY")),
+    ):
+        page = (out / prefix / "2025-07" / "targets.html").read_text(encoding="utf-8")
+        assert all(w in page for w in words) and "1132/QĐ-TTg" in page and page.count('<section id="target-') == 6
+        assert 'href="../2025-07/targets.html"' in (out / prefix / "2025-07" / "index.html").read_text(encoding="utf-8")
+        downloads = (out / prefix / "2025-07" / "downloads.html").read_text(encoding="utf-8")
+        assert (
+            "estimates.csv" in downloads
+            and "report-2025-07-vi.pdf" in downloads
+            and "report-2025-07-en.pdf" in downloads
+        )
+    fixed_map = (out / "en" / "2025-07" / "map" / "fixed.html").read_text(encoding="utf-8")
+    fixed = [r for r in estimates if r["network_type"] == "fixed" and not r["provider"]]
+    assert fixed_map.count('class="estimate"') == len(fixed) and "hollow ring: estimate" in fixed_map
+    one = fixed[0]
+    province = (out / "en" / "2025-07" / "province" / f"{one['province_code']}.html").read_text(encoding="utf-8")
+    row = province[province.index(f'id="c-{one["commune_code"]}"') :].split("</tr>", 1)[0]
+    assert '<span class="est-mark">estimate</span>' in row and f"estimate {one['grade']}" in row
+    assert '<td class="num" data-v="">–</td>' in row  # no rank for an estimate
+    table = list(
+        csv.DictReader(
+            io.StringIO((data / "tables" / f"province-{one['province_code']}-communes-fixed.csv").read_text())
+        )
+    )
+    assert all(r["download_median_mbps"] == "" for r in table if r["commune_code"] == one["commune_code"])

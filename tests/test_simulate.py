@@ -34,9 +34,9 @@ def test_realistic_shape() -> None:
     dl = cols["download_mbps"].astype(float)
     ok = dl > 0
     med = {n: np.median(dl[(nt == n) & ok]) for n in ("fixed", "mobile", "5g")}
-    assert med["fixed"] > med["5g"] > med["mobile"]
-    # overlap: plenty of mobile tests beat the fixed median's lower quartile
-    assert (dl[(nt == "mobile") & ok] > np.percentile(dl[(nt == "fixed") & ok], 25)).mean() > 0.05
+    assert med["5g"] > med["fixed"] > med["mobile"]
+    # overlap: some mobile tests beat the fixed median's lower decile
+    assert (dl[(nt == "mobile") & ok] > np.percentile(dl[(nt == "fixed") & ok], 10)).mean() > 0.05
     invalid = (cols["valid"] == 0) | ~ok
     assert 0.015 < invalid.mean() < 0.06
     assert (cols["simulated"] == 1).all() and (cols["client_kind"] == "simulated").all()
@@ -54,6 +54,39 @@ def test_realistic_shape() -> None:
     assert (local_hour == 21).sum() > 5 * (local_hour == 3).sum()
     # mobile operators only on mobile/5G, FPT only on fixed
     assert "FPT Telecom" not in set(cols["provider"][nt != "fixed"])
+
+
+def test_national_figures_look_like_vietnam_in_2025() -> None:
+    """Device-day medians near the public figures the parameters cite (simulate.py): fixed ~272
+    down / ~201 up, 5G ~447 / ~99, 4G mobile ~60; a tail of fixed samples at gigabit plans, none
+    of them above a plan's headroom; Viettel fastest on fixed, wards faster than rural communes."""
+    cols = _all(SimulationConfig(2025, 7, 120_000, seed=11))
+    ok = (cols["valid"] == 1) & (cols["download_mbps"].astype(float) > 0)
+    device = np.where(cols["device_hash"] != "", cols["device_hash"], cols["ip_hash"])
+    key = np.char.add(
+        np.char.add(device[ok].astype(str), cols["local_date"][ok].astype(str)), cols["network_type"][ok].astype(str)
+    )
+    _, first = np.unique(key, return_index=True)  # one test per device-day: enough for medians here
+    at = np.flatnonzero(ok)[first]
+    samples = {
+        n: {m: cols[f"{m}_mbps"][at][cols["network_type"][at] == n].astype(float) for m in ("download", "upload")}
+        for n in ("fixed", "mobile", "5g")
+    }
+    for network, down, up in (("fixed", 272.0, 201.0), ("5g", 447.0, 99.0), ("mobile", 60.0, 21.0)):
+        assert np.median(samples[network]["download"]) == pytest.approx(down, rel=0.12), network
+        assert np.median(samples[network]["upload"]) == pytest.approx(up, rel=0.15), network
+    fixed = samples["fixed"]["download"]
+    assert 0.02 < (fixed >= 1000).mean() < 0.10 and fixed.max() <= 1100.0
+    dl = cols["download_mbps"].astype(float)
+    nt, provider = cols["network_type"], cols["provider"]
+    by_isp = {p: np.median(dl[ok & (nt == "fixed") & (provider == p)]) for p in ("Viettel", "VNPT", "FPT Telecom")}
+    assert by_isp["Viettel"] > by_isp["VNPT"] > by_isp["FPT Telecom"]
+    from ispeed.admin_geo import communes
+
+    ward = {c.code for c in communes() if c.type == "phuong"}
+    in_ward = np.array([c in ward for c in cols["commune_code"]])
+    fixed_ok = ok & (nt == "fixed")
+    assert np.median(dl[fixed_ok & in_ward]) > 1.15 * np.median(dl[fixed_ok & ~in_ward])
 
 
 def test_places_come_from_admin_geo_when_present() -> None:

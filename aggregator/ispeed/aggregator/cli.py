@@ -65,6 +65,8 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     min_samples = _positive_int("--min-samples", args.min_samples, 1)
     peak_hours = parse_peak_hours(args.peak_hours)
     from ispeed.aggregator.aggregate import aggregate_month
+    from ispeed.aggregator.estimates import estimate_month, write_estimates
+    from ispeed.aggregator.estimates_sql import month_samples
     from ispeed.aggregator.methodology import Methodology
     from ispeed.core.store import open_store
 
@@ -72,13 +74,17 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     show = _progress(True)
     with open_store(args.store) as store:
         stats = aggregate_month(store, year, month, method, Path(args.out), progress=show)
+        if show:
+            show(f"{stats.month}: estimates of the communes under {min_samples} samples")
+        estimates = estimate_month(month_samples(store, year, month, method), method)
+    write_estimates(Path(args.out), stats.month, estimates, method)
     if show:
         sys.stderr.write("\r\033[K")
     summary = stats.summary()
     line = (
         f"ispeed aggregate: {stats.month}: {summary['cells']} cells, {summary['published_cells']} "
         f"published, {summary['suppressed_cells']} suppressed (< {min_samples} samples); "
-        f"wrote {Path(args.out) / stats.month / 'stats.csv'}\n"
+        f"wrote {Path(args.out) / stats.month / 'stats.csv'} and estimates.csv ({len(estimates)} estimated cells)\n"
     )
     sys.stderr.write(line)
     if summary["insufficient_data"]:
@@ -102,7 +108,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "aggregate",
         help="monthly statistics (methodology v1) into DIR/YYYY-MM/stats.csv",
         description="Compute a month's methodology-v1 statistics, store them and write "
-        "DIR/YYYY-MM/{stats.csv,changes.csv,histograms.csv,methodology.json}.",
+        "DIR/YYYY-MM/{stats.csv,changes.csv,histograms.csv,methodology.json}, and the small-area "
+        "estimates of the commune cells under --min-samples into DIR/YYYY-MM/estimates.csv.",
     )
     a.add_argument("--month", required=True, help="Vietnam-local month, YYYY-MM")
     a.add_argument("--out", required=True, help="output directory (DIR/YYYY-MM/ is created)")

@@ -39,6 +39,7 @@ class Places:
     source: str
     commune_lat: tuple[float, ...] | None = None  # centroids, when known
     commune_lon: tuple[float, ...] | None = None
+    commune_type: tuple[str, ...] | None = None  # admin_geo's unit type (phuong, xa, dac_khu), when known
 
 
 # (code, name, population in millions); codes of the provinces kept by Resolution 202/2025/QH15.
@@ -165,6 +166,7 @@ def _from_admin_geo() -> Places | None:
         source=f"admin_geo ({len(province_list)} provinces, {len(units)} communes)",
         commune_lat=tuple(c.lat for c in units),
         commune_lon=tuple(c.lon for c in units),
+        commune_type=tuple(c.type for c in units),
     )
 
 

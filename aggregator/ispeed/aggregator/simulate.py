@@ -3,14 +3,17 @@
 Model (all vectorised numpy, generated in fixed chunks so the rows depend only on the seed, the
 month and the test count):
 - a pool of devices, each with a network type, a provider (market share per network type), a
-  home commune (population-weighted) and a plan factor; 15% are heavy testers (≈8× the tests);
+  home commune (population-weighted) and a speed level; 15% are heavy testers (≈8× the tests);
   `anonymous_share` have no device id (the IP hash stands in for them);
 - 40% of tests carry a GPS position (commune centroid ± ~400 m, rounded to 0.01°) when
   the commune centroids are known (admin_geo), the others are placed by IP;
 - each test picks a device, a local day and a local hour (diurnal curve, evening peak); mobile
   and 5G tests are sometimes taken away from home (another commune);
-- speeds are log-normal per technology (fixed > 5G > mobile medians, overlapping tails), scaled
-  by provider, province, plan and evening congestion; latency and jitter likewise;
+- speeds follow public figures of Vietnam in 2025 (below: 5G > fixed > mobile medians): a fixed
+  line's plan tier (150 Mbit/s to 1 Gbit/s, capped a little above the plan) and whether its device
+  tests over a cable or Wi-Fi, a phone's own capability, then the provider (per network type),
+  province, commune (wards faster than rural communes, plus a lasting commune factor) and evening
+  congestion, with log-normal noise per test; latency and jitter likewise;
 - about `invalid_share` of the tests are invalid: failed (zero throughput) or flagged by the server.
 """
 
@@ -33,21 +36,48 @@ from ispeed.core.timeutil import month_bounds
 
 CHUNK_ROWS = 250_000  # generation unit: fixed, so the data never depends on the insert batch size
 NETWORK_SHARES = (("fixed", 0.50), ("mobile", 0.35), ("5g", 0.15))
-# Median download (Mbps), log-sigma, upload/download ratio, median idle latency (ms).
+# Speeds of Vietnam in mid-2025, from VNNIC's i-Speed monthly medians as reported in the press:
+# - fixed broadband 271.2 Mbit/s down, 201.0 up (August 2025; vneconomy.vn, 8 September 2025) and
+#   272.4 / 202.1 (September; viettimes.vn, 28 October 2025); by provider in September: Viettel
+#   320.7, CMC 270.9, VNPT 259.5, FPT Telecom 124.4, SCTV 86.9 Mbit/s down;
+# - 5G 447.0 down, 99.3 up (July 2025; ngaynay.vn, 13 August 2025); by provider in August:
+#   Viettel 457.3, MobiFone 411.0, VNPT third (vneconomy.vn, 8 September 2025);
+# - mobile broadband 81.0 down, 28.4 up (August 2025, 4G and 5G together; ngaynay.vn); 5G's 594.8
+#   of January 2026 was "about ten times 4G" (dantri.com.vn, 4 March 2026): ~60 Mbit/s for 4G;
+# - Viettel and VNPT doubled their entry plans to at least 300 Mbit/s in April 2025 (24h.com.vn).
+# Per technology: the download (Mbps) of a device of level 1 in a place and at an hour of factor 1,
+# set so that the national medians of a simulated month come out at the figures above (fixed ~272,
+# 5G ~447, mobile ~60: tests/test_simulate.py checks them); the log-sigma of one test around its
+# device's level; the upload/download ratio; the median idle latency (ms).
 TECHNOLOGY = {
-    "fixed": (170.0, 0.55, 0.75, 9.0),
-    "5g": (120.0, 0.60, 0.25, 22.0),
-    "mobile": (45.0, 0.65, 0.35, 38.0),
+    "fixed": (365.0, 0.22, 0.77, 9.0),
+    "5g": (480.0, 0.40, 0.22, 22.0),
+    "mobile": (64.0, 0.50, 0.35, 38.0),
 }
-PROVIDER_FACTOR = {
-    "Viettel": 1.06,
-    "VNPT": 1.0,
-    "FPT Telecom": 1.09,
-    "CMC Telecom": 0.95,
-    "SCTV": 0.85,
-    "MobiFone": 0.94,
-    "Vietnamobile": 0.72,
+# A fixed line's plan (Mbit/s) and the share of lines on it: entry plans of 300 Mbit/s since 2025,
+# older 150 Mbit/s lines, and gigabit plans (26 % of users could get > 1 Gbit/s in early 2026,
+# fewer buy it: dantri.com.vn, 4 March 2026).
+FIXED_PLANS_MBPS = ((150.0, 0.12), (300.0, 0.46), (500.0, 0.27), (1000.0, 0.15))
+FIXED_LEVEL_PLAN_MBPS = 300.0  # a fixed line's level is its plan over this, times its efficiency
+PLAN_HEADROOM = 1.1  # lines are provisioned a little above their plan: no test exceeds plan × 1.1
+WIRED_SHARE = 0.3  # fixed devices that test over a cable; the others test over Wi-Fi
+WIRED_EFFICIENCY = (1.0, 0.08)  # median share of the plan a test reaches, log-sigma across devices
+WIFI_EFFICIENCY = (0.6, 0.35)
+PHONE_SIGMA = 0.35  # log-sigma of a phone's own level (handset, where it is usually used)
+# Provider speed factors per network type, from the figures above (fixed: the provider's median
+# over the national one; 5G likewise); mobile (4G) ones are illustrative, no per-provider figure
+# was at hand. A provider missing here has factor 1.
+PROVIDER_FACTOR: dict[str, dict[str, float]] = {
+    "fixed": {"Viettel": 1.18, "CMC Telecom": 0.99, "VNPT": 0.95, "FPT Telecom": 0.46, "SCTV": 0.32},
+    "5g": {"Viettel": 1.02, "MobiFone": 0.92, "VNPT": 0.88},
+    "mobile": {"Viettel": 1.06, "VNPT": 1.0, "MobiFone": 0.94, "Vietnamobile": 0.72},
 }
+# A commune's lasting speed factor: wards (phường) faster than rural communes (xã) and island
+# zones (đặc khu), times a log-normal factor per commune drawn from COMMUNE_SEED, so a commune
+# keeps its character from month to month and seed to seed.
+COMMUNE_TYPE_FACTOR = {"phuong": 1.15, "xa": 0.9, "dac_khu": 0.8}
+COMMUNE_SIGMA = 0.2
+COMMUNE_SEED = 20250701
 GPS_SHARE = 0.4  # tests with a (rounded) GPS position, when commune centroids are known
 # Relative test volume per local hour 0..23 (quiet nights, lunch bump, evening peak).
 DIURNAL = np.array([2, 1, 1, 1, 1, 2, 4, 6, 7, 7, 7, 8, 9, 8, 7, 7, 8, 9, 11, 13, 14, 14, 11, 6], float)
@@ -86,7 +116,8 @@ class _Devices:
     network: np.ndarray  # index into NETWORK_SHARES
     provider: np.ndarray  # index into places.providers
     commune: np.ndarray  # index into places.commune_codes
-    plan: np.ndarray
+    level: np.ndarray  # the device's speed level relative to its technology's median
+    cap_mbps: np.ndarray  # no test is faster (a fixed line's plan × PLAN_HEADROOM; phones: inf)
     cum_weight: np.ndarray
     device_hash: np.ndarray  # object array of str ('' for devices without an id)
     ip_hash: np.ndarray
@@ -101,18 +132,19 @@ class _Context:
     epoch0: int  # 00:00 UTC of the month's first day, Unix seconds (local midnight is 7 h earlier)
     dates: np.ndarray  # dt.date per day (object)
     network_names: np.ndarray  # per network index (object)
-    tech_median: np.ndarray  # median download, Mbps
+    tech_median: np.ndarray  # download of a level-1 device in a factor-1 place and hour, Mbps
     tech_sigma: np.ndarray  # log-sigma of the download
     tech_up: np.ndarray  # upload/download ratio
     tech_latency: np.ndarray  # median idle latency, ms
     provider_codes: np.ndarray  # per provider index (object)
     provider_asn: np.ndarray  # int64
-    provider_factor: np.ndarray  # speed factor
+    provider_factor: np.ndarray  # speed factor, [network index, provider index]
     province_codes: np.ndarray  # per province index (object)
-    province_factor: np.ndarray  # speed factor, 0.85-1.15 by population
+    province_factor: np.ndarray  # speed factor, 0.8-1.2 by population
     province_server: np.ndarray  # test server id (object)
     commune_codes: np.ndarray  # per commune index (object)
     commune_weight: np.ndarray  # population weight
+    commune_factor: np.ndarray  # lasting speed factor (type × a log-normal draw from COMMUNE_SEED)
     commune_province_idx: np.ndarray  # the commune's province index
     commune_centroid: tuple[np.ndarray, np.ndarray] | None  # lat, lon, degrees (None: unknown, placed by IP)
 
@@ -135,13 +167,30 @@ def _devices(rng: np.random.Generator, places: Places, count: int, anonymous_sha
         mask = network == n_idx
         provider[mask] = _choice(rng, shares, int(mask.sum()))
     commune = _choice(rng, np.array(places.commune_weight), count)
-    plan = rng.lognormal(0.0, 0.35, count)
+    level, cap_mbps = _levels(rng, network == 0, count)
     heavy = rng.random(count) < 0.15
     weight = np.where(heavy, rng.lognormal(np.log(8.0), 0.5, count), 1.0)
     keys = rng.integers(0, 2**63, size=(2, count), dtype=np.int64)
     device_hash = _hex(keys[0], "")
     device_hash[rng.random(count) < anonymous_share] = ""
-    return _Devices(network, provider, commune, plan, np.cumsum(weight), device_hash, _hex(keys[1], "ip"))
+    return _Devices(network, provider, commune, level, cap_mbps, np.cumsum(weight), device_hash, _hex(keys[1], "ip"))
+
+
+def _levels(rng: np.random.Generator, fixed: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's speed level (relative to its technology's median) and its cap: a fixed line's
+    plan tier over the median plan, times the share of it a cable or Wi-Fi test reaches; a phone's
+    own log-normal level, uncapped."""
+    plans = np.array([p for p, _ in FIXED_PLANS_MBPS])
+    plan = plans[_choice(rng, np.array([s for _, s in FIXED_PLANS_MBPS]), count)]
+    wired = rng.random(count) < WIRED_SHARE
+    median, sigma = (
+        np.where(wired, WIRED_EFFICIENCY[0], WIFI_EFFICIENCY[0]),
+        np.where(wired, WIRED_EFFICIENCY[1], WIFI_EFFICIENCY[1]),
+    )
+    efficiency = median * np.exp(sigma * rng.standard_normal(count))
+    phone = rng.lognormal(0.0, PHONE_SIGMA, count)
+    fixed_level = plan / FIXED_LEVEL_PLAN_MBPS * efficiency
+    return np.where(fixed, fixed_level, phone), np.where(fixed, plan * PLAN_HEADROOM, np.inf)
 
 
 def _chunk(
@@ -165,8 +214,9 @@ def _chunk(
     hour = _choice(rng, DIURNAL, rows)
     started = ctx.epoch0 + day * 86_400 + hour * 3_600 + rng.integers(0, 3_600, rows) - 7 * 3_600
 
-    median = ctx.tech_median[network] * ctx.provider_factor[provider] * ctx.province_factor[province]
-    download = median * dev.plan[d] * CONGESTION[hour] * rng.lognormal(0.0, ctx.tech_sigma[network])
+    median = ctx.tech_median[network] * ctx.provider_factor[network, provider] * ctx.province_factor[province]
+    download = median * ctx.commune_factor[commune] * dev.level[d] * CONGESTION[hour]
+    download = np.minimum(download * rng.lognormal(0.0, ctx.tech_sigma[network]), dev.cap_mbps[d])
     download = np.round(np.clip(download, 0.2, 2_500.0), 3)
     upload = np.round(np.clip(download * ctx.tech_up[network] * rng.lognormal(0.0, 0.3, rows), 0.1, 2_500.0), 3)
     latency = np.round(ctx.tech_latency[network] * rng.lognormal(0.0, 0.45, rows) / CONGESTION[hour], 2)
@@ -350,14 +400,15 @@ def _context(cfg: SimulationConfig, places: Places) -> _Context:
         tech_latency=np.array([TECHNOLOGY[n][3] for n in networks]),
         provider_codes=np.array([p.code for p in places.providers], dtype=object),
         provider_asn=np.array([p.asn for p in places.providers], dtype=np.int64),
-        provider_factor=np.array([PROVIDER_FACTOR.get(p.code, 1.0) for p in places.providers]),
+        provider_factor=np.array([[PROVIDER_FACTOR[n].get(p.code, 1.0) for p in places.providers] for n in networks]),
         province_codes=np.array(places.province_codes, dtype=object),
-        province_factor=0.85 + 0.3 * np.sqrt(pops / pops.max()),
+        province_factor=0.8 + 0.4 * np.sqrt(pops / pops.max()),
         province_server=np.array(
             ["hn-1" if c < "40" else "dn-1" if c < "70" else "hcm-1" for c in places.province_codes], dtype=object
         ),
         commune_codes=np.array(places.commune_codes, dtype=object),
         commune_weight=np.array(places.commune_weight),
+        commune_factor=_commune_factor(places),
         commune_province_idx=np.array([province_index[p] for p in places.commune_province]),
         commune_centroid=(
             None
@@ -365,6 +416,15 @@ def _context(cfg: SimulationConfig, places: Places) -> _Context:
             else (np.array(places.commune_lat), np.array(places.commune_lon))
         ),
     )
+
+
+def _commune_factor(places: Places) -> np.ndarray:
+    """Each commune's lasting speed factor: its type's (wards faster; 1 when types are unknown)
+    times a log-normal draw that depends on COMMUNE_SEED and the commune's position only."""
+    types = places.commune_type or ("",) * len(places.commune_codes)
+    by_type = np.array([COMMUNE_TYPE_FACTOR.get(t, 1.0) for t in types])
+    draw = np.random.default_rng(COMMUNE_SEED).lognormal(0.0, COMMUNE_SIGMA, len(places.commune_codes))
+    return by_type * draw
 
 
 def generate(cfg: SimulationConfig, places: Places) -> Iterator[dict[str, Any]]:

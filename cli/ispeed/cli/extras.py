@@ -13,7 +13,7 @@ import importlib.util
 # extra -> the top-level modules its distributions provide (in pyproject.toml's order)
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "server": ("chdb", "clickhouse_driver", "pandas", "numpy", "scipy", "jinja2", "maxminddb", "mmdb_writer"),
-    "aggregator": ("chdb", "clickhouse_driver", "pandas", "numpy", "scipy", "jinja2"),
+    "aggregator": ("chdb", "clickhouse_driver", "pandas", "numpy", "scipy", "jinja2", "weasyprint"),
 }
 EXTRA_MODULES["all"] = tuple(dict.fromkeys(EXTRA_MODULES["server"] + EXTRA_MODULES["aggregator"]))
 
@@ -26,6 +26,7 @@ COMMAND_EXTRA: dict[str, str] = {
     "aggregate": "aggregator",
     "simulate": "aggregator",
     "publish": "aggregator",
+    "report": "aggregator",
     "demo": "all",
 }
 BASE_COMMANDS = ("test", "agent")

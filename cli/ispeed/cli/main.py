@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ispeed.aggregator.cli_export",
     "ispeed.aggregator.cli",
     "ispeed.publisher.cli",
+    "ispeed.publisher.cli_report",
     "ispeed.cli.demo_cli",
     "ispeed.admin_geo.cli",
 )
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     redact.install(*logging.getLogger().handlers)  # no raw client IP in any log line
+    if args.verbose < 2:  # WeasyPrint logs every layout step at INFO: only -vv shows them
+        logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

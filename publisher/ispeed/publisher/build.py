@@ -4,9 +4,10 @@ Layout of the output directory (all links are relative, so the site works at any
 from `ispeed serve` at `/site/`, any static web server, or a file:// URL):
 
     index.html, archive.html                 latest month's overview; every published month
-    YYYY-MM/{index,rankings,methodology,downloads}.html, map/<nt>.html, province/<code>.html, isp/<slug>.html
+    YYYY-MM/{index,rankings,targets,methodology,downloads}.html, map/<nt>.html, province/<code>.html, isp/<slug>.html
     en/…                                     the same pages in English
     data/YYYY-MM/                            stats.csv, changes.csv, histograms.csv, methodology.json,
+                                             estimates.csv, report-YYYY-MM-vi.pdf, report-YYYY-MM-en.pdf,
                                              tests-YYYY-MM.csv.gz, tables/<id>.csv|json, isp/<slug>.csv|json
     static/                                  style.css, sort.js
 """

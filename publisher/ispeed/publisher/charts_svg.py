@@ -14,8 +14,9 @@ from html import escape
 
 from markupsafe import Markup
 
-# Sequential, colour-blind-safe (viridis) bins of median download in Mbps; grey = no figure.
-SCALE_EDGES_MBPS = (0.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0)
+# Sequential, colour-blind-safe (viridis) bins of median download in Mbps; grey = no figure. Edges fit
+# Vietnam's 2025 speeds: 4G medians near 60, fixed near 270, 5G near 450 (aggregator/simulate.py's sources).
+SCALE_EDGES_MBPS = (0.0, 25.0, 50.0, 100.0, 200.0, 300.0, 500.0)
 SCALE_COLOURS = ("#440154", "#443983", "#31688e", "#21918c", "#35b779", "#90d743", "#fde725")
 NO_DATA_COLOUR = "#bdbdbd"
 SERIES_COLOURS = {"fixed": "#1b6ca8", "mobile": "#c2410c", "5g": "#15803d"}
@@ -37,6 +38,26 @@ def text_colour(background: str) -> str:
     lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
     luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
     return "#000000" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "#ffffff"
+
+
+# The site's style sheet styles these classes; the same paint as presentation attributes makes the
+# charts stand alone (a PDF renderer, an image viewer), and the style sheet still wins where it applies.
+_PAINT = {
+    'class="grid"': 'class="grid" stroke="#e1e5ea" stroke-width="1"',
+    'class="tick"': 'class="tick" font-size="12" fill="#333333"',
+    'class="bar"': 'class="bar" fill="#5b8fc7"',
+    'class="whisker"': 'class="whisker" stroke="#1a1a1a" stroke-width="1.5"',
+    'class="sea"': 'class="sea" fill="#f4f8fb"',
+    'class="tile-name"': 'class="tile-name" font-size="12.5" font-weight="700"',
+    'class="tile-value"': 'class="tile-value" font-size="13"',
+}
+
+
+def _markup(parts: Sequence[str]) -> Markup:
+    text = "".join(parts)
+    for plain, painted in _PAINT.items():
+        text = text.replace(plain, painted)
+    return Markup(text)
 
 
 def _open(width: float, height: float, title: str, desc: str, css_class: str) -> list[str]:
@@ -65,12 +86,23 @@ class Series:
     values: Sequence[float | None]  # one per month, None = not published
 
 
-def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc: str, unit: str) -> Markup:
-    """Monthly lines (gaps where a month is unpublished), y from 0, a legend above the plot."""
+def line_chart(
+    months: Sequence[str],
+    series: Sequence[Series],
+    title: str,
+    desc: str,
+    unit: str,
+    reference: float | None = None,
+    reference_label: str = "",
+    y_limit: float | None = None,
+) -> Markup:
+    """Monthly lines (gaps where a month is unpublished), y from 0, a legend above the plot; with
+    `reference`, a dashed horizontal line at that value (a target's threshold), labelled; `y_limit`
+    fixes the top of the axis (100 for a share in per cent)."""
     width, height, left, right, top, bottom = 640.0, 300.0, 56.0, 16.0, 40.0, 36.0
     plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max((v for s in series for v in s.values if v is not None), default=0.0)
-    y_max = _nice_max(peak * 1.1)
+    peak = max([v for s in series for v in s.values if v is not None] + [reference or 0.0], default=0.0)
+    y_max = y_limit or _nice_max(peak * 1.1)
     n = max(len(months) - 1, 1)
 
     def x(i: int) -> float:
@@ -85,6 +117,13 @@ def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>')
         out.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" class="tick">{v:g}</text>')
     out.append(f'<text x="{left - 44}" y="{top - 14}" class="tick">{escape(unit)}</text>')
+    if reference is not None:
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(reference):.1f}" y2="{y(reference):.1f}" '
+            'class="reference" stroke="#a1260d" stroke-width="2" stroke-dasharray="6 4"/>'
+            f'<text x="{width - right}" y="{y(reference) - 5:.1f}" text-anchor="end" class="tick">'
+            f"{escape(reference_label)} {reference:g}</text>"
+        )
     step = max(1, math.ceil(len(months) / 6))
     for i, month in enumerate(months):
         last = i == len(months) - 1
@@ -121,7 +160,7 @@ def line_chart(months: Sequence[str], series: Sequence[Series], title: str, desc
             if len(seg) > 1:
                 out.append(f'<polyline points="{" ".join(seg)}" fill="none" stroke="{colour}" stroke-width="2.5"/>')
     out.append("</svg>")
-    return Markup("".join(out))
+    return _markup(out)
 
 
 @dataclass(frozen=True)
@@ -167,7 +206,7 @@ def ci_bars(bars: Sequence[Bar], title: str, desc: str, unit: str) -> Markup:
         f"0 – {x_max:g} {escape(unit)}</text>"
     )
     out.append("</svg>")
-    return Markup("".join(out))
+    return _markup(out)
 
 
 @dataclass(frozen=True)
@@ -177,6 +216,7 @@ class Dot:
     value: float | None
     label: str
     href: str
+    estimated: bool = False  # the value is a small-area estimate: drawn as a ring, never a filled dot
 
 
 # Vietnam's bounding box with a margin (degrees); the Paracel and Spratly islands are not drawn.
@@ -184,25 +224,41 @@ _LAT = (8.2, 23.6)
 _LON = (102.0, 110.0)
 
 
-def dot_map(dots: Sequence[Dot], title: str, desc: str) -> Markup:
-    """Commune centroids as dots (equirectangular, x scaled by cos 16°), each linking to its table row."""
+def dot_map(dots: Sequence[Dot], title: str, desc: str, links: bool = True) -> Markup:
+    """Commune centroids as dots (equirectangular, x scaled by cos 16°), each linking to its table row
+    with its figure as a tooltip; a small-area estimate is a ring, not a dot. `links=False` draws the
+    dots alone, one path per paint (print: a PDF renderer lays out a few paths far faster than
+    thousands of elements)."""
     k = math.cos(math.radians(16.0))
     scale = 40.0  # px per degree of latitude
     width = (_LON[1] - _LON[0]) * k * scale
     height = (_LAT[1] - _LAT[0]) * scale
     out = _open(width, height, title, desc, "chart-map")
     out.append(f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" class="sea"/>')
-    # grey (no data) dots first, so coloured ones stay visible on top
-    for dot in sorted(dots, key=lambda d: d.value is not None):
+    paths: dict[tuple[float, str], list[str]] = {}  # (radius, paint) -> the path's circles, in drawing order
+    # grey (no data) dots first, then estimates' rings, so published dots stay visible on top
+    for dot in sorted(dots, key=lambda d: (d.value is not None, not d.estimated)):
+        if not (_LAT[0] <= dot.lat <= _LAT[1] and _LON[0] <= dot.lon <= _LON[1]):
+            continue  # the island zones off the box (Hoàng Sa, Trường Sa) would float beside the map
         cx = (dot.lon - _LON[0]) * k * scale
         cy = (_LAT[1] - dot.lat) * scale
-        r = 2.6 if dot.value is not None else 1.6
-        out.append(
-            f'<a href="{escape(dot.href)}"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r}" '
-            f'fill="{colour_for(dot.value)}"><title>{escape(dot.label)}</title></circle></a>'
-        )
+        if dot.estimated and dot.value is not None:
+            r, paint = 2.5, f'fill="#ffffff" stroke="{colour_for(dot.value)}" stroke-width="1.1" class="estimate"'
+        else:
+            r, paint = (2.6 if dot.value is not None else 1.6), f'fill="{colour_for(dot.value)}"'
+        if links:
+            out.append(
+                f'<a href="{escape(dot.href)}"><circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:g}" {paint}>'
+                f"<title>{escape(dot.label)}</title></circle></a>"
+            )
+        else:
+            paths.setdefault((r, paint), []).append(
+                f"M{cx - r:.1f},{cy:.1f}a{r:g},{r:g} 0 1,0 {2 * r:g},0a{r:g},{r:g} 0 1,0 {-2 * r:g},0"
+            )
+    for (_, paint), circles in paths.items():
+        out.append(f'<path d="{"".join(circles)}" {paint}/>')
     out.append("</svg>")
-    return Markup("".join(out))
+    return _markup(out)
 
 
 @dataclass(frozen=True)
@@ -255,7 +311,7 @@ def tile_grid(tiles: Sequence[Tile], title: str, desc: str) -> Markup:
             f'class="tile-value">{value}</text></a>'
         )
     out.append("</svg>")
-    return Markup("".join(out))
+    return _markup(out)
 
 
 def legend_items() -> list[tuple[str, str, str]]:

@@ -45,6 +45,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
         export=not args.no_export,
         force=args.force,
         test_url=args.test_url,
+        targets=Path(args.targets) if args.targets else None,
+        reports=not args.no_reports,
     )
     tty = sys.stderr.isatty()
 
@@ -95,5 +97,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--force", action="store_true", help="rebuild months even when their figures are unchanged")
     p.add_argument("--no-export", action="store_true", help="skip the per-test open-data export (gzip CSV)")
+    p.add_argument("--no-reports", action="store_true", help="skip the months' PDF reports (vi and en)")
+    p.add_argument(
+        "--targets", default=None, metavar="FILE.toml", help="national targets file (default: the shipped one)"
+    )
     p.add_argument("--test-url", default="", help="link the pages' 'Run a test' button to this URL (default: none)")
     p.set_defaults(func=cmd_publish)

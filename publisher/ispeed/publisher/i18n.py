@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from ispeed.publisher.words_report import REPORT_TEXT
+
 LANGUAGES = ("vi", "en")
 
 # key -> (Vietnamese, English); `{name}` fields are filled by `translator(lang)(key, name=...)`.
@@ -369,7 +371,7 @@ def translator(lang: str) -> Callable[..., str]:
     index = LANGUAGES.index(lang)
 
     def t(key: str, **fields: object) -> str:
-        text = (TEXT.get(key) or METHOD_TEXT[key])[index]
+        text = (TEXT.get(key) or METHOD_TEXT.get(key) or REPORT_TEXT[key])[index]
         return text.format(**fields) if fields else text
 
     return t

@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ispeed.aggregator.estimates import Estimate
 from ispeed.aggregator.methodology import Methodology
+from ispeed.aggregator.targets import TargetsFile
 from ispeed.core.stats import DISTRIBUTION_COLUMNS, QUALITY_COLUMNS, Cell, empty_cell
 
 TABLE_COLUMNS: tuple[str, ...] = (
@@ -106,6 +109,18 @@ class MonthData:
     export_tests: int | None = None
     geo: Geography = field(default_factory=Geography.load)
     servers: list[dict[str, Any]] = field(default_factory=list)  # per-test-server health (server_health)
+    estimates: list[Estimate] = field(default_factory=list)  # commune cells below min_samples (estimates.py)
+    targets: TargetsFile | None = None  # the national targets the Targets page follows
+    target_history: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)  # month -> its cells
+    reports: dict[str, str] = field(default_factory=dict)  # language -> the month's PDF file name
+
+    @cached_property
+    def estimate_index(self) -> dict[tuple[str, str, str], Estimate]:
+        """(network type, commune code, provider) -> the estimate of that commune cell."""
+        return {(e.network_type, e.commune_code, e.provider): e for e in self.estimates}
+
+    def estimate(self, network_type: str, commune: str, provider: str = "") -> Estimate | None:
+        return self.estimate_index.get((network_type, commune, provider))
 
     @cached_property
     def index(self) -> dict[CellKey, Cell]:

@@ -6,14 +6,17 @@ English and writes each table's CSV/JSON once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
 
+from ispeed.aggregator import targets
 from ispeed.publisher import charts_svg
 from ispeed.publisher.model import MonthData, Table, slugify
+
+TARGET_MONTHS = 12  # months of history on the Targets page
 
 
 @dataclass
@@ -93,16 +96,30 @@ def _bar_charts(md: MonthData, tables: dict[str, Table]) -> Callable[[Callable[.
     return charts
 
 
-def _map_charts(md: MonthData, nt: str) -> Callable[[Callable[..., str]], dict[str, Markup]]:
+def map_charts(md: MonthData, nt: str, links: bool = True) -> Callable[[Callable[..., str]], dict[str, Markup]]:
     def charts(t: Callable[..., str]) -> dict[str, Markup]:
         dots = []
         for code, c in sorted(md.geo.communes.items()):
             cell = md.cell(nt, "commune", c.province_code, code)
             value = cell["download_median_mbps"] if cell and cell["published"] else None
-            text = f"{c.full_name}: " + (
-                f"{value:.1f} Mbps" if value is not None else t("insufficient", n=md.method.min_samples)
+            estimate = None if value is not None else md.estimate(nt, code)
+            if estimate is not None:
+                text = f"{c.full_name}: ≈ {estimate.estimate_mbps:.1f} Mbps ({t('estimate_mark')} {estimate.grade}, "
+                text += f"{estimate.estimate_low_mbps:.1f}–{estimate.estimate_high_mbps:.1f}, n = {estimate.samples})"
+            else:
+                text = f"{c.full_name}: " + (
+                    f"{value:.1f} Mbps" if value is not None else t("insufficient", n=md.method.min_samples)
+                )
+            dots.append(
+                charts_svg.Dot(
+                    c.lat,
+                    c.lon,
+                    value if estimate is None else estimate.estimate_mbps,
+                    text,
+                    f"../province/{c.province_code}.html#c-{code}",
+                    estimated=estimate is not None,
+                )
             )
-            dots.append(charts_svg.Dot(c.lat, c.lon, value, text, f"../province/{c.province_code}.html#c-{code}"))
         tiles = []
         for code, p in sorted(md.geo.provinces.items()):
             cell = md.cell(nt, "province", code)
@@ -113,9 +130,59 @@ def _map_charts(md: MonthData, nt: str) -> Callable[[Callable[..., str]], dict[s
             )
             tiles.append(charts_svg.Tile(code, short, p.lat, p.lon, value, text, f"../province/{code}.html"))
         return {
-            "map": charts_svg.dot_map(dots, t("map_communes", nt=t(nt)), t("map_alt", nt=t(nt))),
+            "map": charts_svg.dot_map(dots, t("map_communes", nt=t(nt)), t("map_alt", nt=t(nt)), links),
             "tiles": charts_svg.tile_grid(tiles, t("tiles_title", nt=t(nt)), t("tiles_alt", nt=t(nt))),
         }
+
+    return charts
+
+
+def target_view(md: MonthData) -> dict[str, Any]:
+    """The Targets page's figures (language-neutral): per target, the national and province values
+    of the months shown, the latest month's status."""
+    if md.targets is None:
+        return {"targets_file": None, "views": [], "months": []}
+    by_month: dict[str, Sequence[Mapping[str, Any]]] = {**md.target_history, md.month: md.cells}
+    months = [m for m in targets.month_labels(md.month, TARGET_MONTHS) if m in by_month]
+    views = []
+    for target in md.targets.targets:
+
+        def figures(province: str, t: targets.Target = target) -> list[targets.Value]:
+            return [targets.value(t, by_month[m], province, md.method.min_samples) for m in months]
+
+        national = figures("")
+        provinces = [(p, figures(p.code)) for p in sorted(md.geo.provinces.values(), key=lambda p: p.code)]
+        figured = any(v.value is not None for values in [national] + [f for _, f in provinces] for v in values)
+        views.append({"target": target, "national": national, "provinces": provinces, "figured": figured})
+    return {
+        "targets_file": md.targets,
+        "views": views,
+        "months": months,
+        "gigabit_mbps": targets.gigabit_threshold_mbps(md.cells),
+    }
+
+
+def target_charts(md: MonthData, view: dict[str, Any]) -> Callable[[Callable[..., str]], dict[str, Markup]]:
+    def charts(t: Callable[..., str]) -> dict[str, Markup]:
+        out = {}
+        for item in view["views"]:
+            target: targets.Target = item["target"]
+            scale = 100.0 if target.is_share else 1.0
+            values = [None if v.value is None else v.value * scale for v in item["national"]]
+            title = target.text("title", t("lang_code"))
+            unit = "%" if target.is_share else t("mbps")
+            threshold = f"{target.threshold * scale:g} {unit}"
+            out[target.id] = charts_svg.line_chart(
+                view["months"],
+                [charts_svg.Series("fixed", t("target_national"), values)],
+                title,
+                t("target_chart_alt", title=title, threshold=threshold),
+                unit,
+                reference=target.threshold * scale,
+                reference_label=t("threshold_line"),
+                y_limit=100.0 if target.is_share else None,
+            )
+        return out
 
     return charts
 
@@ -130,6 +197,7 @@ def home_page(md: MonthData, national: Table) -> Page:
 
 def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
     """Every page of the month (paths relative to the month folder)."""
+    targets_view = target_view(md)
     pages = [
         home_page(md, tables["national"]),
         Page(
@@ -139,11 +207,12 @@ def month_pages(md: MonthData, tables: dict[str, Table]) -> list[Page]:
             _bar_charts(md, tables),
         ),
         Page("methodology.html", "methodology.html"),
+        Page("targets.html", "targets.html", targets_view, target_charts(md, targets_view)),
         Page("servers.html", "servers.html", {"servers": md.servers}),
         Page("downloads.html", "downloads.html", {"table_ids": sorted(tables)}),
     ]
     for nt in md.network_types:
-        pages.append(Page(f"map/{nt}.html", "map.html", {"nt": nt}, _map_charts(md, nt)))
+        pages.append(Page(f"map/{nt}.html", "map.html", {"nt": nt}, map_charts(md, nt)))
     for code, place in sorted(md.geo.provinces.items()):
         pages.append(
             Page(

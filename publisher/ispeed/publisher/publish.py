@@ -21,15 +21,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ispeed.aggregator import stats_table
+from ispeed.aggregator import stats_table, targets
 from ispeed.aggregator.aggregate import MonthStats, aggregate_month, month_changes, month_text, previous_month
+from ispeed.aggregator.estimates import estimate_month, write_estimates
+from ispeed.aggregator.estimates_sql import month_samples
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.server_health import server_health
+from ispeed.aggregator.targets import TargetsFile, load_targets
 from ispeed.core import files
 from ispeed.core.settings import parse_peak_hours
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ, month_bounds, parse_month, utcnow
 from ispeed.publisher.build import BUILDER_VERSION, ArchiveEntry, SiteBuilder
+from ispeed.publisher.i18n import LANGUAGES
 from ispeed.publisher.model import Geography, MonthData
 
 log = logging.getLogger("ispeed.publisher.publish")
@@ -48,6 +52,8 @@ class PublishOptions:
     export: bool = True  # write the month's open-data export (gzip CSV)
     force: bool = False  # rebuild months even when unchanged
     test_url: str = ""  # link to the browser test page ("" = no link)
+    targets: Path | None = None  # national targets file (None: the shipped one)
+    reports: bool = True  # render the month's PDF report, in each language, into its downloads
 
 
 @dataclass
@@ -144,7 +150,13 @@ def national_trend(store: Store, month: str) -> tuple[list[str], dict[tuple[str,
     return months, trend
 
 
-def _fingerprint(stats: MonthStats, status: str, trend: dict[tuple[str, str], list[float | None]]) -> str:
+def _fingerprint(
+    stats: MonthStats,
+    status: str,
+    trend: dict[tuple[str, str], list[float | None]],
+    targets_file: TargetsFile,
+    reports: bool,
+) -> str:
     payload = json.dumps(
         {
             "cells": stats.cells,
@@ -153,6 +165,8 @@ def _fingerprint(stats: MonthStats, status: str, trend: dict[tuple[str, str], li
             "trend": sorted((list(k), v) for k, v in trend.items()),
             "method": stats.method.method_values(),
             "builder": BUILDER_VERSION,
+            "targets": targets_file.sha256,
+            "reports": reports,
         },
         sort_keys=True,
         default=str,
@@ -216,6 +230,18 @@ def _latest(archive: dict[str, Any]) -> str:
     return max(archive.items(), key=score)[0] if archive else ""
 
 
+def _write_reports(md: MonthData, folder: Path, store: str) -> dict[str, str]:
+    """The month's PDF report in each language, into its data folder; language -> file name."""
+    from ispeed.publisher.report import Provenance, report_name, write_report
+
+    names = {}
+    for lang in LANGUAGES:
+        info = write_report(md, lang, folder / report_name(md.month, lang), Provenance(store))
+        log.info("%s: %s report, %d pages in %.1f s", md.month, lang, info.pages, info.seconds)
+        names[lang] = info.path.name
+    return names
+
+
 def publish(store: Store, options: PublishOptions, progress: Callable[[str], None] | None = None) -> PublishReport:
     """Aggregate the due months, build those that changed, rebuild the root pages; see the module doc."""
     started = time.perf_counter()
@@ -227,10 +253,11 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
     report = PublishReport(out)
     built: dict[str, MonthData] = {}
     now = utcnow().replace(microsecond=0)
+    targets_file = load_targets(options.targets)
     for due in due_months(today, options.months):
         stats = aggregate_month(store, due.year, due.month, options.method, out / "data", progress)
         months, trend = national_trend(store, due.label)
-        fingerprint = _fingerprint(stats, due.status, trend)
+        fingerprint = _fingerprint(stats, due.status, trend, targets_file, options.reports)
         entry = manifest["months"].get(due.label)
         if entry and entry.get("fingerprint") == fingerprint and not options.force:
             report.unchanged.append(due.label)
@@ -259,6 +286,14 @@ def publish(store: Store, options: PublishOptions, progress: Callable[[str], Non
             h.as_row()
             for h in server_health(store, due.year, due.month, include_simulated=stats.method.include_simulated)
         ]
+        md.estimates = estimate_month(month_samples(store, due.year, due.month, stats.method), stats.method)
+        write_estimates(out / "data", due.label, md.estimates, stats.method)
+        md.targets = targets_file
+        md.target_history = {m: c for m, c in targets.history(store, due.label).items() if m != due.label}
+        if options.reports and due.status == "final":  # a month to date changes nightly: no PDF until it ends
+            if progress:
+                progress(f"{due.label}: writing the PDF reports")
+            md.reports = _write_reports(md, out / "data" / due.label, store.url.redacted)
         report.pages += builder.build_month(md)
         built[due.label] = md
         report.built.append(due.label)
