@@ -31,7 +31,7 @@ from ispeed.publisher import charts_svg, i18n
 from ispeed.publisher.model import TABLE_COLUMNS, MonthData, Table
 from ispeed.publisher.pages import home_page, month_pages, month_tables, national_table, provider_slug
 
-BUILDER_VERSION = "2"  # bump when templates change what a built month looks like
+BUILDER_VERSION = "3"  # bump when templates change what a built month looks like
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class SiteBuilder:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(legend=charts_svg.legend_items())
+        self.env.globals.update(legend=charts_svg.legend_items(), rating_rules=i18n.rating_rules)
         self.env.filters["slug"] = provider_slug
 
     # -- one month ------------------------------------------------------------------------------
