@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what ispeed needs on a fresh Debian 12 machine, then the project into ./.venv.
-#   scripts/setup.sh run    the platform on the embedded store (no Debian packages needed)
+#   scripts/setup.sh run    the platform on the embedded store (Debian: fonts-dejavu-core, for share images)
 #   scripts/setup.sh test   also what the tests use: Debian's clickhouse-server, test tools
 #   scripts/setup.sh dev    the project and its test extras only (`make check`: no Debian packages)
 set -euo pipefail
@@ -9,11 +9,13 @@ profile="${1:-run}"
 
 debian_packages=()
 case "$profile" in
-  run|dev) ;;
+  dev) ;;
+  run) debian_packages=(fonts-dejavu-core) ;;  # Vietnamese glyphs in /r/<id>.png (Pillow)
   test)
     # a real ClickHouse server (and ZooKeeper for replicated tables), a real browser,
     # M-Lab's ndt7 client (npm, needs Node >= 18), and the network tools of the accuracy harness
-    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light)
+    debian_packages=(clickhouse-server clickhouse-client chromium zookeeper iproute2 iperf3 curl ethtool gcc nginx-light
+      fonts-dejavu-core)
     command -v npm >/dev/null 2>&1 || debian_packages+=(nodejs npm)
     ;;
   *) echo "scripts/setup.sh: unknown profile '$profile': use run, test or dev" >&2; exit 2 ;;
