@@ -62,7 +62,8 @@ def month_label(month: str, lang: str) -> str:
 
 
 def share_below(bins: Bins, value: float) -> float | None:
-    """The share (0-1) of a histogram's samples below `value`; inside a bin, by the log of the value."""
+    """The share (0-1) of a histogram's samples below `value`; inside a bin, by the log of the value
+    (linearly in the lowest bin, which starts at 0; the open-ended top bin counts half)."""
     total = sum(n for _, _, n in bins)
     if total <= 0:
         return None
@@ -73,8 +74,10 @@ def share_below(bins: Bins, value: float) -> float | None:
         elif value > low:
             if low > 0 and math.isfinite(high):
                 below += n * (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+            elif math.isfinite(high):
+                below += n * value / high  # the lowest bin starts at 0: linear
             else:
-                below += n / 2  # the open-ended end bins: their middle
+                below += n / 2  # the open-ended top bin: its middle
     return below / total
 
 

@@ -61,6 +61,8 @@ async def _view(request: web.Request, test_id: str, lang: str) -> dict[str, Any]
 
 async def result_page(request: web.Request) -> web.Response:
     test_id = request.match_info["test_id"]
+    if test_id.endswith((".json", ".png")):  # the id part did not match: still answered as its form would be
+        raise json_error(404, f"no stored result has the id {test_id.rsplit('.', 1)[0][:64]}", "test_id")
     lang = _lang(request)
     env = request.app[TEMPLATES]
     v = await _view(request, test_id, lang)
