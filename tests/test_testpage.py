@@ -269,3 +269,20 @@ def test_accessibility_audit_finds_no_serious_violation(browser: Any, platform: 
             found[f"{path} ({size})"] = blocking(audit(page))
     assert {k: v for k, v in found.items() if v} == {}
     context.close()
+
+
+def test_the_thresholds_are_on_the_methodology_page_the_ratings_link_to(browser: Any, platform: Platform) -> None:
+    page = browser.new_page()
+    page.goto(f"{platform.url}/")
+    assert page.get_attribute("#methodology-link", "href") == "/site/2025-07/methodology.html#ratings"
+    page.click("#lang-switch")
+    assert page.get_attribute("#methodology-link", "href") == "/site/en/2025-07/methodology.html#ratings"
+    assert page.text_content("#methodology-link") == "See the thresholds"
+    for lang, prefix in (("vi", ""), ("en", "en/")):
+        page.goto(f"{platform.url}/site/{prefix}2025-07/methodology.html#ratings")
+        rows = page.locator("#t-ratings tbody tr").evaluate_all(
+            "rows => rows.map(r => Array.from(r.cells, c => c.textContent))"
+        )
+        assert rows == [[r["use"], r["metric"], r["good"], r["ok"]] for r in ratings.rules(lang)]
+        assert page.locator("h2#ratings").count() == 1
+    page.close()

@@ -143,7 +143,8 @@ function showHistory() {
   for (const e of items.slice(0, 10)) {
     const tr = document.createElement('tr');
     const when = item('td');
-    const a = item('a', '', e.started_local || e.started_at);
+    const a = item('a');
+    for (const part of (e.started_local || e.started_at).split(/[ T]/)) a.append(item('span', 'nowrap', part), ' ');
     a.href = `/r/${encodeURIComponent(e.test_id)}${lang === 'en' ? '?lang=en' : ''}`;
     when.append(a);
     tr.append(when, item('td', 'num', e.download_mbps === null ? '–' : num(e.download_mbps)),
@@ -224,6 +225,7 @@ async function start() {
     const peaks = chart.peaks();
     $('chart-title').textContent = format(t.chartDone, {down: num(peaks.down, 0), up: num(peaks.up, 0), lat: num(peaks.lat, 0)});
     $('status').textContent = '';
+    $('summary-h').focus();   // the result is what the page is for: screen readers and keyboards land on it
     const extra = view ? {province_name: view.province_name, commune_name: view.commune_name,
       place_name: view.place_name, started_at: view.started_at, comparison: view.compare,
       ratings: view.ratings.map((r) => ({use: r.use, grade: r.grade}))} : {};
@@ -296,6 +298,10 @@ $('lang-switch').addEventListener('click', async () => {
   other.textContent = lang === 'vi' ? 'English' : 'Tiếng Việt';
   other.lang = lang === 'vi' ? 'en' : 'vi';
   if (!$('start').disabled && last) $('start').textContent = t.again;
+  for (const a of document.querySelectorAll('a[href^="/site/"]')) {   // the published site in the same language
+    const path = a.getAttribute('href').replace(/^\/site\/(en\/)?/, '');
+    a.setAttribute('href', `/site/${lang === 'en' ? 'en/' : ''}${path}`);
+  }
   showHistory();
   if (last) {
     last.view = await fetchView(last.result.test_id) || last.view;

@@ -9,6 +9,7 @@ its share image `/r/<id>.png`, and `GET /api/v1/compare` (a figure next to the p
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import OrderedDict
@@ -41,12 +42,38 @@ def _lang(request: web.Request) -> str:
     return "en" if request.query.get("lang") == "en" else "vi"
 
 
+def methodology_href(site_dir: str, lang: str) -> str:
+    """The methodology page (its ratings section) of the month the published home page shows: by the
+    site's manifest `site.json`, the newest final month with published cells (the publisher's rule);
+    '' when nothing is published."""
+    if not site_dir:
+        return ""
+    try:
+        months = json.loads((Path(site_dir) / "site.json").read_text(encoding="utf-8"))["months"]
+        month = max(
+            months,
+            key=lambda m: (months[m].get("published_cells", 0) > 0, months[m].get("status") == "final", m),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    if not (Path(site_dir) / month / "methodology.html").is_file():
+        return ""
+    return f"/site/{'en/' if lang == 'en' else ''}{month}/methodology.html#ratings"
+
+
 async def test_page(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
+    lang = _lang(request)
     html = (
         request.app[TEMPLATES]
         .get_template("index.html")
-        .render(lang=_lang(request), server_id=cfg.server_id, assets=ASSETS_PATH, site=bool(cfg.site_dir))
+        .render(
+            lang=lang,
+            server_id=cfg.server_id,
+            assets=ASSETS_PATH,
+            site=bool(cfg.site_dir),
+            methodology=methodology_href(cfg.site_dir, lang),
+        )
     )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
@@ -71,7 +98,12 @@ async def result_page(request: web.Request) -> web.Response:
         return web.Response(text=html, content_type="text/html", status=404)
     origin = f"{request.scheme}://{request.host}"
     html = env.get_template("result.html").render(
-        lang=lang, v=v, r=v, assets=ASSETS_PATH, origin=origin, share_url=f"{origin}/r/{test_id}"
+        lang=lang,
+        v=v,
+        assets=ASSETS_PATH,
+        origin=origin,
+        share_url=f"{origin}/r/{test_id}",
+        methodology=methodology_href(request.app[CONFIG].site_dir, lang),
     )
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
