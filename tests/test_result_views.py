@@ -226,3 +226,31 @@ def test_evidence_is_signed_verified_and_reports_altered_and_missing_results(set
                 assert (r.status, (await r.json())["field"]) == (400, field), bad
 
     with_server(setup, body)
+
+
+def test_loss_and_responsiveness_count_once_a_result_has_them(setup: tuple[str, Path, Path]) -> None:
+    async def body(url: str, http: aiohttp.ClientSession, app: Any) -> None:
+        (test_id,) = await results(http, url, 1)
+        status, before, _ = await get(http, f"{url}/r/{test_id}.json?lang=en")
+        assert status == 200 and {"Packet loss", "Responsiveness"} <= set(before["ratings"][4]["not_measured"])
+        # what method v2 stores (migration 0007): UDP loss each way, RPM each way
+        await _mutate(
+            app,
+            "ALTER TABLE {db}.measurements UPDATE loss_down_pct = 0.2, loss_up_pct = 2.5, rpm_down = 2000,"
+            " rpm_up = 250 WHERE test_id = {t}",
+            {"t": test_id},
+            "SELECT count() FROM {db}.measurements WHERE test_id = {t} AND rpm_up = 250",
+            [(1,)],
+        )
+        status, after, _ = await get(http, f"{url}/r/{test_id}.json?lang=en")
+        gaming = after["ratings"][4]
+        assert (gaming["use"], gaming["grade"]) == ("gaming", "poor")
+        assert not {"Packet loss", "Responsiveness"} & set(gaming["not_measured"])
+        assert {lim["metric"] for lim in gaming["limits"]} >= {"loss_pct", "rpm"}
+        assert (after["loss_up_pct"], after["rpm_up"]) == (2.5, 250.0)
+        status, html, _ = await get(http, f"{url}/r/{test_id}?lang=en")
+        page = html.decode()
+        assert '<div class="value" id="loss-value">2.5 %</div>' in page
+        assert '<div class="value" id="rpm-value">250</div>' in page
+
+    with_server(setup, body)

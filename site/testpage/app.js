@@ -79,6 +79,8 @@ function showFigures(result, view) {
   const rpm = worst(r.rpm_down, r.rpm_up, Math.min);
   $('loss-value').textContent = loss === null ? t.notMeasured : fmt(loss, '%', 1);
   $('rpm-value').textContent = rpm === null ? t.notMeasured : `${Math.round(rpm)}`;
+  $('loss-value').classList.toggle('na', loss === null);
+  $('rpm-value').classList.toggle('na', rpm === null);
   $('provider-value').textContent = r.provider || t.unknown;
   $('place-value').textContent = r.place_name || [r.commune_code, r.province_code].filter(Boolean).join(', ') || t.unknown;
 }
