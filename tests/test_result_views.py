@@ -224,6 +224,12 @@ def test_evidence_is_signed_verified_and_reports_altered_and_missing_results(set
         ):
             async with http.post(f"{url}/api/v1/evidence", json=bad) as r:
                 assert (r.status, (await r.json())["field"]) == (400, field), bad
+        # a network that floods evidence requests is told to wait (burst 10, 30 a minute)
+        statuses = []
+        for _ in range(6):
+            async with http.post(f"{url}/api/v1/evidence", json={"test_ids": [ids[0]]}) as r:
+                statuses.append((r.status, r.headers.get("Retry-After")))
+        assert statuses[:2] == [(200, None)] * 2 and statuses[-1][0] == 429 and int(statuses[-1][1] or 0) >= 1
 
     with_server(setup, body)
 

@@ -19,10 +19,15 @@ from markupsafe import Markup
 from ispeed.core.errors import ValidationError
 from ispeed.server import evidence, result_view
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, INGEST
+from ispeed.server.keys import CONFIG, INGEST, METRICS
+from ispeed.server.limits import RateLimiter
+from ispeed.server.privacy import ip_network
+from ispeed.server.proxy import client_ip
 from ispeed.server.validate import read_json
 
 MAX_BODY_BYTES = 4096
+EVIDENCE_PER_MIN_PER_NETWORK = 30  # a series reads up to 20 results: a person makes a few, a script no flood
+EVIDENCE_RATE = web.AppKey("evidence_rate", RateLimiter)
 EVIDENCE_TEMPLATES = web.AppKey("evidence_templates", jinja2.Environment)
 EVIDENCE_ASSETS = web.AppKey("evidence_assets", str)
 ID_PATTERN = "{evidence_id:e1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+}"
@@ -49,6 +54,12 @@ def _test_ids(body: Any) -> list[str]:
 
 
 async def create_evidence(request: web.Request) -> web.Response:
+    wait_s = request.app[EVIDENCE_RATE].check(ip_network(client_ip(request)))
+    if wait_s:
+        request.app[METRICS].inc("evidence_refused_rate_total")
+        raise json_error(
+            429, f"too many evidence requests from your network; retry in {wait_s:.0f} s", retry_after_s=wait_s
+        )
     test_ids = _test_ids(await read_json(request, MAX_BODY_BYTES))
     stored = await request.app[INGEST].run_in_store(lambda store: result_view.load(store, test_ids))
     assert isinstance(stored, dict)
@@ -57,6 +68,7 @@ async def create_evidence(request: web.Request) -> web.Response:
         raise json_error(404, "the store holds no result for some of these test ids", "test_ids", missing=missing)
     secret = request.app[CONFIG].secret
     evidence_id = evidence.create(secret, [stored[t] for t in test_ids])
+    request.app[METRICS].inc("evidence_created_total")
     series = evidence.parse(secret, evidence_id)
     assert series is not None
     return web.json_response(
@@ -81,6 +93,7 @@ def _iso(epoch_s: int) -> str:
 async def _verification(request: web.Request, lang: str) -> dict[str, Any] | None:
     evidence_id = request.match_info["evidence_id"]
     series = evidence.parse(request.app[CONFIG].secret, evidence_id)
+    request.app[METRICS].inc("evidence_checked_total" if series else "evidence_refused_total")
     if series is None:
         return None
     ids = list(series.test_ids)
@@ -149,6 +162,7 @@ async def verify_unknown(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, env: jinja2.Environment, assets: str) -> None:
     app[EVIDENCE_TEMPLATES] = env
+    app[EVIDENCE_RATE] = RateLimiter(EVIDENCE_PER_MIN_PER_NETWORK, EVIDENCE_PER_MIN_PER_NETWORK / 3)
     app[EVIDENCE_ASSETS] = assets
     app.router.add_post("/api/v1/evidence", create_evidence)
     app.router.add_get(f"/verify/{ID_PATTERN}.json", verify_json)

@@ -120,11 +120,14 @@ def view(result: dict[str, Any], lang: str, comparison: dict[str, Any] | None) -
     return out
 
 
-def build(store: Store, test_id: str, lang: str, site_dir: str) -> dict[str, Any] | None:
-    """Read one result and build its view with the comparison (on the store thread)."""
+def build(store: Store, test_id: str, lang: str, site_dir: str | None) -> dict[str, Any] | None:
+    """Read one result and build its view (on the store thread), with the comparison unless
+    `site_dir` is None."""
     result = load(store, [test_id]).get(test_id)
     if result is None:
         return None
+    if site_dir is None:
+        return view(result, lang, None)
     q = compare.Query(
         result["network_type"], result["province_code"], result["provider"], float(result["download_mbps"])
     )

@@ -24,7 +24,7 @@ from ispeed.core.errors import ValidationError
 from ispeed.core.schema import NETWORK_TYPES
 from ispeed.server import compare, evidence_web, result_view
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, INGEST
+from ispeed.server.keys import CONFIG, INGEST, METRICS
 
 log = logging.getLogger("ispeed.server.webpage")
 
@@ -78,10 +78,10 @@ async def test_page(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-async def _view(request: web.Request, test_id: str, lang: str) -> dict[str, Any] | None:
+async def _view(request: web.Request, test_id: str, lang: str, comparison: bool = True) -> dict[str, Any] | None:
     if not _TEST_ID.match(test_id):
         return None
-    site = request.app[CONFIG].site_dir
+    site = request.app[CONFIG].site_dir if comparison else None
     found = await request.app[INGEST].run_in_store(lambda store: result_view.build(store, test_id, lang, site))
     return found if isinstance(found, dict) else None
 
@@ -128,10 +128,11 @@ async def result_image(request: web.Request) -> web.Response:
     cache = request.app[IMAGES]
     png = cache.get((test_id, lang))
     if png is None:
-        v = await _view(request, test_id, lang)
+        v = await _view(request, test_id, lang, comparison=False)  # the image shows the result only
         if v is None:
             raise json_error(404, f"no stored result has the id {test_id}", "test_id")
         png = await asyncio.get_running_loop().run_in_executor(None, share_image.render, v)
+        request.app[METRICS].inc("share_images_rendered_total")
         cache[(test_id, lang)] = png
         while len(cache) > IMAGE_CACHE_ITEMS:
             cache.popitem(last=False)
