@@ -90,6 +90,10 @@ def _run(page: Any, url: str, lang: str, shot: Path | None = None) -> dict[str, 
         page.wait_for_function("document.querySelector('#phases [data-phase=upload]').hasAttribute('aria-current')")
         page.wait_for_timeout(700)
         page.screenshot(path=str(shot))
+        # the live chart: the download phase's 100 ms samples as a line, the upload's growing, the probes as dots
+        lines = page.locator("#chart polyline").evaluate_all("ls => ls.map(l => l.points.numberOfItems)")
+        assert len(lines) == 2 and lines[0] >= 10 * PHASE_S - 4 and lines[1] >= 3, lines
+        assert page.locator("#chart circle").count() >= 10 + PHASE_S * 5  # idle probes, then loaded ones
     page.wait_for_function("document.getElementById('result').textContent.length > 0", timeout=60_000)
     result: dict[str, Any] = json.loads(page.text_content("#result") or "{}")
     assert "error" not in result, result
@@ -129,7 +133,7 @@ def test_a_test_shows_names_comparison_ratings_share_image_and_history(
     # every field the page wrote before stays (the contract of #result), and names come with it
     for key in ("test_id", "server_id", "download_mbps", "upload_mbps", "download_mbps_client", "latency_ms"):
         assert key in result
-    assert result["submitted"] and result["valid"] and result["provider"] == "Viettel"
+    assert result["submitted"] and result["valid"] and result["provider"] == "Viettel", json.dumps(result)
     assert (result["province_code"], result["commune_code"], result["location_source"]) == ("01", "00004", "gps")
     vi = lang == "vi"
     assert result["province_name"] == ("Thành phố Hà Nội" if vi else "Hà Nội")

@@ -172,6 +172,7 @@ function markPhase(name) {
 
 let t0 = 0;
 let phaseNow = '';
+let drawing = false;
 function progress(p) {
   const now = (performance.now() - t0) / 1000;
   if (p.phase !== phaseNow) {
@@ -190,7 +191,10 @@ function progress(p) {
     $('bar').value = 0.05 + 0.475 * (p.phase === 'upload' ? 1 + done : done);
     $(`${p.phase}-value`).textContent = fmt(p.mbps, 'Mbps', 0);
   }
-  chart.draw();
+  if (!drawing) {   // at most one redraw a frame, never between a sample and the next read of the streams
+    drawing = true;
+    requestAnimationFrame(() => { drawing = false; chart.draw(); });
+  }
 }
 
 async function start() {
@@ -212,6 +216,7 @@ async function start() {
       onProgress: progress,
     });
     $('cancel').hidden = false;
+    if (document.activeElement === button || document.activeElement === document.body) $('cancel').focus();
     t0 = performance.now();
     const result = await test.run();
     $('cancel').hidden = true;
