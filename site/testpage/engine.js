@@ -9,6 +9,8 @@
 //      truth (GET /api/v1/tests/{id}?token after the phase), also polled for live progress
 //   5. POST /api/v1/results with client_kind "browser"
 //
+// cancel() stops everything at once (streams aborted, nothing submitted); onProgress gets each 100 ms
+// sample (`mbps`) and the latency probes that arrived since the last one (`rtts`, ms).
 // No dependencies, no build step: served as an ES module from site/testpage/.
 
 export const METHOD_VERSION = '2';
@@ -49,6 +51,12 @@ export function latencySummary(rtts) {
   let sum = 0;
   for (let i = 1; i < rtts.length; i++) sum += Math.abs(rtts[i] - rtts[i - 1]);
   return [median, sum / (rtts.length - 1)];
+}
+
+function cancelledError() {
+  const err = new Error('cancelled');
+  err.name = 'AbortError';
+  return err;
 }
 
 const round3 = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 1000);
@@ -101,7 +109,7 @@ class Prober {
   }
 
   async loaded(stopAt, out) {
-    while (performance.now() < stopAt) {
+    while (performance.now() < stopAt && this.ws.readyState === WebSocket.OPEN) {
       const rtt = await this.probe();
       if (rtt !== null) out.push(rtt);
       await sleep(LOADED_PROBE_INTERVAL_MS);
@@ -110,6 +118,11 @@ class Prober {
 
   close() {
     try { this.ws.close(1000); } catch (e) { /* already closed */ }
+    if (this.waiting) {   // a probe in flight ends now, not at its timeout
+      const w = this.waiting;
+      this.waiting = null;
+      w.resolve(null);
+    }
   }
 }
 
@@ -140,12 +153,23 @@ export class SpeedTest {
     this.position = opts.position || null;
     this.deviceId = opts.deviceId || '';
     this.onProgress = opts.onProgress || (() => {});
+    this.cancelled = false;
+    this.controller = null;
+    this.prober = null;
+  }
+
+  // Stops the test at once: every stream's fetch is aborted, the latency socket closed, nothing submitted.
+  cancel() {
+    this.cancelled = true;
+    if (this.controller) this.controller.abort();
+    if (this.prober) this.prober.close();
   }
 
   // Runs one phase: `streamFn(i, counters, signal)` per stream; `sampleFn()` gives the live total.
   async phase(name, streamFn, prober, sampleFn) {
     const counters = new Array(this.streams).fill(0);
     const controller = new AbortController();
+    this.controller = controller;
     const start = performance.now();
     const stopAt = start + this.durationS * 1000;
     const rtts = [];
@@ -155,18 +179,22 @@ export class SpeedTest {
       if (!controller.signal.aborted) errors.push(err);
     }));
     const samples = [[0, 0]];
-    while (performance.now() < stopAt && errors.length === 0) {
+    let shown = 0;
+    while (performance.now() < stopAt && errors.length === 0 && !this.cancelled) {
       await sleep(Math.min(SAMPLE_INTERVAL_MS, stopAt - performance.now()));
+      if (this.cancelled) break;
       const t = (performance.now() - start) / 1000;
       const total = sampleFn ? await sampleFn(counters) : counters.reduce((a, b) => a + b, 0);
       const [prevT, prevB] = samples[samples.length - 1];
       samples.push([t, total]);
       this.onProgress({phase: name, elapsedS: t, durationS: this.durationS,
-        mbps: (total - prevB) * 8 / Math.max(t - prevT, 1e-6) / 1e6});
+        mbps: (total - prevB) * 8 / Math.max(t - prevT, 1e-6) / 1e6, rtts: rtts.slice(shown)});
+      shown = rtts.length;
     }
     controller.abort();
     await Promise.all(tasks);
     await probing;
+    if (this.cancelled) throw cancelledError();
     if (errors.length) throw errors[0];
     const total = counters.reduce((a, b) => a + b, 0);
     return {mbps: steadyMbps(samples), bytes: total, samples, loadedRtts: rtts};
@@ -212,13 +240,18 @@ export class SpeedTest {
     let up;
     const idle = [];
     try {
-      this.onProgress({phase: 'latency', elapsedS: 0, durationS: 1, mbps: 0});
-      for (let k = 0; k < MIN_LATENCY_PROBES; k++) {
+      this.prober = prober;
+      this.onProgress({phase: 'latency', elapsedS: 0, durationS: 1, mbps: 0, rtts: []});
+      for (let k = 0; k < MIN_LATENCY_PROBES && !this.cancelled; k++) {
         const rtt = await prober.probe();
         if (rtt !== null) idle.push(rtt);
+        this.onProgress({phase: 'latency', elapsedS: (k + 1) / MIN_LATENCY_PROBES, durationS: 1, mbps: 0,
+          rtts: rtt === null ? [] : [rtt]});
         await sleep(20);
       }
+      if (this.cancelled) throw cancelledError();
       down = await this.phase('download', this.downloadStream(token), prober);
+      if (this.cancelled) throw cancelledError();
       const blob = uploadBlob();
       // live upload progress from the server's own count (what it received is what counts)
       const serverCount = async () => (await api(this.base, 'GET', counterPath)).bytes_up || 0;
@@ -226,7 +259,9 @@ export class SpeedTest {
     } finally {
       prober.close();
     }
+    if (this.cancelled) throw cancelledError();
     await sleep(200); // let the server take in what was in flight
+    if (this.cancelled) throw cancelledError();
     const counters = await api(this.base, 'GET', counterPath);
     const [latency, jitter] = latencySummary(idle);
     // the server's own figures are the result (method v1 §4); the page's are sent for audit

@@ -12,7 +12,18 @@ import importlib.util
 
 # extra -> the top-level modules its distributions provide (in pyproject.toml's order)
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "server": ("chdb", "clickhouse_driver", "pandas", "numpy", "scipy", "jinja2", "maxminddb", "mmdb_writer"),
+    "server": (
+        "chdb",
+        "clickhouse_driver",
+        "pandas",
+        "numpy",
+        "scipy",
+        "jinja2",
+        "maxminddb",
+        "mmdb_writer",
+        "PIL",
+        "segno",
+    ),
     "aggregator": ("chdb", "clickhouse_driver", "pandas", "numpy", "scipy", "jinja2", "weasyprint"),
 }
 EXTRA_MODULES["all"] = tuple(dict.fromkeys(EXTRA_MODULES["server"] + EXTRA_MODULES["aggregator"]))

@@ -80,7 +80,7 @@ class SiteBuilder:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.globals.update(legend=charts_svg.legend_items())
+        self.env.globals.update(legend=charts_svg.legend_items(), rating_rules=i18n.rating_rules)
         self.env.filters["slug"] = provider_slug
 
     # -- one month ------------------------------------------------------------------------------

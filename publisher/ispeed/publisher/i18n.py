@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
+from ispeed.core import ratings
 from ispeed.publisher.words_report import REPORT_TEXT
 
 LANGUAGES = ("vi", "en")
@@ -262,6 +264,47 @@ METHOD_TEXT: dict[str, tuple[str, str]] = {
         "Ai cũng có thể tính lại mọi ô từ dữ liệu mở của tháng.",
         "Anyone can recompute every cell from the month's open-data export.",
     ),
+    # the test page's ratings and comparison (core/ratings.py, server/compare.py)
+    "ratings_title": ("Đánh giá theo nhu cầu sử dụng", "Ratings for everyday uses"),
+    "ratings_intro": (
+        "Trang đo đánh giá từng kết quả cho các nhu cầu thường ngày. Mỗi nhu cầu có các tiêu chí; mỗi tiêu "
+        "chí là Tốt từ ngưỡng thứ nhất, Tạm được từ ngưỡng thứ hai, còn lại là Kém. Nhu cầu nhận mức thấp "
+        "nhất trong các tiêu chí đã đo (một con số yếu là đủ làm hỏng cuộc gọi video). Độ trễ khi có tải, "
+        "mất gói và độ phản hồi lấy chiều kém hơn (tải xuống hoặc tải lên). Con số chưa đo (mất gói và "
+        "độ phản hồi trước phương pháp đo v2) được ghi là chưa đo, không bao giờ đoán; kết quả mà máy chủ "
+        "đã làm chậm các gói thăm dò (cờ server_delayed) không có số đo độ trễ đáng tin. Ngưỡng dựa trên "
+        "khuyến nghị công bố của các dịch vụ video và gọi video, ITU-T G.114 (150 ms cho thoại tương tác) "
+        "và độ phản hồi RPM = 60.000 / thời gian khứ hồi (ms) khi có tải. Tốt: đủ cho cả hộ gia đình; "
+        "Tạm được: một người dùng một lúc.",
+        "The test page rates each result for everyday uses. Each use has criteria; a criterion is Good "
+        "from its first threshold, OK from its second, Poor otherwise. A use gets the worst grade of its "
+        "measured criteria (one weak figure is enough to spoil a video call). Latency under load, packet "
+        "loss and responsiveness take the worse direction (download or upload). A figure that was not "
+        "measured (packet loss and responsiveness before measurement method v2) is shown as not measured, "
+        "never guessed; a result whose probes the server delayed (flag server_delayed) has no trusted "
+        "latency figures. The thresholds follow video and video-call services' published "
+        "recommendations, ITU-T G.114 (150 ms for interactive voice) and responsiveness RPM = 60,000 / "
+        "round trip (ms) under load. Good: enough for a household; OK: one person at a time.",
+    ),
+    "ratings_use": ("Nhu cầu", "Use"),
+    "ratings_metric": ("Tiêu chí", "Criterion"),
+    "ratings_good": ("Tốt", "Good"),
+    "ratings_ok": ("Tạm được", "OK"),
+    "ratings_compare": (
+        'So sánh trên trang đo ("nhanh hơn N % số lượt đo mạng cố định tại Hà Nội trong tháng 7/2025"): '
+        "tháng mới nhất có ô toàn quốc được công bố cho loại mạng đó; ô của nhà mạng tại tỉnh và ô của tỉnh "
+        "(toàn quốc chỉ khi hai ô đó chưa được công bố); N là tỷ lệ mẫu (mỗi thiết bị một mẫu mỗi ngày) có "
+        "tốc độ tải xuống thấp hơn, đọc từ histograms.csv của tháng (trong một khoảng của biểu đồ tần suất, "
+        "nội suy theo thang logarit) và làm tròn xuống. Không có biểu đồ tần suất thì kết quả chỉ được đặt "
+        "cạnh trung vị và khoảng tin cậy 95 % của ô. Ô chưa đủ mẫu thì nói rõ là chưa công bố.",
+        'The test page\'s comparison ("faster than N % of fixed tests in Hà Nội in July 2025"): the newest '
+        "month with a published national cell for that network type; the ISP's cell in the province and "
+        "the province's cell (the national one only when neither is published); N is the share of samples "
+        "(one per device and day) with a lower download, read from the month's histograms.csv "
+        "(interpolated on a log scale inside a histogram bin) and rounded down. Without the histogram the "
+        "result is only placed against the cell's median and 95 % CI. A cell under the threshold is said "
+        "to be unpublished.",
+    ),
 }
 
 # Method v2's figures (issues #21, #22): table columns, the distribution line, the methodology page.
@@ -364,6 +407,11 @@ TEXT.update(FIGURES_TEXT)
 def percent(share: float | None, lang: str, digits: int = 0) -> str:
     """A share 0-1 as `62 %` ('–' when missing)."""
     return "–" if share is None else number(share * 100.0, lang, digits) + " %"
+
+
+def rating_rules(lang: str) -> list[dict[str, Any]]:
+    """The test page's rating thresholds (core/ratings.py) as methodology table rows."""
+    return ratings.rules(lang)
 
 
 def translator(lang: str) -> Callable[..., str]:
