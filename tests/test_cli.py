@@ -45,3 +45,20 @@ def test_every_designed_subcommand_exists() -> None:
     out = ispeed("--help")
     for name in ("serve", "test", "agent", "simulate", "export", "aggregate", "publish", "demo", "geo"):
         assert name in out.stdout
+
+
+def test_the_terminal_result_rates_everyday_uses_in_plain_language() -> None:
+    from ispeed.client.cli import format_result
+
+    result = {
+        "test_id": "t", "server": "http://x", "download_mbps": 80.0, "upload_mbps": 20.0, "streams": 4,
+        "duration_s": 10.0, "latency_ms": 12.0, "jitter_ms": 2.0, "loaded_latency_down_ms": 40.0,
+        "loaded_latency_up_ms": 45.0, "loss_down_pct": 3.0, "loss_up_pct": 0.0, "rpm_down": 1500.0,
+        "rpm_up": 1400.0, "submitted": True,
+    }  # fmt: skip
+    text = format_result(result)
+    video_call = next(line for line in text.splitlines() if "Video calls" in line)
+    # 3 % loss limits a call whatever the speed: the line says so, with the threshold
+    assert "OK — Packet loss 3 % (good at ≤ 1 %)" in video_call, video_call
+    del result["loss_down_pct"], result["loss_up_pct"]
+    assert "not measured: Packet loss" in next(line for line in format_result(result).splitlines() if "Video" in line)

@@ -201,6 +201,10 @@ def run_test(args: argparse.Namespace) -> int:
         return result
 
     result = asyncio.run(main())
+    from ispeed.core.ratings import rate
+
+    # plain-language ratings for everyday uses (added field): grade and what limits it, per use
+    result["ratings"] = [{k: v[k] for k in ("use", "grade", "limits", "not_measured")} for v in rate(result, "en")]
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -266,6 +270,18 @@ def _udp_line(r: dict[str, Any]) -> str:
     return "  UDP       not measured (the server offers no UDP probes, or --udp-probes 0)"
 
 
+def _rating_lines(r: dict[str, Any]) -> list[str]:
+    """One plain-language line per everyday use (core.ratings), with what limits it."""
+    from ispeed.core.ratings import rate
+
+    lines = []
+    for rating in rate(r, "en"):
+        why = "; ".join(limit["text"] for limit in rating["limits"])
+        unknown = f" (not measured: {', '.join(rating['not_measured'])})" if rating["not_measured"] else ""
+        lines.append(f"    {rating['name']:<22} {rating['grade_name']}{' — ' + why if why else ''}{unknown}")
+    return lines
+
+
 def format_result(r: dict[str, Any]) -> str:
     def ms(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f} ms"
@@ -284,6 +300,8 @@ def format_result(r: dict[str, Any]) -> str:
         + (f" ({r['rpm_label']})" if r.get("rpm_label") else ""),
         f"  over IPv{r.get('ip_version') or '?'}" + (f" to {r['server_address']}" if r.get("server_address") else ""),
         "  result submitted" if r["submitted"] else "  result not submitted (--no-submit)",
+        "  good for (the thresholds are on the published methodology page):",
+        *_rating_lines(r),
     ]
     other = r.get("other_family")
     if isinstance(other, dict):
