@@ -19,6 +19,7 @@ from tests.serve_process import ServeProcess
 
 ROOT = Path(__file__).parents[1]
 HEAVY = ("chdb", "chdb-core", "pandas", "numpy", "scipy", "clickhouse-driver", "pyarrow", "jinja2", "maxminddb")
+IMPORT_NAMES = {"pillow": "PIL"}  # distributions whose module is named otherwise
 _OFFLINE = (  # pip's words when the package registry cannot be reached at all
     "NewConnectionError",
     "Max retries exceeded",
@@ -37,7 +38,7 @@ def test_extras_table_matches_pyproject() -> None:
     optional = project["optional-dependencies"]
     assert _requirement_names(project["dependencies"]) == {"aiohttp", "uvloop"}
     for extra in ("server", "aggregator"):
-        modules = {name.replace("-", "_") for name in _requirement_names(optional[extra])}
+        modules = {IMPORT_NAMES.get(name, name.replace("-", "_")) for name in _requirement_names(optional[extra])}
         assert modules == set(extras.EXTRA_MODULES[extra]), extra
     assert optional["all"] == ["ispeed[server,aggregator]"]
     assert set(extras.EXTRA_MODULES["all"]) == set(extras.EXTRA_MODULES["server"]) | set(
