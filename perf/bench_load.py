@@ -1,12 +1,16 @@
-"""64 concurrent clients against one `ispeed serve` on loopback: throughput, errors, probe p99.
+"""64 concurrent clients against one `ispeed serve` on loopback: throughput, errors, probe delays.
 
-    python -m perf.bench_load [--clients 64] [--procs 4] [--streams 1] [--duration 5]
+    python -m perf.bench_load [--clients 64] [--procs 4] [--streams 1] [--duration 5] [--only thread|inline]
 
 The clients are real `Engine` runs (latency, download, upload, result submission), spread over
 --procs worker processes so one Python process is not the limit; all start together. All come
 from 127.0.0.1, so the per-network limits are raised to --clients for the run. Reported:
-aggregate download and upload (sum of the concurrent clients' figures), errors (target 0), and
-the p50/p99 of every latency probe (idle and loaded) the clients sent.
+aggregate download and upload (sum of the concurrent clients' figures), errors (target 0), the
+p50/p99 of every latency probe (idle and loaded) the clients sent, and the delay the server says
+it added to the probes (each test's `server_delay_p99_ms`; target < 5 ms) with the lateness of
+its loops. The server is pinned to one CPU and the clients to the other (`taskset`). Two servers
+run in turn: probes on the main loop (`--probes-inline`, the reference, first) and on their own
+thread (probe_runtime.py); the last line prints the ratios.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from typing import Any
 
 
@@ -63,27 +69,24 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--procs", type=int, default=4, help="client worker processes")
-    parser.add_argument("--streams", type=int, default=1, help="streams per client")
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--no-submit", action="store_true", help="do not submit results")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        return worker(args)
+def _percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def run(args: argparse.Namespace, inline: bool) -> dict[str, Any]:
+    """One server (probes on their own thread, or `--probes-inline`), args.clients clients; the figures."""
     from tests.serve_process import ServeProcess
 
-    print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")
-    with (
-        tempfile.TemporaryDirectory(prefix="ispeed-load-") as tmp,
-        ServeProcess(
+    with tempfile.TemporaryDirectory(prefix="ispeed-load-") as tmp:
+        server = ServeProcess(
             f"chdb:{tmp}/store",
             extra=[
                 "--rate-per-network",
@@ -92,65 +95,134 @@ def main() -> int:
                 str(args.clients),
                 "--max-tests",
                 str(max(64, args.clients)),
+                *(["--probes-inline"] if inline else []),
             ],
-        ) as server,
-    ):
-        start_at = time.time() + 3.0
-        shares = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    "--url",
-                    server.url,
-                    "--n",
-                    str(n),
-                    "--streams",
-                    str(args.streams),
-                    "--duration",
-                    str(args.duration),
-                    "--start-at",
-                    str(start_at),
-                    *(["--no-submit"] if args.no_submit else []),
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for n in shares
-            if n
-        ]
-        results: list[dict[str, Any]] = []
-        rtts: list[float] = []
-        for proc in procs:
-            out, _ = proc.communicate(timeout=4 * args.duration + 300)
-            data = json.loads(out)
-            results += data["results"]
-            rtts += data["rtts"]
+        )
+        server.args[:0] = _pin(args.server_cpus)  # every thread of the server, the probe thread too
+        with server:
+            start_at = time.time() + 3.0
+            n, extra = divmod(args.clients, args.procs)
+            shares = [n + (1 if i < extra else 0) for i in range(args.procs)]
+            procs = [
+                subprocess.Popen(
+                    [
+                        *_pin(args.client_cpus),
+                        sys.executable,
+                        "-m",
+                        "perf.bench_load",
+                        "--worker",
+                        "--url",
+                        server.url,
+                        "--n",
+                        str(n),
+                        "--streams",
+                        str(args.streams),
+                        "--duration",
+                        str(args.duration),
+                        "--start-at",
+                        str(start_at),
+                        *(["--no-submit"] if args.no_submit else []),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for share in shares
+                if share
+            ]
+            results: list[dict[str, Any]] = []
+            rtts: list[float] = []
+            for proc in procs:
+                out, _ = proc.communicate(timeout=4 * args.duration + 300)
+                data = json.loads(out)
+                results += data["results"]
+                rtts += data["rtts"]
+            with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+                metrics = r.read().decode()
     errors = [r["error"] for r in results if "error" in r]
     ok = [r for r in results if "error" not in r]
-    rtts.sort()
-    p = lambda q: rtts[min(len(rtts) - 1, int(q * len(rtts)))] if rtts else float("nan")  # noqa: E731
+    delays = [float(r["server_delay_p99_ms"]) for r in ok if r.get("server_delay_p99_ms") is not None]
+    return {
+        "inline": inline,
+        "errors": errors,
+        "ok": ok,
+        "rtts": rtts,
+        "delays": delays,
+        "flagged": sum(1 for r in ok if "server_delayed" in (r.get("flags") or [])),
+        "probe_lag_p99": _metric(metrics, "probe_loop_lag_p99_ms"),
+        "main_lag_p99": _metric(metrics, "main_loop_lag_p99_ms"),
+    }
+
+
+def _pin(cpus: str) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus and shutil.which("taskset") else []
+
+
+def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+    ok, rtts, delays = figures["ok"], figures["rtts"], figures["delays"]
     down = sum(r["download_mbps"] for r in ok) / 1000
     up = sum(r["upload_mbps"] for r in ok) / 1000
     invalid = [r for r in ok if args.no_submit is False and r.get("valid") is not None and not r.get("valid")]
-    print(f"load average after: {os.getloadavg()}")
-    print(
-        f"{args.clients} clients × {args.streams} stream(s), {args.duration:g} s phases, {len(procs)} client processes"
-    )
+    print("probes inline, on the main loop (reference):" if figures["inline"] else "probes on their own thread:")
     print(
         f"  aggregate download {down:.2f} Gbit/s, upload {up:.2f} Gbit/s "
         f"(per client median {statistics.median([r['download_mbps'] for r in ok]) if ok else 0:.0f} / "
         f"{statistics.median([r['upload_mbps'] for r in ok]) if ok else 0:.0f} Mbit/s)"
     )
-    print(f"  errors {len(errors)} (target 0); results stored as invalid: {len(invalid)}")
+    print(f"  errors {len(figures['errors'])} (target 0); results stored as invalid: {len(invalid)}")
     print(
-        f"  latency probes {len(rtts)}: p50 {p(0.5):.2f} ms, p99 {p(0.99):.2f} ms, max {rtts[-1] if rtts else 0:.2f} ms"
+        f"  latency probes {len(rtts)} (client's round trips): p50 {_percentile(rtts, 0.5):.2f} ms, "
+        f"p99 {_percentile(rtts, 0.99):.2f} ms, max {max(rtts, default=0):.2f} ms"
     )
-    for e in sorted(set(errors))[:5]:
+    print(
+        f"  server-added delay, each test's p99 as the server measured it ({len(delays)} tests): "
+        f"median {_percentile(delays, 0.5):.2f} ms, max {max(delays, default=float('nan')):.2f} ms (target < 5 ms); "
+        f"tests flagged server_delayed: {figures['flagged']}"
+    )
+    print(
+        f"  loop lateness p99: probe loop {figures['probe_lag_p99']:.2f} ms, main loop {figures['main_lag_p99']:.2f} ms"
+    )
+    for e in sorted(set(figures["errors"]))[:5]:
         print(f"  error: {e}")
-    return 1 if errors else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--procs", type=int, default=4, help="client worker processes")
+    parser.add_argument("--streams", type=int, default=1, help="streams per client")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--no-submit", action="store_true", help="do not submit results")
+    parser.add_argument("--server-cpus", default="0", help="taskset CPU list of the server ('' = not pinned)")
+    parser.add_argument("--client-cpus", default="1", help="taskset CPU list of the clients ('' = not pinned)")
+    parser.add_argument(
+        "--only", choices=("thread", "inline"), help="run one design (default: both, the inline reference first)"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    print(f"load average before: {os.getloadavg()}; {os.cpu_count()} CPUs")
+    print(
+        f"{args.clients} clients × {args.streams} stream(s), {args.duration:g} s phases, {args.procs} client processes"
+        f"; server on CPU {args.server_cpus or 'any'}, clients on CPU {args.client_cpus or 'any'}"
+    )
+    designs = [d for d in (True, False) if args.only in (None, "inline" if d else "thread")]
+    runs = [run(args, inline) for inline in designs]
+    for figures in runs:
+        report(args, figures)
+    if len(runs) == 2:
+        ref, new = (_percentile(f["delays"], 0.5) for f in runs)
+        ref_rtt, new_rtt = (_percentile(f["rtts"], 0.99) for f in runs)
+        print(
+            f"ratio own thread / inline: server-added delay (median of the tests' p99) {new / ref:.3f}, "
+            f"client round-trip p99 {new_rtt / ref_rtt:.3f}"
+        )
+    print(f"load average after: {os.getloadavg()}")
+    return 1 if any(f["errors"] for f in runs) else 0
 
 
 if __name__ == "__main__":

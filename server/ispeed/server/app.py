@@ -34,6 +34,7 @@ from ispeed.server.keys import (
     ATTRIBUTION,
     CONFIG,
     INGEST,
+    LOOP_LAG,
     METRICS,
     NDT7_RUNNING,
     PAYLOAD,
@@ -46,7 +47,9 @@ from ispeed.server.keys import (
     UdpListening,
 )
 from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
+from ispeed.server.loop_lag import LoopLag
 from ispeed.server.metrics import Metrics
+from ispeed.server.probe_runtime import PROBE_RUNTIME, ProbeRuntime
 from ispeed.server.quarantine import Quarantine
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
@@ -104,6 +107,8 @@ def make_app(
     app[RESULT_RATE] = RateLimiter(config.results_per_min_per_network, max(1.0, config.results_per_min_per_network / 2))
     app[METRICS] = m = Metrics()
     app[PAYLOAD] = measure.make_payload()
+    app[LOOP_LAG] = main_lag = LoopLag()
+    m.gauges["main_loop_lag_p99_ms"] = lambda: round(main_lag.p99_ms(), 3)
     app[ATTRIBUTION] = attr = attribution or GeoAttribution(
         config.asn_db, config.city_db, config.connection_db, config.network_prefixes
     )
@@ -125,6 +130,7 @@ def make_app(
         background = [
             asyncio.create_task(sweep_overdue(app[REGISTRY]), name="ispeed-sweeper"),
             asyncio.create_task(sample_downloads(app[REGISTRY]), name="ispeed-download-sampler"),
+            asyncio.create_task(main_lag.run(), name="ispeed-loop-lag"),
         ]
         yield
         for task in background:
@@ -143,8 +149,7 @@ def make_app(
     app.router.add_get("/api/v1/tests/{test_id}", tests_api.test_counters)
     app.router.add_get("/api/v1/download", measure.download)
     app.router.add_post("/api/v1/upload", measure.upload)
-    app.router.add_get("/api/v1/latency", measure.latency)
-    app.router.add_get(rpm.PATH, rpm.probe)  # responsiveness: one foreign probe per new connection
+    _add_probe_routes(app)
     app.router.add_post("/api/v1/results", results.submit_result)
     devices.add_routes(app, is_cellular=attr.is_cellular)  # POST /api/v1/devices (spec/identity.md)
     ndt7.add_routes(app)
@@ -154,6 +159,22 @@ def make_app(
     if config.site_dir:
         site_serving.add_routes(app, config, publish_job)  # the published site under /site/, nightly publish job
     return app
+
+
+def _add_probe_routes(app: web.Application) -> None:
+    app.router.add_get(measure.LATENCY_PATH, measure.latency)
+    app.router.add_get(rpm.PATH, rpm.probe)  # responsiveness: one foreign probe per new connection
+
+
+def make_probe_app(app: web.Application) -> web.Application:
+    """The probe thread's application (probe_runtime.py): the probe routes only, on `app`'s state."""
+    probe_app = web.Application(middlewares=[error_middleware])
+    probe_app[CONFIG] = app[CONFIG]
+    probe_app[REGISTRY] = app[REGISTRY]
+    probe_app[METRICS] = app[METRICS]
+    probe_app[STATUS] = app[STATUS]
+    _add_probe_routes(probe_app)
+    return probe_app
 
 
 @contextlib.asynccontextmanager
@@ -172,27 +193,44 @@ async def running(
         keepalive_timeout=config.keepalive_timeout_s,
     )
     await runner.setup()
+    runtime: ProbeRuntime | None = None
     try:
         # made here, not by asyncio: `--host ::` takes IPv4 too (asyncio sets IPV6_V6ONLY)
-        for sock in sockets.listening_sockets(config.host, config.port):
-            await web.SockSite(runner, sock, backlog=1024).start()
-        port = next((address[1] for address in runner.addresses if isinstance(address, tuple)), config.port)
+        listening = sockets.listening_sockets(config.host, config.port)
+        port = int(listening[0].getsockname()[1])
+        if config.probe_thread:  # probes answered on their own loop; it hands the rest to this one
+            probe_app = make_probe_app(app)
+            assert runner.server is not None
+            runtime = ProbeRuntime(probe_app, listening, asyncio.get_running_loop(), runner.server, app[METRICS])
+            probe_app[LOOP_LAG] = runtime.lag
+            probe_app[PROBE_RUNTIME] = runtime
+            runtime.start()
+        else:
+            for sock in listening:
+                await web.SockSite(runner, sock, backlog=1024).start()
         if config.udp:  # method v2's UDP probes: the TCP port's number unless --udp-port says otherwise
             udp_port = port if config.udp_port is None else config.udp_port
-            app[UDP].port, app[UDP].transports = await udp_endpoint.listen(
+            listen = udp_endpoint.listen(
                 config.host,
                 udp_port,
                 app[REGISTRY],
                 config.secret,
                 app[METRICS],
+                lag=runtime.lag if runtime else app[LOOP_LAG],
                 # a TCP port chosen free: a free UDP one when its number is taken
                 fallback_free=config.udp_port is None and config.port == 0,
             )
+            app[UDP].port, app[UDP].transports = await (runtime.call(listen) if runtime else listen)
+            if runtime is not None:
+                runtime.owned.extend(app[UDP].transports)
         host = config.host if ":" not in config.host else f"[{config.host}]"
         yield f"http://{host}:{port}", app
     finally:
-        for transport in app[UDP].transports:
-            transport.close()
+        if runtime is not None:
+            await runtime.stop()  # its loop closes the UDP transports it owns, and its connections
+        else:
+            for transport in app[UDP].transports:
+                transport.close()
         await runner.cleanup()
 
 

@@ -26,6 +26,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="UDP port of the loss and delay probes (method v2; default: the TCP port's number; "
         "0 picks a free one; off: no UDP probing, clients report udp as not offered)",
     )
+    p.add_argument(
+        "--probes-inline",
+        action="store_true",
+        help="answer latency, RPM and UDP probes on the main event loop, where transfers delay them "
+        "(default: on their own thread; this is the reference perf/bench_load.py compares with)",
+    )
     add_setting(p, "store")
     add_setting(p, "secret")
     add_setting(p, "server-id")
@@ -161,6 +167,7 @@ def build_config(args: argparse.Namespace) -> object:
         port=args.port,
         udp=udp_port != "off",
         udp_port=udp_port if isinstance(udp_port, int) else None,
+        probe_thread=not args.probes_inline,
         store_url=args.store,
         server_id=args.server_id,
         province_code=args.province,

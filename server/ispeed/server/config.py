@@ -32,6 +32,9 @@ class ServerConfig:
     # method v2's UDP probes (spec/method-v2.md): on the TCP port's number unless udp_port is given
     udp: bool = True
     udp_port: int | None = None
+    # probes (WebSocket, RPM, UDP) answered on their own thread and loop (probe_runtime.py);
+    # False answers them on the main loop, as before (the reference of perf/bench_load.py)
+    probe_thread: bool = True
     # ingest
     ingest_batch_rows: int = 500
     ingest_batch_wait_s: float = 0.05

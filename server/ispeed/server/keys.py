@@ -10,6 +10,7 @@ from aiohttp import web
 from ispeed.server.config import ServerConfig
 from ispeed.server.ingest import Ingestor
 from ispeed.server.limits import RateLimiter, RunningCount
+from ispeed.server.loop_lag import LoopLag
 from ispeed.server.metrics import Metrics
 from ispeed.server.registry import Registry
 
@@ -40,3 +41,4 @@ RESULT_RATE = web.AppKey("result_rate", RateLimiter)
 STATUS = web.AppKey("status", ServerStatus)
 UDP = web.AppKey("udp", UdpListening)  # method v2's UDP probe port (udp_endpoint.py)
 NDT7_RUNNING = web.AppKey("ndt7_running", RunningCount)  # ndt7 subtests per network, for capacity
+LOOP_LAG = web.AppKey("loop_lag", LoopLag)  # lateness of the loop that serves this app (loop_lag.py)

@@ -15,7 +15,8 @@ from aiohttp import WSMsgType, hdrs, web
 from ispeed.core import tcpinfo
 from ispeed.server import upload_fast
 from ispeed.server.errors import json_error
-from ispeed.server.keys import CONFIG, METRICS, NDT7_RUNNING, PAYLOAD, REGISTRY
+from ispeed.server.keys import CONFIG, LOOP_LAG, METRICS, NDT7_RUNNING, PAYLOAD, REGISTRY
+from ispeed.server.loop_lag import LoopLag
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.proxy import client_ip
 from ispeed.server.registry import TestState
@@ -297,30 +298,36 @@ async def upload(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+LATENCY_PATH = "/api/v1/latency"
+
+
 async def latency(request: web.Request) -> web.StreamResponse:
-    """WebSocket echo: the client times each round trip; the server counts probes."""
+    """WebSocket echo: the client times each round trip; the server counts probes and what each
+    waited here (the serving loop's lateness plus receive-to-answer; probe_runtime.py)."""
     state, _ = test_state(request)
     ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=None, autoping=True)
     await ws.prepare(request)
-    deadline = state.deadline
-    transport = request.transport
-    if transport:
-        state.transports.add(transport)
-    try:
-        await _echo(ws, state, deadline)
-    finally:
-        state.transports.discard(transport)
+    await _echo(ws, state, state.deadline, request.app[LOOP_LAG])
     return ws
 
 
-async def _echo(ws: web.WebSocketResponse, state: TestState, deadline: float) -> None:
-    async for msg in ws:
+async def _echo(ws: web.WebSocketResponse, state: TestState, deadline: float, lag: LoopLag) -> None:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # an idle socket too: the probe loop has no sweeper
+            await ws.close(code=1000, message=b"test time is over")
+            return
+        try:
+            msg = await ws.receive(timeout=remaining)
+        except TimeoutError:
+            continue
+        received = time.monotonic()
         if msg.type == WSMsgType.TEXT:
             state.latency_probes += 1
             await ws.send_str(msg.data)
+            state.probe_delays_ms.append(lag.now_ms() + (time.monotonic() - received) * 1000)
         elif msg.type == WSMsgType.BINARY:
             await ws.close(code=1003, message=b"binary messages are not expected here")
-            break
-        if time.monotonic() > deadline:
-            await ws.close(code=1000, message=b"test time is over")
-            break
+            return
+        elif msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return

@@ -5,7 +5,8 @@ the handshake and the request; the answer closes the connection. The request is 
 every request of a test (a valid token, the test still open, the network that started it),
 refused on a connection that carried anything before (its round trip would not be this
 probe's handshake), and bounded per test. The server keeps the handshake round trip its kernel
-measured and the time the request waited here (`rpm_evidence`).
+measured and the time the request waited here (`rpm_evidence`; on the probe thread its own
+clock from the request's first bytes, else the kernel's `tcpi_last_data_recv`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ispeed.core import tcpinfo
 from ispeed.server.errors import json_error
 from ispeed.server.keys import METRICS
 from ispeed.server.measure import test_state
+from ispeed.server.probe_runtime import PROBE_RUNTIME
 from ispeed.server.proxy import from_trusted_proxy
 from ispeed.server.registry import PHASE_GRACE_S, TestState
 from ispeed.server.rpm_evidence import MAX_PROBES_PER_TEST
@@ -62,8 +64,12 @@ async def probe(request: web.Request) -> web.StreamResponse:
     proxied = from_trusted_proxy(request)  # then the connection is the proxy's: its handshake is not the client's
     handshake_ms = info["RTT"] / 1000 if info is not None and info["RTT"] and not proxied else None
     state.rpm.add_probe(phase, handshake_ms, proxied)
-    if info is not None and not proxied:
-        state.probe_delays_ms.append(float(info["LastDataRecv"]))  # the request's wait in this server
+    runtime = request.app.get(PROBE_RUNTIME)
+    waited = runtime.waited_ms(sock.fileno()) if runtime is not None and sock is not None else None
+    if waited is not None:  # on the probe loop: since its first bytes showed, lateness included
+        state.probe_delays_ms.append(waited)
+    elif info is not None and not proxied:
+        state.probe_delays_ms.append(float(info["LastDataRecv"]))  # the kernel's count, in its ticks
     metrics.inc("rpm_probes_total")
     resp = web.Response(body=BODY, content_type="application/octet-stream", headers={"Cache-Control": "no-store"})
     resp.force_close()  # Connection: close, one probe per connection

@@ -77,10 +77,11 @@ class PhaseCount:
         self.received += 1
         return self.received - 1
 
-    def answered(self, arrived_ns: int, sent_ns: int) -> None:
+    def answered(self, arrived_ns: int, sent_ns: int, waited_ns: int = 0) -> None:
+        """One probe answered: `waited_ns` is how long it waited before its callback (loop lateness)."""
         self.echoed += 1
         self.arrived_us.append(min((arrived_ns - self.first_ns) // 1000, 0xFFFFFFFF))
-        self.answer_ns.append(min(sent_ns - arrived_ns, 0xFFFFFFFF))
+        self.answer_ns.append(min(sent_ns - arrived_ns + waited_ns, 0xFFFFFFFF))
 
     def summary(self) -> dict[str, int]:
         return {

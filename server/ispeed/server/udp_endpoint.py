@@ -20,6 +20,7 @@ from typing import Any, cast
 
 from ispeed.core import udp_probe
 from ispeed.core.errors import ConfigError
+from ispeed.server.loop_lag import LoopLag
 from ispeed.server.metrics import Metrics
 from ispeed.server.privacy import ip_network, keyed_hash
 from ispeed.server.registry import Registry
@@ -31,8 +32,9 @@ log = logging.getLogger("ispeed.server.udp")
 class ProbeEndpoint(asyncio.DatagramProtocol):
     """One bound UDP socket's protocol; the registry and the metrics are the app's."""
 
-    def __init__(self, registry: Registry, secret: bytes, metrics: Metrics) -> None:
+    def __init__(self, registry: Registry, secret: bytes, metrics: Metrics, lag: LoopLag | None = None) -> None:
         self.registry = registry
+        self.lag = lag  # the serving loop's lateness: how long a datagram waited before this callback
         self.secret = secret
         self.counters = metrics.counters
         self.transport: asyncio.DatagramTransport | None = None
@@ -81,7 +83,8 @@ class ProbeEndpoint(asyncio.DatagramProtocol):
         answer = udp_probe.echo(test.key, data, arrival)
         assert self.transport is not None and len(answer) == len(data)
         self.transport.sendto(answer, addr)
-        phase.answered(now_ns, time.monotonic_ns())
+        waited_ns = int(self.lag.now_ms() * 1e6) if self.lag is not None else 0
+        phase.answered(now_ns, time.monotonic_ns(), waited_ns)
         counters["udp_echoes_total"] += 1
         counters["udp_bytes_out_total"] += len(answer)
 
@@ -110,7 +113,13 @@ def udp_sockets(host: str, port: int) -> list[socket.socket]:
 
 
 async def listen(
-    host: str, port: int, registry: Registry, secret: bytes, metrics: Metrics, fallback_free: bool = False
+    host: str,
+    port: int,
+    registry: Registry,
+    secret: bytes,
+    metrics: Metrics,
+    fallback_free: bool = False,
+    lag: LoopLag | None = None,
 ) -> tuple[int, list[asyncio.DatagramTransport]]:
     """Start answering probes on `host`:`port`; (the port bound, the transports to close).
 
@@ -125,7 +134,9 @@ async def listen(
     loop = asyncio.get_running_loop()
     transports = []
     for sock in socks:
-        transport, _ = await loop.create_datagram_endpoint(lambda: ProbeEndpoint(registry, secret, metrics), sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: ProbeEndpoint(registry, secret, metrics, lag), sock=sock
+        )
         transports.append(transport)
     bound = int(socks[0].getsockname()[1])
     log.info("answering UDP probes on port %d", bound)
