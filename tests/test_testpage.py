@@ -43,9 +43,9 @@ SIZES = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "hei
 PAGE_BUDGET_BYTES = 150_000
 LOSS_SENTENCE = {
     "vi": "Không đo trong trình duyệt: trình duyệt không gửi được các gói UDP dùng để đo mất gói. "
-    "Hãy chạy `ispeed test` để đo mất gói.",
+    "Hãy chạy “ispeed test” để đo mất gói.",
     "en": "Not measured in the browser: browsers cannot send the UDP probes that measure loss. "
-    "Run `ispeed test` for packet loss.",
+    "Run “ispeed test” for packet loss.",
 }
 RPM_CLASSES = {
     "vi": {"Excellent": "Rất tốt", "Good": "Tốt", "Fair": "Trung bình", "Poor": "Kém"},
