@@ -33,6 +33,7 @@ const STOPPING = [400, 403, 404, 405, 409, 410, 429];   // not a passing fault: 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // `ms`, or less when `signal` aborts (Cancel must not wait for the end of the phase)
 const wait = (ms, signal) => new Promise((resolve) => {
+  if (signal.aborted) return resolve();
   const timer = setTimeout(resolve, ms);
   signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, {once: true});
 });
@@ -115,6 +116,7 @@ export class ForeignProber {
   }
 
   async one(samples, signal) {
+    if (signal.aborted) return;
     this.count += 1;
     const url = `${this.url}&n=${this.count}`;   // its own Resource Timing entry
     const probe = new AbortController();
