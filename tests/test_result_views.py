@@ -257,6 +257,8 @@ def test_loss_and_responsiveness_count_once_a_result_has_them(setup: tuple[str, 
         status, html, _ = await get(http, f"{url}/r/{test_id}?lang=en")
         page = html.decode()
         assert '<div class="value" id="loss-value">2.5 %</div>' in page
-        assert '<div class="value" id="rpm-value">250</div>' in page
+        assert '<div class="value" id="rpm-value">250 RPM</div>' in page
+        assert '<div class="rpm-class" id="rpm-class" data-class="Poor">Poor</div>' in page
+        assert after["rpm_label"] == "Poor"  # the draft's class of the worse direction (250 RPM)
 
     with_server(setup, body)

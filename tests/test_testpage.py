@@ -28,7 +28,7 @@ from PIL import Image
 from ispeed.admin_geo import build_demo_mmdb
 from ispeed.aggregator.methodology import Methodology
 from ispeed.aggregator.simulate import SimulationConfig, simulate
-from ispeed.core import ratings
+from ispeed.core import ratings, responsiveness
 from ispeed.core.store import open_store
 from ispeed.publisher.publish import PublishOptions, publish
 from tests.axe_audit import audit, blocking, ensure_axe
@@ -41,6 +41,16 @@ STREAMS = 2
 BA_DINH = {"latitude": 21.0386, "longitude": 105.838, "accuracy": 20}
 SIZES = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 900}}
 PAGE_BUDGET_BYTES = 150_000
+LOSS_SENTENCE = {
+    "vi": "Không đo trong trình duyệt: trình duyệt không gửi được các gói UDP dùng để đo mất gói. "
+    "Hãy chạy “ispeed test” để đo mất gói.",
+    "en": "Not measured in the browser: browsers cannot send the UDP probes that measure loss. "
+    "Run “ispeed test” for packet loss.",
+}
+RPM_CLASSES = {
+    "vi": {"Excellent": "Rất tốt", "Good": "Tốt", "Fair": "Trung bình", "Poor": "Kém"},
+    "en": {c: c for c in ("Excellent", "Good", "Fair", "Poor")},
+}
 
 
 @dataclass
@@ -159,7 +169,11 @@ def test_a_test_shows_names_comparison_ratings_share_image_and_history(
     expected = {r["use"]: r["grade"] for r in ratings.rate(result, lang)}
     shown = page.locator("#ratings li").evaluate_all("items => items.map(li => [li.dataset.use, li.dataset.grade])")
     assert dict(shown) == expected == {r["use"]: r["grade"] for r in result["ratings"]} and len(expected) == 5
-    assert (page.text_content("#loss-value") or "") == ("chưa đo" if vi else "not measured")
+    # the page does not measure loss, and says why; it measures responsiveness, shown with its class
+    assert page.text_content("#loss-value") == LOSS_SENTENCE[lang]
+    low = min(result["rpm_down"], result["rpm_up"])
+    assert page.text_content("#rpm-value") == f"{round(low)} RPM"
+    assert page.text_content("#rpm-class") == RPM_CLASSES[lang][responsiveness.label(low) or ""]
     # the share image of this result
     image = page.request.get(f"{platform.url}/r/{result['test_id']}.png")
     assert image.status == 200 and image.headers["content-type"] == "image/png"
@@ -179,6 +193,9 @@ def test_a_test_shows_names_comparison_ratings_share_image_and_history(
     assert page.locator("#compare .sentence").first.text_content() == sentence
     shown = page.locator("#ratings li").evaluate_all("items => items.map(li => [li.dataset.use, li.dataset.grade])")
     assert dict(shown) == expected
+    assert page.text_content("#loss-value") == LOSS_SENTENCE[lang]
+    assert page.text_content("#rpm-value") == f"{round(low)} RPM"
+    assert page.text_content("#rpm-class") == RPM_CLASSES[lang][responsiveness.label(low) or ""]
     page.screenshot(path=str(platform.screens / f"r-{size}-{lang}.png"), full_page=True)
     assert errors == []
     context.close()

@@ -4,6 +4,7 @@
 // `?autostart=1` runs without a click and writes the final result JSON into #result.
 // `?streams=N&duration=S` (bounded) are for automated checks; `?lang=en` switches language.
 import {SpeedTest} from './engine.js';
+import {label as rpmLabel} from './rpm.js';
 import {translate, format} from './i18n.js';
 import {LiveChart} from './chart.js';
 import * as history from './history.js';
@@ -77,10 +78,16 @@ function showFigures(result, view) {
   $('loaded-up-value').textContent = fmt(r.loaded_latency_up_ms, 'ms', 1);
   const loss = worst(r.loss_down_pct, r.loss_up_pct, Math.max);
   const rpm = worst(r.rpm_down, r.rpm_up, Math.min);
-  $('loss-value').textContent = loss === null ? t.notMeasured : fmt(loss, '%', 1);
-  $('rpm-value').textContent = rpm === null ? t.notMeasured : `${Math.round(rpm)}`;
+  // the page cannot measure loss (no UDP from a browser): it says so, and where to get it
+  $('loss-value').textContent = loss === null ? t.lossInBrowser : fmt(loss, '%', 1);
+  $('rpm-value').textContent = rpm === null ? t.notMeasured : `${Math.round(rpm)} RPM`;
   $('loss-value').classList.toggle('na', loss === null);
+  $('loss-value').classList.toggle('sentence', loss === null);
   $('rpm-value').classList.toggle('na', rpm === null);
+  const cls = rpmLabel(rpm);   // the draft's class of the worse direction
+  $('rpm-class').textContent = cls ? t[`rpm${cls}`] : '';
+  $('rpm-class').dataset.class = cls || '';
+  $('rpm-class').hidden = !cls;
   $('provider-value').textContent = r.provider || t.unknown;
   $('place-value').textContent = r.place_name || [r.commune_code, r.province_code].filter(Boolean).join(', ') || t.unknown;
 }

@@ -9,9 +9,15 @@
 //      truth (GET /api/v1/tests/{id}?token after the phase), also polled for live progress
 //   5. POST /api/v1/results with client_kind "browser"
 //
+// Method v2's responsiveness (RPM) runs beside them (rpm.js): foreign probes on new connections
+// while idle and from the end of each transfer phase's ramp-up, the loaded WebSocket round trips as
+// self probes. The page does not measure packet loss: browsers cannot send the UDP probes.
+//
 // cancel() stops everything at once (streams aborted, nothing submitted); onProgress gets each 100 ms
 // sample (`mbps`) and the latency probes that arrived since the last one (`rtts`, ms).
 // No dependencies, no build step: served as an ES module from site/testpage/.
+
+import * as rpm from './rpm.js';
 
 export const METHOD_VERSION = '2';
 export const CLIENT_VERSION = 'ispeed-web/0.1.0';
@@ -19,6 +25,7 @@ const SAMPLE_INTERVAL_MS = 100;
 const RAMP_FRACTION = 0.25;
 const RAMP_MIN_S = 0.5;
 const RAMP_MAX_FRACTION = 0.5;
+const RAMP_RTTS = 25;
 const MIN_LATENCY_PROBES = 10;
 const LOADED_PROBE_INTERVAL_MS = 100;
 const DOWNLOAD_REQUEST_BYTES = 1 << 30;
@@ -26,8 +33,9 @@ const UPLOAD_CHUNK_BYTES = 1 << 20;
 const UPLOAD_BODY_CHUNKS = 64;            // 64 MiB per POST; streams repeat requests
 
 // -- method v1 (mirrors core/ispeed/core/method.py) ---------------------------------------
-export function rampSeconds(phaseS) {
-  return Math.min(Math.max(RAMP_FRACTION * phaseS, RAMP_MIN_S), RAMP_MAX_FRACTION * phaseS);
+export function rampSeconds(phaseS, rttMs = null) {
+  const rttS = (rttMs || 0) / 1000;
+  return Math.min(Math.max(RAMP_FRACTION * phaseS, RAMP_MIN_S, RAMP_RTTS * rttS), RAMP_MAX_FRACTION * phaseS);
 }
 
 export function steadyMbps(samples) {
@@ -108,10 +116,14 @@ class Prober {
     });
   }
 
-  async loaded(stopAt, out) {
+  // Round trips every LOADED_PROBE_INTERVAL_MS until `stopAt`; `at` gets when each ended.
+  async loaded(stopAt, out, at) {
     while (performance.now() < stopAt && this.ws.readyState === WebSocket.OPEN) {
       const rtt = await this.probe();
-      if (rtt !== null) out.push(rtt);
+      if (rtt !== null) {
+        out.push(rtt);
+        at.push(performance.now());
+      }
       await sleep(LOADED_PROBE_INTERVAL_MS);
     }
   }
@@ -156,6 +168,7 @@ export class SpeedTest {
     this.cancelled = false;
     this.controller = null;
     this.prober = null;
+    this.foreign = null;   // the RPM's foreign probes (rpm.js), when the server offers them
   }
 
   // Stops the test at once: every stream's fetch is aborted, the latency socket closed, nothing submitted.
@@ -163,17 +176,22 @@ export class SpeedTest {
     this.cancelled = true;
     if (this.controller) this.controller.abort();
     if (this.prober) this.prober.close();
+    if (this.foreign) this.foreign.stop();
   }
 
   // Runs one phase: `streamFn(i, counters, signal)` per stream; `sampleFn()` gives the live total.
-  async phase(name, streamFn, prober, sampleFn) {
+  // Foreign RPM probes run from the end of the ramp-up (working conditions) to the end.
+  async phase(name, streamFn, prober, sampleFn, rttMs = null) {
     const counters = new Array(this.streams).fill(0);
     const controller = new AbortController();
     this.controller = controller;
     const start = performance.now();
     const stopAt = start + this.durationS * 1000;
+    const rampMs = rampSeconds(this.durationS, rttMs) * 1000;
     const rtts = [];
-    const probing = prober ? prober.loaded(stopAt, rtts) : Promise.resolve();
+    const rttsAt = [];
+    const probing = prober ? prober.loaded(stopAt, rtts, rttsAt) : Promise.resolve();
+    const foreign = this.foreign ? this.foreign.loaded(name, start + rampMs, stopAt) : Promise.resolve();
     const errors = [];
     const tasks = counters.map((_, i) => streamFn(i, counters, controller.signal).catch((err) => {
       if (!controller.signal.aborted) errors.push(err);
@@ -194,10 +212,12 @@ export class SpeedTest {
     controller.abort();
     await Promise.all(tasks);
     await probing;
+    await foreign;
     if (this.cancelled) throw cancelledError();
     if (errors.length) throw errors[0];
     const total = counters.reduce((a, b) => a + b, 0);
-    return {mbps: steadyMbps(samples), bytes: total, samples, loadedRtts: rtts};
+    return {mbps: steadyMbps(samples), bytes: total, samples, loadedRtts: rtts,
+      loadedAtMs: rttsAt.map((t) => t - start), rampMs};
   }
 
   downloadStream(token) {
@@ -236,12 +256,14 @@ export class SpeedTest {
     const counterPath = `/api/v1/tests/${ticket.test_id}?token=${encodeURIComponent(token)}`;
     const wsBase = (this.base || location.origin).replace(/^http/, 'ws');
     const prober = await Prober.open(`${wsBase}/api/v1/latency?token=${encodeURIComponent(token)}`);
+    this.foreign = rpm.prober(ticket.paths, this.base, token);
     let down;
     let up;
     const idle = [];
     try {
       this.prober = prober;
       this.onProgress({phase: 'latency', elapsedS: 0, durationS: 1, mbps: 0, rtts: []});
+      const idleForeign = this.foreign ? this.foreign.idle() : Promise.resolve();
       for (let k = 0; k < MIN_LATENCY_PROBES && !this.cancelled; k++) {
         const rtt = await prober.probe();
         if (rtt !== null) idle.push(rtt);
@@ -249,13 +271,15 @@ export class SpeedTest {
           rtts: rtt === null ? [] : [rtt]});
         await sleep(20);
       }
+      await idleForeign;
       if (this.cancelled) throw cancelledError();
-      down = await this.phase('download', this.downloadStream(token), prober);
+      const idleRtt = idle.length ? Math.min(...idle) : null;
+      down = await this.phase('download', this.downloadStream(token), prober, null, idleRtt);
       if (this.cancelled) throw cancelledError();
       const blob = uploadBlob();
       // live upload progress from the server's own count (what it received is what counts)
       const serverCount = async () => (await api(this.base, 'GET', counterPath)).bytes_up || 0;
-      up = await this.phase('upload', this.uploadStream(token, blob), prober, serverCount);
+      up = await this.phase('upload', this.uploadStream(token, blob), prober, serverCount, idleRtt);
     } finally {
       prober.close();
     }
@@ -264,6 +288,12 @@ export class SpeedTest {
     if (this.cancelled) throw cancelledError();
     const counters = await api(this.base, 'GET', counterPath);
     const [latency, jitter] = latencySummary(idle);
+    const figures = {
+      idle: rpm.phase(this.foreign, 'idle', idle),
+      download: rpm.phase(this.foreign, 'download', down.loadedRtts, down.loadedAtMs, down.rampMs),
+      upload: rpm.phase(this.foreign, 'upload', up.loadedRtts, up.loadedAtMs, up.rampMs),
+    };
+    const responsiveness = rpm.fields(figures);
     // the server's own figures are the result (method v1 §4); the page's are sent for audit
     const serverUp = Number(counters.upload_mbps || 0);
     const serverDown = Number(counters.download_mbps || 0);
@@ -295,6 +325,9 @@ export class SpeedTest {
     const reported = deviceNetworkType();
     if (reported) body.network_type_device = reported;
     if (this.deviceId) body.device_id = this.deviceId;
+    for (const key of ['rpm_down', 'rpm_up']) {   // only when measured, as the Python client
+      if (responsiveness[key] !== null) body[key] = responsiveness[key];
+    }
     if (this.position) {
       body.lat = this.position.lat;
       body.lon = this.position.lon;
@@ -307,6 +340,9 @@ export class SpeedTest {
       network_type: answer.network_type || result.network_type,
       network_type_source: answer.network_type_source || '', location_source: answer.location_source || '',
       device_source: answer.device_source || '', flags: answer.flags || [],
+      ...responsiveness, rpm_server: counters.rpm_server ?? null,   // the server's evidence: its handshake round trips
+      server_delay_p99_ms: counters.server_delay_p99_ms ?? null,
+      ...(this.foreign && this.foreign.stopped ? {rpm_error: this.foreign.stopped} : {}),
       result_url: `/r/${ticket.test_id}`};
   }
 }

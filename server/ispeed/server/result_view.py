@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Any
 
 from ispeed.admin_geo import commune, province
-from ispeed.core import ratings
+from ispeed.core import ratings, responsiveness
 from ispeed.core.errors import ValidationError
 from ispeed.core.store import Store
 from ispeed.core.timeutil import VN_TZ
@@ -113,6 +113,10 @@ def view(result: dict[str, Any], lang: str, comparison: dict[str, Any] | None) -
         commune_name=commune_name,
         place_name=", ".join(n for n in (commune_name, province_name) if n),
         ratings=ratings.rate(result, lang),
+        # the draft's class (Excellent, Good, Fair, Poor) of the worse direction's RPM, as `ispeed test --json`
+        rpm_label=responsiveness.label(
+            min((r for r in (result["rpm_down"], result["rpm_up"]) if r is not None), default=None)
+        ),
         compare=comparison,
         result_url=f"/r/{result['test_id']}",
         image_url=f"/r/{result['test_id']}.png" + ("?lang=en" if lang == "en" else ""),
