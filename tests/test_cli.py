@@ -62,3 +62,20 @@ def test_the_terminal_result_rates_everyday_uses_in_plain_language() -> None:
     assert "OK — Packet loss 3 % (good at ≤ 1 %)" in video_call, video_call
     del result["loss_down_pct"], result["loss_up_pct"]
     assert "not measured: Packet loss" in next(line for line in format_result(result).splitlines() if "Video" in line)
+
+
+def test_the_terminal_result_says_what_the_server_added_to_the_probes() -> None:
+    from ispeed.client.cli import format_result
+
+    result = {
+        "test_id": "t", "server": "http://x", "download_mbps": 80.0, "upload_mbps": 20.0, "streams": 4,
+        "duration_s": 10.0, "latency_ms": 12.0, "jitter_ms": 2.0, "loaded_latency_down_ms": 40.0,
+        "loaded_latency_up_ms": 45.0, "submitted": True, "server_delay_p99_ms": 1.24, "flags": [],
+    }  # fmt: skip
+    line = next(line for line in format_result(result).splitlines() if "own delay" in line)
+    assert "p99 1.2 ms" in line and "not ranked" not in line
+    result.update(server_delay_p99_ms=61.0, flags=["server_delayed"])
+    line = next(line for line in format_result(result).splitlines() if "own delay" in line)
+    assert "p99 61.0 ms" in line and "not ranked" in line
+    del result["server_delay_p99_ms"]  # a server before method v2 says nothing: no line
+    assert "own delay" not in format_result(result)

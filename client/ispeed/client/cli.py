@@ -282,6 +282,18 @@ def _rating_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _server_delay_line(r: dict[str, Any]) -> list[str]:
+    """What the server says it added to the probes (its p99), and whether that keeps them unranked."""
+    delay = r.get("server_delay_p99_ms")
+    if delay is None:
+        return []
+    delayed = "server_delayed" in (r.get("flags") or [])
+    return [
+        f"  the server's own delay on the probes: p99 {delay:.1f} ms"
+        + ("  (too much: this test's latency, RPM and loss are not ranked)" if delayed else "")
+    ]
+
+
 def format_result(r: dict[str, Any]) -> str:
     def ms(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.2f} ms"
@@ -299,6 +311,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"  responsiveness: {rpm(r.get('rpm_down'))} RPM downloading, {rpm(r.get('rpm_up'))} RPM uploading"
         + (f" ({r['rpm_label']})" if r.get("rpm_label") else ""),
         f"  over IPv{r.get('ip_version') or '?'}" + (f" to {r['server_address']}" if r.get("server_address") else ""),
+        *_server_delay_line(r),
         "  result submitted" if r["submitted"] else "  result not submitted (--no-submit)",
         "  good for (the thresholds are on the published methodology page):",
         *_rating_lines(r),
