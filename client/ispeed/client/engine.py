@@ -289,7 +289,9 @@ class Engine:
             wait_s = min(cfg.connect_timeout_s, family.TRY_TIMEOUT_S)
             self.address = await family.choose(self.origin.host, self.origin.port, cfg.ip_version, wait_s)
         device_type = await self._device_network()
-        async with self._session() as session:
+        # the latency WebSocket opens a connection of its own (probe_session): one that carried
+        # the test's start would reach a server's main loop, not the loop that answers probes
+        async with self._session() as session, self._session() as probe_session:
             ticket = await self._json(
                 session, "POST", "/api/v1/tests", json={"streams": cfg.streams, "duration_s": cfg.duration_s}
             )
@@ -301,7 +303,7 @@ class Engine:
                 udp.probing(
                     self.base, ticket.get("udp"), ticket["test_id"], cfg.udp_probes > 0, self.address
                 ) as probes,
-                session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws,
+                probe_session.ws_connect(ws_url, params={"token": token}, autoping=True) as ws,
             ):
                 prober = _Prober(ws)
                 if probes:
