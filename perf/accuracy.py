@@ -59,6 +59,7 @@ from typing import Any
 
 from tests.serve_process import ServeProcess
 
+from perf import lab_results
 from perf.netlab import SERVER_ADDR, LinkSpec, NetLab, sh, unavailable
 
 FULL_POINTS = "20x10,20x30,20x80,100x10,100x30,100x80,500x10,500x30,500x80,100x30l1"
@@ -512,17 +513,13 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps({k: v for k, v in row.items() if k != "runs"}), file=sys.stderr, flush=True)
     meta["load_after"] = os.getloadavg()[0]
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     all_rows, all_meta = rows, meta
     if args.merge and out.with_suffix(".json").exists():
         previous = json.loads(out.with_suffix(".json").read_text())
         all_meta = previous["meta"]
         all_meta["merges"] = [*all_meta.get("merges", []), meta]
         all_rows = merge_rows(previous["rows"], rows)
-    out.with_suffix(".json").write_text(json.dumps({"meta": all_meta, "rows": all_rows}, indent=1))
-    table = markdown(all_rows, all_meta)
-    out.with_suffix(".md").write_text(table)
-    print(table)
+    lab_results.write(out, all_meta, all_rows, markdown)
     return 0 if all(r.get("ok") for r in rows) else 1
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 from tests.serve_process import ServeProcess
 
+from perf import lab_results
 from perf.accuracy import ATTEMPTS, STALL_LIMIT_MS, git_state, late_max_ms
 from perf.netlab import SERVER_ADDR, LinkSpec, NetLab, unavailable
 
@@ -434,12 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["wall_s"] = round(time.monotonic() - started, 1)
                 rows.append(row)
     meta["load_after"] = os.getloadavg()[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    table = markdown(rows, meta)
-    out.with_suffix(".md").write_text(table)
-    print(table)
+    lab_results.write(Path(args.out), meta, rows, markdown)
     return 0 if all(r.get("ok") for r in rows) else 1
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from tests.serve_process import ServeProcess
 
+from perf import lab_results
 from perf.accuracy import ATTEMPTS, STALL_LIMIT_MS, git_state, late_max_ms, parse_point
 from perf.netlab import SERVER_ADDR, LinkSpec, NetLab, sh, unavailable
 
@@ -238,12 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                         shown = {k: v for k, v in row.items() if k != "delayline"}
                         print(json.dumps(shown), file=sys.stderr, flush=True)
     meta["load_after"] = os.getloadavg()[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    table = markdown(rows, meta)
-    out.with_suffix(".md").write_text(table)
-    print(table)
+    lab_results.write(Path(args.out), meta, rows, markdown)
     return 0 if all(r.get("ok") for r in rows) else 1
 
 

@@ -7,9 +7,6 @@ times (perf/accuracy.py). Needs root and `ip netns`; skips with the reason other
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +17,15 @@ PERF = Path(__file__).resolve().parent.parent / "perf"
 from perf.accuracy import ATTEMPTS, STALL_LIMIT_MS  # noqa: E402
 from perf.netlab import unavailable  # noqa: E402
 
+from tests.lab_runs import quick_rows  # noqa: E402
+
 _REASON = unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"accuracy lab unavailable: {_REASON}")
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("accuracy") / "quick"
-    proc = subprocess.run(
-        [sys.executable, "-m", "perf.accuracy", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    data = json.loads(out.with_suffix(".json").read_text())
-    assert not [r for r in data["rows"] if "error" in r], data["rows"]
-    return data["rows"]
+    return quick_rows(tmp_path_factory, "accuracy")
 
 
 def _label(row: dict[str, Any]) -> str:

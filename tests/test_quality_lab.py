@@ -8,14 +8,13 @@ skips with the reason otherwise.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 from perf.netlab import unavailable
 from perf.quality import OTHER_LIMIT_PCT, PROBES, se_pp
+
+from tests.lab_runs import quick_rows
 
 _REASON = unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"quality lab unavailable: {_REASON}")
@@ -23,18 +22,7 @@ pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"quality lab unavai
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("quality") / "quick"
-    proc = subprocess.run(
-        [sys.executable, "-m", "perf.quality", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    data = json.loads(out.with_suffix(".json").read_text())
-    assert not [r for r in data["rows"] if "error" in r], data["rows"]
-    rows: list[dict[str, Any]] = data["rows"]
-    return rows
+    return quick_rows(tmp_path_factory, "quality")
 
 
 def _run(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,6 @@ more than the tbf's queue allows (perf/rpm_lab.py states the expected figures). 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -18,6 +15,7 @@ from perf.netlab import LinkSpec, unavailable
 from perf.rpm_lab import IDLE_TOLERANCE, LOADED_MARGIN, expected
 
 from ispeed.server.rpm_evidence import RPM_TOLERANCE
+from tests.lab_runs import quick_rows
 
 _REASON = unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"network lab unavailable: {_REASON}")
@@ -25,17 +23,7 @@ pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"network lab unavai
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("rpm") / "quick"
-    proc = subprocess.run(
-        [sys.executable, "-m", "perf.rpm_lab", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    data = json.loads(out.with_suffix(".json").read_text())
-    assert not [r for r in data["rows"] if "error" in r], data["rows"]
-    return list(data["rows"])
+    return quick_rows(tmp_path_factory, "rpm_lab")
 
 
 def _label(row: dict[str, Any]) -> str:
