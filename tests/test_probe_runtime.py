@@ -109,7 +109,7 @@ def test_connections_that_are_not_probes_reach_the_main_application(tmp_path: Pa
             for pause_s, request in (
                 (0.0, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
                 (2.3, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),  # silent past the peek wait
-                (0.0, b"GET /api/v1/rpm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),  # a probe without token
+                (0.0, b"GET /api/v1/rpm HTTP/1.1\r\nHost: x\r\n\r\n"),  # a probe without token, keep-alive asked
             ):
                 reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
                 await asyncio.sleep(pause_s)
@@ -123,6 +123,7 @@ def test_connections_that_are_not_probes_reach_the_main_application(tmp_path: Pa
     assert late.startswith(b"HTTP/1.1 200")
     assert no_token.startswith(b"HTTP/1.1 403") or no_token.startswith(b"HTTP/1.1 400"), no_token[:200]
     assert b'"error"' in no_token  # the probe application answers with the same JSON reasons
+    # and it ended the connection (read() above reached its end): a next request is routed anew
 
 
 @pytest.mark.parametrize(

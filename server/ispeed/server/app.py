@@ -174,7 +174,15 @@ def make_probe_app(app: web.Application) -> web.Application:
     probe_app[METRICS] = app[METRICS]
     probe_app[STATUS] = app[STATUS]
     _add_probe_routes(probe_app)
+    probe_app.on_response_prepare.append(_one_request_per_connection)
     return probe_app
+
+
+async def _one_request_per_connection(request: web.Request, response: web.StreamResponse) -> None:
+    """A probe connection's answer (a refusal too) ends it: whatever the client asks next must
+    come on a new connection, which the probe thread routes (this app holds the probe routes only)."""
+    if not isinstance(response, web.WebSocketResponse):
+        response.force_close()
 
 
 @contextlib.asynccontextmanager
