@@ -49,7 +49,7 @@ from ispeed.server.keys import (
 from ispeed.server.limits import RateLimiter, RunningCount, sample_downloads, sweep_overdue
 from ispeed.server.loop_lag import LoopLag
 from ispeed.server.metrics import Metrics
-from ispeed.server.probe_runtime import PROBE_RUNTIME, ProbeRuntime
+from ispeed.server.probe_runtime import LATENCY_PATH, PROBE_RUNTIME, ProbeRuntime
 from ispeed.server.quarantine import Quarantine
 from ispeed.server.registry import Registry
 from ispeed.server.spool import Spool
@@ -162,7 +162,7 @@ def make_app(
 
 
 def _add_probe_routes(app: web.Application) -> None:
-    app.router.add_get(measure.LATENCY_PATH, measure.latency)
+    app.router.add_get(LATENCY_PATH, measure.latency)
     app.router.add_get(rpm.PATH, rpm.probe)  # responsiveness: one foreign probe per new connection
 
 

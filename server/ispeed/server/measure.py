@@ -298,9 +298,6 @@ async def upload(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-LATENCY_PATH = "/api/v1/latency"
-
-
 async def latency(request: web.Request) -> web.StreamResponse:
     """WebSocket echo: the client times each round trip; the server counts probes and what each
     waited here (the serving loop's lateness plus receive-to-answer; probe_runtime.py)."""

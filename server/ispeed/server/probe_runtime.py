@@ -44,8 +44,18 @@ from ispeed.server.metrics import Metrics
 
 log = logging.getLogger("ispeed.server.probes")
 
-PROBE_REQUESTS = (b"GET /api/v1/rpm?", b"GET /api/v1/rpm ", b"GET /api/v1/latency?", b"GET /api/v1/latency ")
-PEEK_BYTES = 32  # enough for the longest of PROBE_REQUESTS
+RPM_PATH = "/api/v1/rpm"  # the routes served on the probe loop (app.py routes them)
+LATENCY_PATH = "/api/v1/latency"
+
+
+def _request_heads(path: str) -> tuple[bytes, ...]:
+    """How a GET of `path` starts on the wire: with a query, or without one."""
+    return (f"GET {path}?".encode(), f"GET {path} ".encode())
+
+
+RPM_REQUESTS = _request_heads(RPM_PATH)
+PROBE_REQUESTS = RPM_REQUESTS + _request_heads(LATENCY_PATH)
+PEEK_BYTES = max(len(head) for head in PROBE_REQUESTS)
 FIRST_BYTES_WAIT_S = 2.0  # a connection silent this long after accept goes to the main loop as is
 ACCEPTS_PER_WAKE = 64
 SWITCH_INTERVAL_S = 0.0001
@@ -198,7 +208,7 @@ class ProbeRuntime:
             self._to_main(conn)
             return
         self.metrics.inc("probe_connections_total")
-        if head.startswith(PROBE_REQUESTS[:2]):  # an RPM probe: its wait is kept (rpm.probe takes it)
+        if head.startswith(RPM_REQUESTS):  # an RPM probe: its wait is kept (rpm.probe takes it)
             self._readable_at[conn.fileno()] = time.monotonic() - self.lag.now_ms() / 1000
         assert self._runner is not None and self._runner.server is not None
         loop.create_task(self._adopt(loop, self._runner.server, conn))

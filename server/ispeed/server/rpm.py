@@ -19,12 +19,12 @@ from ispeed.core import tcpinfo
 from ispeed.server.errors import json_error
 from ispeed.server.keys import METRICS
 from ispeed.server.measure import test_state
-from ispeed.server.probe_runtime import PROBE_RUNTIME
+from ispeed.server.probe_runtime import PROBE_RUNTIME, RPM_PATH
 from ispeed.server.proxy import from_trusted_proxy
 from ispeed.server.registry import PHASE_GRACE_S, TestState
 from ispeed.server.rpm_evidence import MAX_PROBES_PER_TEST
 
-PATH = "/api/v1/rpm"
+PATH = RPM_PATH
 BODY = b"1"  # the draft's small object: one byte
 
 
