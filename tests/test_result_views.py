@@ -243,9 +243,9 @@ def test_loss_and_responsiveness_count_once_a_result_has_them(setup: tuple[str, 
         await _mutate(
             app,
             "ALTER TABLE {db}.measurements UPDATE loss_down_pct = 0.2, loss_up_pct = 2.5, rpm_down = 2000,"
-            " rpm_up = 250 WHERE test_id = {t}",
+            " rpm_up = 250.5, download_mbps = 1234.5 WHERE test_id = {t}",
             {"t": test_id},
-            "SELECT count() FROM {db}.measurements WHERE test_id = {t} AND rpm_up = 250",
+            "SELECT count() FROM {db}.measurements WHERE test_id = {t} AND rpm_up = 250.5",
             [(1,)],
         )
         status, after, _ = await get(http, f"{url}/r/{test_id}.json?lang=en")
@@ -253,12 +253,14 @@ def test_loss_and_responsiveness_count_once_a_result_has_them(setup: tuple[str, 
         assert (gaming["use"], gaming["grade"]) == ("gaming", "poor")
         assert not {"Packet loss", "Responsiveness"} & set(gaming["not_measured"])
         assert {lim["metric"] for lim in gaming["limits"]} >= {"loss_pct", "rpm"}
-        assert (after["loss_up_pct"], after["rpm_up"]) == (2.5, 250.0)
+        assert (after["loss_up_pct"], after["rpm_up"]) == (2.5, 250.5)
         status, html, _ = await get(http, f"{url}/r/{test_id}?lang=en")
         page = html.decode()
         assert '<div class="value" id="loss-value">2.5 %</div>' in page
-        assert '<div class="value" id="rpm-value">250 RPM</div>' in page
+        # halves written as the browser writes them (Math.round, toFixed), not rounded to even
+        assert '<div class="value" id="rpm-value">251 RPM</div>' in page
+        assert '<div class="value" id="download-value">1235 Mbps</div>' in page
         assert '<div class="rpm-class" id="rpm-class" data-class="Poor">Poor</div>' in page
-        assert after["rpm_label"] == "Poor"  # the draft's class of the worse direction (250 RPM)
+        assert after["rpm_label"] == "Poor"  # the draft's class of the worse direction (250.5 RPM)
 
     with_server(setup, body)

@@ -15,6 +15,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ispeed.server import figures
+
 log = logging.getLogger("ispeed.server.share_image")
 
 WIDTH, HEIGHT = 1200, 630
@@ -51,7 +53,7 @@ def _num(value: Any, lang: str, digits: int = 1) -> str:
     if value is None:
         return "–"
     number = float(value)
-    text = f"{number:.0f}" if number >= 1000 else f"{number:.{digits}f}"
+    text = figures.fixed(number, 0 if number >= 1000 else digits)  # as the test page writes it
     return text.replace(".", ",") if lang == "vi" else text
 
 

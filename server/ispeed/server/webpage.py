@@ -22,7 +22,7 @@ from aiohttp import web
 from ispeed.core.assets import site_dir
 from ispeed.core.errors import ValidationError
 from ispeed.core.schema import NETWORK_TYPES
-from ispeed.server import compare, evidence_web, result_view
+from ispeed.server import compare, evidence_web, figures, result_view
 from ispeed.server.errors import json_error
 from ispeed.server.keys import CONFIG, INGEST, METRICS
 
@@ -181,6 +181,8 @@ def add_routes(app: web.Application, directory: Path = TESTPAGE_DIR) -> None:
     app[TEMPLATES] = env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)), autoescape=jinja2.select_autoescape(["html"])
     )
+    # figures spelt as the test page's JavaScript spells them (halves up, not to even)
+    env.filters.update(fixed=figures.fixed, jsround=figures.rounded)
     app[IMAGES] = OrderedDict()
     app.router.add_get("/", test_page)
     app.router.add_get("/api/v1/compare", compare_api)
