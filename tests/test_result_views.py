@@ -262,5 +262,12 @@ def test_loss_and_responsiveness_count_once_a_result_has_them(setup: tuple[str, 
         assert '<div class="value" id="download-value">1235 Mbps</div>' in page
         assert '<div class="rpm-class" id="rpm-class" data-class="Poor">Poor</div>' in page
         assert after["rpm_label"] == "Poor"  # the draft's class of the worse direction (250.5 RPM)
+        # the share image says it too, in the page's spelling and the draft's class
+        from ispeed.server import share_image
+
+        status, vi, _ = await get(http, f"{url}/r/{test_id}.json")
+        assert share_image.quality_line(after).endswith(" · 251 RPM (Poor)")
+        assert share_image.quality_line(vi).endswith(" · 251 RPM (Kém)")
+        assert " RPM" not in share_image.quality_line(before)  # not measured: not drawn
 
     with_server(setup, body)

@@ -36,6 +36,11 @@ TEXT = {
     "unknown_isp": ("Nhà mạng không xác định", "ISP unknown"),
     "server": ("máy chủ", "server"),
     "invalid": ("Không tính vào thống kê", "Not counted in the statistics"),
+    # the draft's responsiveness classes, named as the test page names them
+    "Excellent": ("Rất tốt", "Excellent"),
+    "Good": ("Tốt", "Good"),
+    "Fair": ("Trung bình", "Fair"),
+    "Poor": ("Kém", "Poor"),
 }
 
 
@@ -68,6 +73,24 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, size: int, width: int, bold: bool
     return text + "…", small
 
 
+def quality_line(v: dict[str, Any]) -> str:
+    """The line under the two speeds: idle latency, the worse loaded latency, and the worse
+    direction's RPM with its class (each only when measured), as the test page writes them."""
+    i = 1 if v.get("lang") == "en" else 0
+    lang = "en" if i else "vi"
+    line = f"{TEXT['latency'][i]} {_num(v.get('latency_ms'), lang)} ms"
+    loaded = [x for x in (v.get("loaded_latency_down_ms"), v.get("loaded_latency_up_ms")) if x is not None]
+    if loaded:
+        line += f" · {TEXT['loaded'][i]} {_num(max(loaded), lang)} ms"
+    rpms = [x for x in (v.get("rpm_down"), v.get("rpm_up")) if x is not None]
+    if rpms:
+        line += f" · {figures.rounded(min(rpms))} RPM"
+        label = v.get("rpm_label")
+        if label in TEXT:
+            line += f" ({TEXT[label][i]})"
+    return line
+
+
 def render(v: dict[str, Any]) -> bytes:
     """The PNG of a result view (`result_view.view`)."""
     i = 1 if v.get("lang") == "en" else 0
@@ -82,11 +105,8 @@ def render(v: dict[str, Any]) -> bytes:
         number = _num(value, lang)
         d.text((x + 32, 214), number, font=font(104, True), fill=color)
         d.text((x + 44 + d.textlength(number, font=font(104, True)), 262), "Mbps", font=font(40), fill=MUTED)
-    loaded = [x for x in (v.get("loaded_latency_down_ms"), v.get("loaded_latency_up_ms")) if x is not None]
-    latency = f"{TEXT['latency'][i]} {_num(v.get('latency_ms'), lang)} ms"
-    if loaded:
-        latency += f" · {TEXT['loaded'][i]} {_num(max(loaded), lang)} ms"
-    d.text((48, 392), latency, font=font(34), fill=FG)
+    text, f = _fit(d, quality_line(v), 34, WIDTH - 96)
+    d.text((48, 392), text, font=f, fill=FG)
     isp = v.get("provider") or TEXT["unknown_isp"][i]
     place = v.get("place_name") or TEXT["unknown_place"][i]
     text, f = _fit(d, f"{isp} · {place}", 40, WIDTH - 96, bold=True)
