@@ -45,7 +45,12 @@ def test_both_points_with_both_ccs_and_the_stated_expectations(rows: list[dict[s
 
 
 def test_idle_rpm_within_10_percent_of_60000_over_rtt(rows: list[dict[str, Any]]) -> None:
-    bad = {_label(r): (r["rpm_idle"], r["expected"]["idle_rpm"]) for r in rows if abs(r["idle_err"]) > IDLE_TOLERANCE}
+    # against the nominal RTT; against the RTT the link delivered only when every attempt's delay line stalled
+    bad = {
+        _label(r): (r["rpm_idle"], r["idle_expected_rpm"], r["idle_reference"])
+        for r in rows
+        if abs(r["idle_err"]) > IDLE_TOLERANCE
+    }
     assert not bad, f"idle RPM off 60000 / RTT by more than 10 %: {bad}"
 
 
