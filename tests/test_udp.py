@@ -303,7 +303,11 @@ def test_round_trips_end_when_the_echo_arrives_not_when_a_busy_client_reads_it(s
             prober.close()
 
     stamped, rtts = run(go())
-    assert len(rtts) == 20 and max(rtts) < 100, rtts
+    # every echo is read after the 200 ms: a client that timed them when it read them would put all
+    # 20 at >= 200 ms. A few may be long for the server's own reasons (a fresh server answered its
+    # first one to three echoes ~200 ms late in 2 of 9 runs, 1 of 6 fresh-clone CI runs), so the
+    # test asks for 16 of 20 at the path's round trip.
+    assert len(rtts) == 20 and sorted(rtts)[15] < 100, rtts
     assert stamped == (sys.platform == "linux")
 
 
